@@ -1,0 +1,92 @@
+"""The ``zeus`` command line: built-in subcommands, or a command run through the master.
+
+Imported on every client call: parses by hand (argparse costs milliseconds) and imports the
+master's code only for the subcommands that need it.
+"""
+
+import posix
+import sys
+
+from zeuspy import __version__
+
+USAGE = """\
+usage: zeus [-t|-T] COMMAND [ARGS...]   run COMMAND of the plan in a preloaded process
+       zeus start [--config PATH]        start the master (boots the plan's phases)
+       zeus restart                      reboot every phase of the running master
+       zeus stop                         stop the running master
+       zeus version | help
+
+options for COMMAND:
+  -t, --tty      give the command a terminal even when output is redirected
+  -T, --no-tty   never give the command a terminal
+  --config PATH  the zeus.json to use (default: the nearest one from here upwards)
+"""
+BUILTINS = ("start", "restart", "stop", "version", "help")
+
+
+def _err(text: str) -> None:
+    sys.stderr.write(text + "\n")
+
+
+def _full_environment() -> None:
+    """The launcher starts Python without `site`; the master needs the whole environment."""
+    if sys.flags.no_site and "site" not in sys.modules:
+        import site
+
+        site.main()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    tty: bool | None = None
+    config: str | None = None
+    while args and args[0].startswith("-"):
+        option = args.pop(0)
+        if option in ("-t", "--tty"):
+            tty = True
+        elif option in ("-T", "--no-tty"):
+            tty = False
+        elif option in ("-h", "--help"):
+            sys.stdout.write(USAGE)
+            return 0
+        elif option in ("-V", "--version"):
+            sys.stdout.write(f"zeuspy {__version__}\n")
+            return 0
+        elif option == "--config" and args:
+            config = args.pop(0)
+        elif option.startswith("--config="):
+            config = option.partition("=")[2]
+        elif option == "--":
+            break
+        else:
+            _err(f"zeus: unknown option {option}\n{USAGE}")
+            return 2
+    if not args:
+        _err(USAGE)
+        return 2
+    word, rest = args[0], args[1:]
+    if word in BUILTINS:
+        return _builtin(word, rest, config)
+    from zeuspy.client.run import run
+
+    return run(word, rest, tty)
+
+
+def _builtin(word: str, rest: list[str], config: str | None) -> int:
+    if word == "version":
+        sys.stdout.write(f"zeuspy {__version__}\n")
+        return 0
+    if word == "help":
+        sys.stdout.write(USAGE)
+        return 0
+    _full_environment()
+    from zeuspy import commands
+
+    try:
+        return commands.run_builtin(word, rest, config)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    posix._exit(main())

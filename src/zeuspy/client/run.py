@@ -1,0 +1,423 @@
+"""Run one command through the master: connect, hand over the terminal, relay, exit with its status.
+
+Protocol steps ("Client <-> master <-> command") are in docs/protocol.md. Every exit path restores
+the terminal; output is drained to EOF before the status is returned.
+"""
+
+from __future__ import annotations
+
+import _signal
+import _socket
+import posix
+import select
+import sys
+import time
+
+from zeuspy import paths
+from zeuspy.client import terminal
+from zeuspy.protocol import wire
+
+NO_MASTER = "Can't connect to master. Run zeus start first."
+#: After the status arrived, stop waiting for output EOF once the streams were idle this long
+#: (a background process the command started may hold them open forever).
+DRAIN_IDLE = 0.2
+#: After SIGTERM or SIGHUP was forwarded, wait this long for the command's status, then leave.
+TERM_GRACE = 1.0
+#: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md).
+EXTENSION_OFFER = wire.encode("X:zeuspy=1")
+FORWARDED = (
+    _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1,
+    _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT, _signal.SIGTSTP,
+)
+#: Signals a terminal sends to its foreground group; we deliver them to the command's group.
+TERMINAL_SIGNALS = frozenset((_signal.SIGINT, _signal.SIGQUIT, _signal.SIGTSTP, _signal.SIGCONT,
+                              _signal.SIGWINCH))
+
+
+def _stderr(text: str) -> None:
+    try:
+        posix.write(2, (text + "\n").encode("utf-8", "replace"))
+    except OSError:
+        pass
+
+
+def _write_all(fd: int, data: bytes) -> bool:
+    """Write everything (blocking); False when the reader is gone."""
+    while data:
+        try:
+            written = posix.write(fd, data)
+        except BlockingIOError:
+            select.select([], [fd], [])
+            continue
+        except OSError:
+            return False
+        data = data[written:]
+    return True
+
+
+def _same_file(a: int, b: int) -> bool:
+    try:
+        sa, sb = posix.fstat(a), posix.fstat(b)
+    except OSError:
+        return False
+    return (sa.st_dev, sa.st_ino, sa.st_rdev) == (sb.st_dev, sb.st_ino, sb.st_rdev)
+
+
+def _is_tty(fd: int) -> bool:
+    try:
+        return posix.isatty(fd)
+    except OSError:
+        return False
+
+
+class _Stream:
+    """One output pair: the local end we read (and, for stdout, write stdin into)."""
+
+    __slots__ = ("fd", "is_pty", "open", "remote", "sock", "target")
+
+    def __init__(self, target: int, use_pty: bool, source: int | None, echo: bool) -> None:
+        self.target = target
+        self.is_pty = use_pty
+        self.open = True
+        self.sock: _socket.socket | None = None
+        if use_pty:
+            self.fd, remote = posix.openpty()
+            terminal.copy_terminal(source, remote, echo)
+        else:
+            self.sock, remote_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+            self.fd = self.sock.fileno()
+            remote = remote_sock.detach()
+        self.remote: int = remote
+
+
+class Session:
+    """One command's run: the state of the relay between the user's terminal and the command."""
+
+    def __init__(self, sock: _socket.socket, command: str, args: list[str], tty: bool | None):
+        self.sock = sock
+        self.command = command
+        self.args = args
+        stdin_tty = _is_tty(0)
+        out_tty = _is_tty(1) if tty is None else tty
+        err_tty = _is_tty(2) if tty is None else tty
+        source = next((fd for fd in (0, 1, 2) if _is_tty(fd)), None)
+        # Input typed at a terminal is echoed by the remote PTY; input from a file or pipe is not.
+        self.out = _Stream(1, out_tty, source, echo=stdin_tty)
+        if out_tty == err_tty and _same_file(1, 2):
+            self.err = self.out  # one destination: one stream keeps stdout and stderr in order
+        else:
+            self.err = _Stream(2, err_tty, source, echo=stdin_tty)
+        self.raw: terminal.RawMode | None = None
+        self.stdin_open = True
+        self.stdin_is_tty = stdin_tty
+        self.to_command = b""
+        self.last_input = b"\n"
+        self.args_sock: _socket.socket | None = None
+        self.args_data = b""
+        self.pid = 0
+        self.got_pid = False
+        self.ctty = False
+        self.status: int | None = None
+        self.master_open = True
+        self.reader = wire.FrameReader()
+        self.term_deadline: float | None = None
+        self.term_signal = 0
+
+    # -- handshake (protocol steps 1-5) ------------------------------------------------------------
+    def handshake(self) -> None:
+        encoding = sys.getfilesystemencoding()
+        args_local, args_remote = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
+        # The T: message; zeuspy.protocol.messages.CommandRequest documents it (a test checks both).
+        request = f"T:{len(self.args)}:{posix.getpid()}:{self.command}"
+        wire.send_message(self.sock, request)
+        wire.send_fd(self.sock, args_remote.fileno())
+        wire.send_fd(self.sock, self.out.remote)
+        wire.send_fd(self.sock, self.err.remote, trailer=EXTENSION_OFFER)
+        args_remote.close()
+        posix.close(self.out.remote)
+        if self.err is not self.out:
+            posix.close(self.err.remote)
+        self.args_data = b"".join(a.encode(encoding, "surrogateescape") + wire.NUL
+                                  for a in self.args)
+        args_local.setblocking(False)
+        self.args_sock = args_local
+        self._write_args()
+
+    def _write_args(self) -> None:
+        assert self.args_sock is not None
+        try:
+            while self.args_data:
+                sent = self.args_sock.send(self.args_data)
+                self.args_data = self.args_data[sent:]
+        except BlockingIOError:
+            return
+        except OSError:
+            self.args_data = b""
+        self.args_sock.close()
+        self.args_sock = None
+
+    # -- signals ----------------------------------------------------------------------------------
+    def _deliver(self, signum: int) -> None:
+        """Send ``signum`` to the command: to its process group for terminal signals when it owns
+        the terminal (as the kernel would), else to its pid."""
+        if self.pid <= 0:
+            return
+        target = -self.pid if (self.ctty and signum in TERMINAL_SIGNALS) else self.pid
+        try:
+            posix.kill(target, signum)
+        except OSError:
+            try:
+                posix.kill(self.pid, signum)
+            except OSError:
+                pass
+
+    def _suspend(self) -> None:
+        """Stop ourselves as a local job would (the shell's `fg` continues us with SIGCONT)."""
+        if self.raw is not None:
+            self.raw.restore()
+        posix.kill(posix.getpid(), _signal.SIGSTOP)
+
+    def _resume(self) -> None:
+        if self.raw is not None and terminal.is_foreground(0):
+            self.raw.enter()
+        self._resize()
+
+    def _resize(self) -> None:
+        source = next((fd for fd in (0, 1, 2) if _is_tty(fd)), None)
+        if source is None:
+            return
+        size = terminal.get_winsize(source)
+        for stream in {id(self.out): self.out, id(self.err): self.err}.values():
+            if stream.is_pty and stream.open:
+                terminal.set_winsize(stream.fd, size)
+
+    def on_signal(self, signum: int) -> int | None:
+        """Handle one signal the client received; returns an exit status to leave with now."""
+        if signum == _signal.SIGWINCH:
+            self._resize()
+            if not self.ctty:
+                self._deliver(signum)
+        elif signum == _signal.SIGCONT:
+            self._resume()
+            self._deliver(signum)
+        elif signum == _signal.SIGTSTP:
+            self._deliver(signum)
+            self._suspend()
+        elif self.pid <= 0:
+            return 128 + signum  # nothing runs yet: leave; the master drops the request
+        else:
+            self._deliver(signum)
+            if signum in (_signal.SIGTERM, _signal.SIGHUP) and self.term_deadline is None:
+                self.term_deadline = time.monotonic() + TERM_GRACE
+                self.term_signal = signum
+        return None
+
+    # -- input ------------------------------------------------------------------------------------
+    def on_input(self, data: bytes) -> int | None:
+        """Typed bytes go to the command; signal keys act as they would on a local terminal."""
+        keys = terminal.signal_keys(self.out.fd) if (self.out.is_pty and self.stdin_is_tty) else None
+        if keys:
+            for index, byte in enumerate(data):
+                signum = keys.get(byte)
+                if signum is None:
+                    continue
+                if self.pid <= 0:
+                    return 128 + signum
+                self.to_command += data[: index + 1]
+                self._flush_input()
+                if not self.ctty:
+                    self._deliver(signum)  # a legacy command has no controlling terminal
+                if signum == _signal.SIGTSTP:
+                    self._suspend()
+                return self.on_input(data[index + 1 :]) if index + 1 < len(data) else None
+        self.to_command += data
+        return None
+
+    def _flush_input(self) -> None:
+        while self.to_command and self.out.open:
+            try:
+                written = posix.write(self.out.fd, self.to_command)
+            except BlockingIOError:
+                return
+            except OSError:
+                self.to_command = b""
+                return
+            self.last_input = self.to_command[written - 1 : written] or self.last_input
+            self.to_command = self.to_command[written:]
+
+    def _stdin_eof(self) -> None:
+        self.stdin_open = False
+        if self.stdin_is_tty:
+            return  # a terminal that reads EOF has hung up: SIGHUP follows
+        if self.out.is_pty:
+            key = terminal.eof_key(self.out.fd)
+            # EOF only ends a read at the start of a line; a partial line needs it twice.
+            self.to_command += key if self.last_input == b"\n" else key + key
+        else:
+            self._flush_input()
+            assert self.out.sock is not None
+            try:
+                self.out.sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+
+    # -- the master's messages ----------------------------------------------------------------------
+    def on_master(self) -> None:
+        try:
+            data, fds = wire.receive(self.sock)
+        except (OSError, wire.ProtocolError):
+            data, fds = b"", []
+        wire.close_fds(fds)
+        self.reader.feed(data)
+        for message in self.reader.messages():
+            number, _, flags = message.partition(":")
+            try:
+                value = int(number)
+            except ValueError:
+                continue
+            if not self.got_pid:
+                self.got_pid = True
+                self.pid = value
+                self.ctty = "t" in flags
+                if self.pid > 0:
+                    self._resize()
+            else:
+                self.status = value
+        if self.reader.eof:
+            self.master_open = False
+
+    # -- the relay loop -----------------------------------------------------------------------------
+    def relay(self) -> int:
+        wake_r, wake_w = posix.pipe()
+        posix.set_blocking(wake_w, False)
+        posix.set_blocking(wake_r, False)
+        _signal.set_wakeup_fd(wake_w)
+        for signum in FORWARDED:
+            _signal.signal(signum, _noop)
+        posix.set_blocking(self.out.fd, False)
+        foreground = self.stdin_is_tty and terminal.is_foreground(0)
+        if self.stdin_is_tty and not foreground:
+            self.stdin_open = False  # a background job must not read the terminal
+        if self.out.is_pty and foreground:
+            self.raw = terminal.RawMode(0)
+            self.raw.enter()
+        try:
+            return self._loop(wake_r)
+        finally:
+            if self.raw is not None:
+                self.raw.restore()
+
+    def _loop(self, wake_r: int) -> int:
+        streams = [self.out] if self.err is self.out else [self.out, self.err]
+        while True:
+            if self.status is not None and not any(s.open for s in streams):
+                return self.status
+            if not self.master_open and self.status is None and not any(s.open for s in streams):
+                _stderr("zeus: lost the master before the command finished; its exit status is "
+                        "unknown")
+                return 1
+            now = time.monotonic()
+            if self.term_deadline is not None and now >= self.term_deadline:
+                return self.status if self.status is not None else 128 + self.term_signal
+            readable = [wake_r] + [s.fd for s in streams if s.open]
+            if self.master_open:
+                readable.append(self.sock.fileno())
+            if self.stdin_open and not self.to_command and self.out.open:
+                readable.append(0)
+            writable = []
+            if self.to_command and self.out.open:
+                writable.append(self.out.fd)
+            if self.args_sock is not None:
+                writable.append(self.args_sock.fileno())
+            timeout = None
+            if self.status is not None:
+                timeout = DRAIN_IDLE
+            if self.term_deadline is not None:
+                left = max(0.0, self.term_deadline - now)
+                timeout = left if timeout is None else min(timeout, left)
+            r, w, _ = select.select(readable, writable, [], timeout)
+            if not r and not w:
+                if self.status is not None:
+                    return self.status  # drained what came; see DRAIN_IDLE
+                continue
+            if wake_r in r:
+                for signum in posix.read(wake_r, 64):
+                    leave = self.on_signal(signum)
+                    if leave is not None:
+                        return leave
+            if self.sock.fileno() in r:
+                self.on_master()
+            for stream in streams:
+                if stream.open and stream.fd in r:
+                    self._pump(stream, streams)
+            if 0 in r:
+                try:
+                    data = posix.read(0, 65536)
+                except BlockingIOError:
+                    data = None
+                except OSError:
+                    data = b""
+                if data == b"":
+                    self._stdin_eof()
+                elif data:
+                    leave = self.on_input(data)
+                    if leave is not None:
+                        return leave
+            if self.to_command and (self.out.fd in w or 0 in r):
+                self._flush_input()
+                if not self.stdin_open and not self.to_command and not self.out.is_pty:
+                    self._stdin_eof_done()
+            if self.args_sock is not None and self.args_sock.fileno() in w:
+                self._write_args()
+
+    def _stdin_eof_done(self) -> None:
+        if self.out.sock is not None:
+            try:
+                self.out.sock.shutdown(_socket.SHUT_WR)
+            except OSError:
+                pass
+
+    def _pump(self, stream: _Stream, streams: list[_Stream]) -> None:
+        try:
+            data = posix.read(stream.fd, 65536)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""  # EIO: the PTY's other side is closed
+        if not data:
+            stream.open = False
+            return
+        if not _write_all(stream.target, data):
+            # Our reader left (`zeus cmd | head`): stop reading so the command sees EPIPE too.
+            stream.open = False
+            if stream.sock is not None:
+                stream.sock.close()
+            else:
+                posix.close(stream.fd)
+
+
+def _noop(signum: int, frame: object) -> None:
+    """Handlers only make the interpreter write the signal number to the wakeup fd."""
+
+
+def run(command: str, args: list[str], tty: bool | None) -> int:
+    """``zeus <command> [args]``: the command's exit status (or 1 with a message on stderr)."""
+    root = paths.project_root()
+    path = paths.socket_path(root)
+    sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        sock.connect(path)
+    except (FileNotFoundError, ConnectionRefusedError):
+        _stderr(NO_MASTER)
+        return 1
+    except OSError as exc:
+        _stderr(f"zeus: cannot connect to the master at {path.decode(errors='replace')}: "
+                f"{exc.strerror}. Is `zeus start` running as you?")
+        return 1
+    session = Session(sock, command, args, tty)
+    try:
+        session.handshake()
+    except OSError as exc:
+        _stderr(f"zeus: the master closed the connection during the handshake ({exc.strerror})")
+        return 1
+    return session.relay()

@@ -1,0 +1,119 @@
+"""Terminal handling for the client: raw mode, window size, the remote PTY's settings."""
+
+from __future__ import annotations
+
+import _signal
+import fcntl
+import posix
+import termios
+
+_WINSIZE_BYTES = 8
+LFLAG, CC = 3, 6  # indexes in a termios attribute list
+
+
+def raw_attributes(attrs: list) -> list:  # type: ignore[type-arg]
+    """``attrs`` made raw, as cfmakeraw(3) does: bytes pass through untouched and unechoed."""
+    new = list(attrs)
+    new[0] &= ~(termios.BRKINT | termios.ICRNL | termios.INPCK | termios.ISTRIP | termios.IXON
+                | termios.INLCR | termios.IGNCR | termios.IGNBRK | termios.PARMRK)
+    new[1] &= ~termios.OPOST
+    new[2] = (new[2] & ~(termios.CSIZE | termios.PARENB)) | termios.CS8
+    new[3] &= ~(termios.ECHO | termios.ECHONL | termios.ICANON | termios.ISIG | termios.IEXTEN)
+    cc = list(new[6])
+    cc[termios.VMIN] = 1
+    cc[termios.VTIME] = 0
+    new[6] = cc
+    return new
+
+
+class RawMode:
+    """The local terminal in raw mode; :meth:`restore` puts back exactly what was there."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.saved = termios.tcgetattr(fd)
+        self.active = False
+
+    def enter(self) -> None:
+        termios.tcsetattr(self.fd, termios.TCSADRAIN, raw_attributes(self.saved))
+        self.active = True
+
+    def restore(self) -> None:
+        if self.active:
+            try:
+                termios.tcsetattr(self.fd, termios.TCSADRAIN, self.saved)
+            except termios.error:
+                pass
+            self.active = False
+
+
+def get_winsize(fd: int) -> bytes | None:
+    try:
+        return fcntl.ioctl(fd, termios.TIOCGWINSZ, b"\0" * _WINSIZE_BYTES)
+    except OSError:
+        return None
+
+
+def set_winsize(fd: int, size: bytes | None) -> None:
+    if size is not None:
+        try:
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, size)
+        except OSError:
+            pass
+
+
+def copy_terminal(source: int | None, pty_slave: int, echo: bool) -> None:
+    """Give a new PTY the settings and window size of the user's terminal, so the command sees
+    the same line discipline it would see locally. ``echo`` off when input is not typed."""
+    if source is not None:
+        try:
+            attrs = termios.tcgetattr(source)
+        except termios.error:
+            attrs = None
+        if attrs is not None:
+            if not echo:
+                attrs[LFLAG] &= ~termios.ECHO
+            termios.tcsetattr(pty_slave, termios.TCSANOW, attrs)
+        set_winsize(pty_slave, get_winsize(source))
+    elif not echo:
+        attrs = termios.tcgetattr(pty_slave)
+        attrs[LFLAG] &= ~termios.ECHO
+        termios.tcsetattr(pty_slave, termios.TCSANOW, attrs)
+
+
+def signal_keys(pty_master: int) -> dict[int, int] | None:
+    """Byte value -> signal for the remote PTY's INTR, QUIT and SUSP keys, or None when its
+    line discipline does not turn keys into signals (ISIG off: a raw-mode program wants bytes)."""
+    try:
+        attrs = termios.tcgetattr(pty_master)
+    except termios.error:
+        return None
+    if not attrs[LFLAG] & termios.ISIG:
+        return None
+    keys = {}
+    for index, signum in (
+        (termios.VINTR, _signal.SIGINT),
+        (termios.VQUIT, _signal.SIGQUIT),
+        (termios.VSUSP, _signal.SIGTSTP),
+    ):
+        key = attrs[CC][index]
+        value = key[0] if isinstance(key, bytes) and key else None
+        if value:  # 0 means the key is disabled
+            keys[value] = signum
+    return keys
+
+
+def eof_key(pty: int) -> bytes:
+    try:
+        key = termios.tcgetattr(pty)[CC][termios.VEOF]
+    except termios.error:
+        return b"\x04"
+    return key if isinstance(key, bytes) and key != b"\0" else b"\x04"
+
+
+def is_foreground(fd: int) -> bool:
+    """Whether this process group owns the terminal on ``fd`` (else touching it stops us)."""
+    try:
+        return posix.tcgetpgrp(fd) == posix.getpgrp()
+    except OSError:
+        return False

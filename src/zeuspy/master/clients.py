@@ -1,0 +1,337 @@
+"""ClientServer: accepts clients on the socket and runs each request (protocol "Client <-> master
+<-> command"). Any number of clients at once; a bad one never hurts the master or the others."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+import stat
+from dataclasses import dataclass, field
+
+from zeuspy.master.channel import Channel, ChannelClosed
+from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
+from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials, signal_group_or_pid
+from zeuspy.master.tree import PhaseState, ProcessTree
+from zeuspy.protocol import wire
+from zeuspy.protocol.messages import (
+    CommandRequest,
+    RunnerHeader,
+    parse_command_request,
+    parse_int,
+    parse_registration,
+)
+
+log = logging.getLogger("zeuspy.master")
+
+#: A client must finish its handshake (T: and three fds) within this.
+HANDSHAKE_TIMEOUT = 5.0
+#: A runner must report its command's pid within this after receiving the fds.
+COMMAND_START_TIMEOUT = 10.0
+#: Clients waiting for a booting phase are told so after this.
+BOOT_NOTE_DELAY = 1.0
+#: Error text written to a client's stderr must drain within this.
+ERROR_WRITE_TIMEOUT = 2.0
+#: At shutdown, running commands get this long to report after SIGHUP.
+SHUTDOWN_COMMAND_GRACE = 1.0
+#: Exit status for an unknown command (as shells use for "command not found").
+EXIT_UNKNOWN_COMMAND = 127
+
+
+@dataclass(eq=False)
+class Session:
+    """One client's request while the master serves it."""
+
+    channel: Channel
+    fds: list[int] = field(default_factory=list)
+    command_pid: int = 0
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def close_fds(self) -> None:
+        wire.close_fds(self.fds)
+        self.fds.clear()
+
+
+class ClientServer:
+    """The listening socket and every client session."""
+
+    def __init__(self, tree: ProcessTree, supervisor: PhaseSupervisor, path: str) -> None:
+        self.tree = tree
+        self.supervisor = supervisor
+        self.path = path
+        self.listener: socket.socket | None = None
+        self.sessions: set[Session] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._inode: tuple[int, int] | None = None
+        self.closing = False
+        self._closing = asyncio.Event()
+
+    def start(self) -> None:
+        """Bind the socket, private to this user (mode 0600), and accept clients."""
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        old_umask = os.umask(0o177)
+        try:
+            listener.bind(self.path)
+        finally:
+            os.umask(old_umask)
+        os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
+        info = os.stat(self.path)
+        self._inode = (info.st_dev, info.st_ino)
+        listener.listen(128)
+        listener.setblocking(False)
+        self.listener = listener
+        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept)
+
+    def _accept(self) -> None:
+        assert self.listener is not None
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # EMFILE and friends: keep serving the others
+                log.error("accept failed: %s", exc)
+                return
+            try:
+                credentials = peer_credentials(conn)
+            except OSError:
+                credentials = None
+            if credentials is not None and credentials[1] != os.getuid():
+                log.warning("refused a connection from uid %d (pid %d): the socket is %d's only",
+                            credentials[1], credentials[0], os.getuid())
+                conn.close()
+                continue
+            task = asyncio.ensure_future(self._serve(conn))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, conn: socket.socket) -> None:
+        session = Session(Channel(conn, name="client"))
+        self.sessions.add(session)
+        try:
+            await self._run(session)
+        except Exception:
+            log.exception("internal error while serving a client")
+        finally:
+            session.close_fds()
+            session.channel.close()
+            self.sessions.discard(session)
+            session.done.set()
+
+    async def _handshake(self, session: Session) -> tuple[CommandRequest, bool]:
+        channel = session.channel
+        request = parse_command_request(await channel.message())
+        for _ in range(3):
+            session.fds.append(await channel.fd())
+        extended = any(m.startswith("X:") and "zeuspy=1" in m[2:].split(";")
+                       for m in channel.pending_messages())
+        return request, extended
+
+    async def _run(self, session: Session) -> None:
+        try:
+            request, extended = await asyncio.wait_for(self._handshake(session), HANDSHAKE_TIMEOUT)
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
+            log.info("dropped a client that did not complete its handshake: %s",
+                     exc or "timed out")
+            return
+        channel = session.channel
+        spec = self.tree.command(request.command)
+        if spec is None:
+            names = []
+            for name, command in self.tree.config.commands.items():
+                aliases = f" (alias: {', '.join(command.aliases)})" if command.aliases else ""
+                names.append(name + aliases)
+            await self._refuse(session, f'Could not find command "{request.command}".\n'
+                                        f"Available commands: {', '.join(names)}.\n",
+                               EXIT_UNKNOWN_COMMAND)
+            return
+        phase = self.tree.phases[spec.phase]
+
+        # Wait until the phase is ready or something above it crashed.
+        noted = False
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        while True:
+            crashed = phase.blocking_crash()
+            if crashed is not None:
+                await self._refuse(session, self._crash_text(crashed), 1)
+                return
+            if phase.state is PhaseState.READY and phase.process is not None:
+                break
+            if self.closing:
+                await self._refuse(session, "zeus: the master is shutting down.\n", 1)
+                return
+            if channel.closed:
+                return
+            wait = max(0.0, BOOT_NOTE_DELAY - (loop.time() - started)) if not noted else None
+            changed = asyncio.ensure_future(self.tree.changed())
+            gone = asyncio.ensure_future(channel.wait_closed())
+            closing = asyncio.ensure_future(self._closing.wait())
+            done, pending = await asyncio.wait({changed, gone, closing}, timeout=wait,
+                                               return_when=asyncio.FIRST_COMPLETED)
+            for task in pending:
+                task.cancel()
+            if not done and not noted:
+                noted = True
+                await self._write_error(session.fds[2],
+                                        f"zeus: waiting for phase {phase.name} to boot...\n")
+
+        try:
+            runner_sock, process = await self.supervisor.fork_runner(phase, spec.name)
+        except RunnerUnavailable as exc:
+            await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
+            return
+        runner = Channel(runner_sock, datagram=True, name="runner")
+        try:
+            await self._run_command(session, request, extended and process.extensions, runner)
+        finally:
+            runner.close()
+
+    async def _run_command(self, session: Session, request: CommandRequest, extended: bool,
+                           runner: Channel) -> None:
+        channel = session.channel
+        args_fd, out_fd, err_fd = session.fds
+        flags = "t" if extended and os.isatty(out_fd) else ""
+        try:
+            runner.send(RunnerHeader(request.client_pid, request.argc, flags).format())
+            for fd in (args_fd, out_fd, err_fd):
+                runner.send_fd(fd)
+        except ChannelClosed:
+            channel.send("0")
+            channel.send("1")
+            return
+        session.close_fds()  # the runner has them now; keeping copies would leak and block EOF
+        try:
+            registration = parse_registration(
+                await asyncio.wait_for(runner.message(), COMMAND_START_TIMEOUT))
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
+            log.warning("runner for %s did not report its command: %s", request.command, exc)
+            self._send_quietly(channel, "0")
+            self._send_quietly(channel, "1")
+            return
+        session.command_pid = registration.pid
+        reply = str(registration.pid)
+        if extended and "t" in registration.flags:
+            reply += ":t"
+        self._send_quietly(channel, reply)
+
+        status_task = asyncio.ensure_future(runner.message())
+        gone = asyncio.ensure_future(channel.wait_closed())
+        await asyncio.wait({status_task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not status_task.done():
+            log.info("client of %s (pid %d) went away; stopping its command",
+                     request.command, registration.pid)
+            await self._stop_command(registration.pid, status_task, COMMAND_KILL_GRACE)
+        gone.cancel()
+        status = self._status_of(status_task, request.command)
+        self._send_quietly(channel, str(status))
+
+    async def _stop_command(self, pid: int, status_task: asyncio.Future[str],
+                            grace: float) -> None:
+        """SIGHUP, as a closed terminal would send; SIGKILL if it is still running after
+        ``grace``."""
+        signal_group_or_pid(pid, signal.SIGHUP)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(asyncio.shield(status_task), grace)
+        if not status_task.done():
+            signal_group_or_pid(pid, signal.SIGKILL)
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(asyncio.shield(status_task), grace)
+
+    def _status_of(self, status_task: asyncio.Future[str], command: str) -> int:
+        if not status_task.done():
+            status_task.cancel()
+            return 1
+        if status_task.cancelled() or status_task.exception() is not None:
+            log.warning("runner for %s ended without an exit status", command)
+            return 1
+        try:
+            return parse_int(status_task.result(), "exit status") & 0xFF
+        except wire.ProtocolError:
+            return 1
+
+    @staticmethod
+    def _send_quietly(channel: Channel, text: str) -> None:
+        with contextlib.suppress(ChannelClosed):
+            channel.send(text)
+
+    def _crash_text(self, crashed: object) -> str:
+        from zeuspy.master.tree import Phase
+
+        assert isinstance(crashed, Phase)
+        error = crashed.error or f"zeus: phase {crashed.name} crashed"
+        return f"{error.rstrip()}\n"
+
+    async def _refuse(self, session: Session, text: str, status: int) -> None:
+        """No command runs: answer pid 0, show ``text`` on the client's stderr, send ``status``."""
+        self._send_quietly(session.channel, "0")
+        if len(session.fds) == 3:
+            await self._write_error(session.fds[2], text)
+        session.close_fds()
+        self._send_quietly(session.channel, str(status))
+
+    async def _write_error(self, fd: int, text: str) -> None:
+        """Write to a client's stream without ever blocking the loop (bounded)."""
+        data = text.encode("utf-8", "replace")
+        loop = asyncio.get_running_loop()
+        try:
+            os.set_blocking(fd, False)
+        except OSError:
+            return
+        deadline = loop.time() + ERROR_WRITE_TIMEOUT
+        while data and loop.time() < deadline:
+            try:
+                data = data[os.write(fd, data):]
+            except BlockingIOError:
+                ready = loop.create_future()
+                loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+                try:
+                    await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
+                except asyncio.TimeoutError:
+                    break
+                finally:
+                    loop.remove_writer(fd)
+            except OSError:
+                break
+        try:
+            os.set_blocking(fd, True)
+        except OSError:
+            pass
+
+    async def close(self) -> None:
+        """Stop accepting; stop running commands (SIGHUP, then SIGKILL); end every session."""
+        self.closing = True
+        self._closing.set()
+        if self.listener is not None:
+            asyncio.get_running_loop().remove_reader(self.listener.fileno())
+            self.listener.close()
+            self.listener = None
+            self.unlink()
+        for session in list(self.sessions):
+            if session.command_pid:
+                signal_group_or_pid(session.command_pid, signal.SIGHUP)
+        if self.sessions:
+            waits = [asyncio.ensure_future(s.done.wait()) for s in self.sessions]
+            _, pending = await asyncio.wait(waits, timeout=SHUTDOWN_COMMAND_GRACE)
+            for session in list(self.sessions):
+                if session.command_pid:
+                    signal_group_or_pid(session.command_pid, signal.SIGKILL)
+            if pending:
+                await asyncio.wait(pending, timeout=SHUTDOWN_COMMAND_GRACE)
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    def unlink(self) -> None:
+        """Remove the socket file if it is still ours (a new master may have replaced it)."""
+        try:
+            info = os.stat(self.path)
+        except OSError:
+            return
+        if (info.st_dev, info.st_ino) == self._inode:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)

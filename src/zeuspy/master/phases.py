@@ -1,0 +1,394 @@
+"""PhaseSupervisor: starts the root phase, registers phases, boots children, keeps them alive.
+
+Everything here runs on the master's event loop and changes phase states only through
+:meth:`ProcessTree.transition`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import time
+
+from zeuspy.master.channel import Channel, ChannelClosed
+from zeuspy.master.processes import peer_credentials, terminate
+from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
+from zeuspy.protocol import wire
+from zeuspy.protocol.messages import (
+    EXTENSION_VERSION,
+    OFFER_ENV,
+    BootResult,
+    Extension,
+    ForkCommand,
+    ForkPhase,
+    parse_phase_message,
+    parse_registration,
+)
+
+log = logging.getLogger("zeuspy.master")
+
+MASTER_FD_ENV = "ZEUS_MASTER_FD"
+#: How long a forked phase may take to register (it registers before running its action).
+REGISTRATION_TIMEOUT = 30.0
+#: How long a ready phase may take to hand over a runner for a command.
+RUNNER_FORK_TIMEOUT = 10.0
+#: Unexpected deaths within this window count toward the restart back-off.
+DEATH_WINDOW = 30.0
+BACKOFF_FIRST = 0.1
+BACKOFF_MAX = 5.0
+
+
+class RunnerUnavailable(Exception):
+    """The phase could not fork a runner (it died, or answered with something else)."""
+
+
+class PhaseSupervisor:
+    """Owns the phase processes of one :class:`ProcessTree`."""
+
+    def __init__(self, tree: ProcessTree, log_fd: int) -> None:
+        self.tree = tree
+        self.config = tree.config
+        self.log_fd = log_fd
+        self.root_pid: int | None = None
+        self.root_status: int | None = None
+        self.root_dead = asyncio.Event()
+        self.stopping = False
+        self._bootstrap: socket.socket | None = None
+        self._bootstrap_remote: socket.socket | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._runner_locks: dict[int, asyncio.Lock] = {}
+
+    # -- tasks ------------------------------------------------------------------------------------
+    def _spawn(self, coro: object, name: str) -> None:
+        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error in a phase task", exc_info=task.exception())
+
+    # -- start ------------------------------------------------------------------------------------
+    def start(self) -> None:
+        local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        local.setblocking(False)
+        self._bootstrap, self._bootstrap_remote = local, remote
+        asyncio.get_running_loop().add_reader(local.fileno(), self._on_bootstrap)
+        self._start_root()
+
+    def _start_root(self) -> None:
+        root = self.tree.root
+        assert self._bootstrap_remote is not None
+        remote_fd = self._bootstrap_remote.fileno()
+        env = dict(os.environ)
+        env[MASTER_FD_ENV] = str(remote_fd)
+        env[OFFER_ENV] = EXTENSION_VERSION
+        self.root_dead = asyncio.Event()
+        self.root_status = None
+        self.tree.transition(root, PhaseState.BOOTING, "starting the root phase")
+        null = os.open(os.devnull, os.O_RDONLY)
+        try:
+            os.set_inheritable(remote_fd, True)
+            self.root_pid = os.posix_spawnp(
+                self.config.command[0],
+                list(self.config.command),
+                env,
+                file_actions=[
+                    (os.POSIX_SPAWN_DUP2, null, 0),
+                    (os.POSIX_SPAWN_DUP2, self.log_fd, 1),
+                    (os.POSIX_SPAWN_DUP2, self.log_fd, 2),
+                ],
+                setsid=True,
+            )
+        except OSError as exc:
+            self.root_pid = None
+            root.error = (f"zeus: cannot start the root phase `{' '.join(self.config.command)}`: "
+                          f"{exc.strerror or exc}")
+            self.tree.transition(root, PhaseState.CRASHED, "command failed to start")
+            return
+        finally:
+            os.set_inheritable(remote_fd, False)
+            os.close(null)
+        log.info("root phase started: pid %d: %s", self.root_pid, " ".join(self.config.command))
+        self._expect_registration(root)
+
+    def reap(self) -> None:
+        """SIGCHLD: reap every child (the root phase, and orphans re-parented to us)."""
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            if pid == self.root_pid:
+                self.root_status = os.waitstatus_to_exitcode(status)
+                self.root_pid = None
+                self.root_dead.set()
+                self._root_exited()
+            else:
+                log.debug("reaped pid %d (status %d)", pid, status)
+
+    def _root_exited(self) -> None:
+        root = self.tree.root
+        if root.state is PhaseState.BOOTING and root.process is None and not self.stopping:
+            root.error = (f"zeus: the root phase command `{' '.join(self.config.command)}` exited "
+                          f"with status {self.root_status} before registering; its output is in "
+                          ".zeus/master.log")
+            self.tree.transition(root, PhaseState.CRASHED, "exited before registering")
+        if root.process is not None:
+            root.process.dead.set()
+
+    # -- registration (protocol "Master <-> phase", step 2) -----------------------------------
+    def _on_bootstrap(self) -> None:
+        assert self._bootstrap is not None
+        while True:
+            try:
+                _, fds = wire.receive(self._bootstrap)
+            except (BlockingIOError, InterruptedError):
+                return
+            except (OSError, wire.ProtocolError) as exc:
+                log.warning("bad datagram on the bootstrap socket: %s", exc)
+                continue
+            for fd in fds:
+                try:
+                    sock = socket.socket(fileno=fd)
+                except OSError:
+                    wire.close_fds([fd])
+                    continue
+                if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_STREAM:
+                    log.warning("ignoring a registration socket that is not a Unix stream")
+                    sock.close()
+                    continue
+                self._spawn(self._register(sock), "register")
+
+    def _expect_registration(self, phase: Phase) -> None:
+        generation = phase.generation
+
+        async def watchdog() -> None:
+            await asyncio.sleep(REGISTRATION_TIMEOUT)
+            if (phase.generation == generation and phase.state is PhaseState.BOOTING
+                    and phase.process is None and not self.stopping):
+                phase.error = (f"zeus: phase {phase.name} did not register within "
+                               f"{REGISTRATION_TIMEOUT:.0f} s of being started; see .zeus/master.log")
+                self.tree.transition(phase, PhaseState.CRASHED, "no registration")
+
+        self._spawn(watchdog(), "registration watchdog")
+
+    async def _register(self, sock: socket.socket) -> None:
+        channel = Channel(sock, name="phase")
+        try:
+            text = await asyncio.wait_for(channel.message(), REGISTRATION_TIMEOUT)
+            registration = parse_registration(text)
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
+            log.warning("dropping a phase connection that did not register: %s", exc)
+            channel.close()
+            return
+        phase = self.tree.phases.get(registration.identifier)
+        credentials = peer_credentials(sock)
+        trusted_pid = credentials is not None and credentials[0] == registration.pid
+        if phase is None:
+            log.warning("a process (pid %d) registered as unknown phase %r; ignoring it",
+                        registration.pid, registration.identifier)
+            channel.close()
+            return
+        if phase.state is not PhaseState.BOOTING or phase.process is not None or self.stopping:
+            log.info("late registration of %s (pid %d) after a restart; stopping it",
+                     phase.name, registration.pid)
+            channel.close()
+            if trusted_pid:
+                os.kill(registration.pid, signal.SIGKILL)
+            return
+        process = PhaseProcess(registration.pid, channel)
+        phase.process = process
+        log.info("phase %s registered: pid %d", phase.name, registration.pid)
+        try:
+            process.features_fd = await asyncio.wait_for(channel.fd(), REGISTRATION_TIMEOUT)
+            self._read_features(phase, process)
+            while True:
+                message = parse_phase_message(await channel.message())
+                if isinstance(message, BootResult):
+                    self._boot_result(phase, process, message)
+                elif isinstance(message, Extension):
+                    process.extensions = message.fields.get("zeuspy") == EXTENSION_VERSION
+                else:
+                    log.warning("phase %s sent an unexpected registration; ignored", phase.name)
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
+            if isinstance(exc, wire.ProtocolError):
+                log.warning("phase %s broke the protocol: %s", phase.name, exc)
+        finally:
+            channel.close()
+            process.dead.set()
+            self._process_ended(phase, process)
+
+    def _boot_result(self, phase: Phase, process: PhaseProcess, result: BootResult) -> None:
+        if phase.process is not process or phase.state is not PhaseState.BOOTING:
+            return
+        if result.error is None:
+            self.tree.transition(phase, PhaseState.READY)
+            for child in phase.children:
+                self._boot_child(child)
+        else:
+            phase.error = result.error
+            self.tree.transition(phase, PhaseState.CRASHED, "its action failed")
+
+    def _boot_child(self, child: Phase) -> None:
+        parent = child.parent
+        if (self.stopping or parent is None or parent.process is None
+                or parent.state is not PhaseState.READY or child.state is not PhaseState.UNBOOTED
+                or child.process is not None):
+            return
+        try:
+            parent.process.channel.send(ForkPhase(child.name).format())
+        except ChannelClosed:
+            return
+        self.tree.transition(child, PhaseState.BOOTING)
+        self._expect_registration(child)
+
+    def _read_features(self, phase: Phase, process: PhaseProcess) -> None:
+        fd = process.features_fd
+        if fd is None:
+            return
+        os.set_blocking(fd, False)
+        loop = asyncio.get_running_loop()
+        pending = b""
+
+        def on_readable() -> None:
+            nonlocal pending
+            try:
+                data = os.read(fd, 65536)
+            except BlockingIOError:
+                return
+            except OSError:
+                data = b""
+            if not data:
+                loop.remove_reader(fd)
+                os.close(fd)
+                process.features_fd = None
+                return
+            *lines, pending = (pending + data).split(b"\n")
+            if phase.process is process:
+                phase.features.update(os.fsdecode(line) for line in lines if line)
+
+        loop.add_reader(fd, on_readable)
+
+    # -- death and restarts ---------------------------------------------------------------------
+    def _process_ended(self, phase: Phase, process: PhaseProcess) -> None:
+        if process.features_fd is not None:
+            asyncio.get_running_loop().remove_reader(process.features_fd)
+            os.close(process.features_fd)
+            process.features_fd = None
+        self._runner_locks.pop(id(process), None)
+        if phase.process is not process:
+            return
+        phase.process = None
+        if process.doomed or self.stopping:
+            return
+        if phase.state is PhaseState.BOOTING:
+            phase.error = (f"zeus: phase {phase.name} (pid {process.pid}) exited while booting, "
+                           "without reporting a result; its output is in .zeus/master.log")
+            self.tree.transition(phase, PhaseState.CRASHED, "died while booting")
+            self._stop_subtree_processes(phase)
+        elif phase.state is PhaseState.READY:
+            now = time.monotonic()
+            phase.deaths = [t for t in phase.deaths if now - t < DEATH_WINDOW] + [now]
+            delay = min(BACKOFF_FIRST * 2 ** (len(phase.deaths) - 1), BACKOFF_MAX)
+            log.warning("phase %s (pid %d) died unexpectedly; restarting in %.1f s",
+                        phase.name, process.pid, delay)
+            self._spawn(self.restart(phase, "its process died", delay=delay), "restart")
+
+    def _stop_subtree_processes(self, phase: Phase) -> None:
+        for child in phase.children:
+            if child.state is not PhaseState.UNBOOTED:
+                self._spawn(self.restart(child, f"its parent {phase.name} went down",
+                                         boot=False), "stop subtree")
+
+    async def restart(self, phase: Phase, reason: str, *, delay: float = 0.0,
+                      boot: bool = True) -> None:
+        """Kill ``phase`` and everything below it, then boot it again from its parent.
+
+        Commands are their own sessions and are not touched. A restart superseded by a newer
+        one (of this phase or an ancestor) stops quietly.
+        """
+        nodes = phase.subtree()
+        for node in nodes:
+            node.generation += 1
+            if node.state is not PhaseState.UNBOOTED:
+                self.tree.transition(node, PhaseState.UNBOOTED, reason)
+        generation = phase.generation
+        doomed = []
+        for node in nodes:
+            if node.process is not None:
+                node.process.doomed = True
+                doomed.append((node, node.process))
+                node.process = None
+        root_included = phase is self.tree.root
+        await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {node.name}")
+                               for node, proc in doomed))
+        if root_included and self.root_pid is not None:
+            await terminate(self.root_pid, self.root_dead, "root phase")
+        if delay:
+            await asyncio.sleep(delay)
+        if not boot or self.stopping or phase.generation != generation:
+            return
+        if phase.state is not PhaseState.UNBOOTED:
+            return
+        if root_included:
+            self._start_root()
+        else:
+            self._boot_child(phase)
+
+    async def restart_all(self, reason: str) -> None:
+        await self.restart(self.tree.root, reason)
+
+    # -- commands ---------------------------------------------------------------------------------
+    async def fork_runner(self, phase: Phase, command: str) -> tuple[socket.socket, PhaseProcess]:
+        """Ask a ready phase to fork a runner for ``command``; the runner's datagram socket and
+        the phase process it came from. Raises :class:`RunnerUnavailable`."""
+        process = phase.process
+        if process is None or phase.state is not PhaseState.READY:
+            raise RunnerUnavailable(f"phase {phase.name} is not ready")
+        lock = self._runner_locks.setdefault(id(process), asyncio.Lock())
+        async with lock:  # one request in flight per phase, so each fd answers its own request
+            try:
+                process.channel.send(ForkCommand(command).format())
+                fd = await asyncio.wait_for(process.channel.fd(), RUNNER_FORK_TIMEOUT)
+            except (ChannelClosed, asyncio.TimeoutError) as exc:
+                raise RunnerUnavailable(
+                    f"phase {phase.name} did not start a runner for {command!r}: "
+                    f"{exc or 'timed out'}") from None
+        try:
+            sock = socket.socket(fileno=fd)
+        except OSError:
+            wire.close_fds([fd])
+            raise RunnerUnavailable(f"phase {phase.name} sent an unusable runner socket") from None
+        if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_DGRAM:
+            sock.close()
+            raise RunnerUnavailable(f"phase {phase.name} sent a runner socket of the wrong type")
+        return sock, process
+
+    # -- stop -------------------------------------------------------------------------------------
+    async def stop(self) -> None:
+        """Kill every phase (escalating), reap the root, close the bootstrap socket."""
+        self.stopping = True
+        processes = [(p, p.process) for p in self.tree.root.subtree() if p.process is not None]
+        for phase, process in processes:
+            process.doomed = True
+        await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {phase.name}")
+                               for phase, proc in reversed(processes)))
+        if self.root_pid is not None:
+            await terminate(self.root_pid, self.root_dead, "root phase")
+        self.reap()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._bootstrap is not None:
+            asyncio.get_running_loop().remove_reader(self._bootstrap.fileno())
+            self._bootstrap.close()
+        if self._bootstrap_remote is not None:
+            self._bootstrap_remote.close()

@@ -1,0 +1,146 @@
+"""Static check of a Python plan file, done by the master before it starts anything.
+
+The master never imports application code, and a plan file may import the application at its top.
+So the file is parsed, not run: the plan class is the one subclass of ``zeuspy.Plan`` (directly or
+through other classes of the file) that no other class of the file extends, and each node of
+zeus.json needs a method of that name on it or its bases. Bases imported from elsewhere are
+resolved only when they are zeuspy's own; for any other base the check trusts it and the shim
+reports a missing method when the phase boots.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from zeuspy.errors import ConfigError
+from zeuspy.plan import RESERVED_METHODS, method_name
+
+if TYPE_CHECKING:
+    from zeuspy.config import Config
+
+
+def _base_name(node: ast.expr) -> str:
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        return f"{_base_name(node.value)}.{node.attr}"
+    return ""
+
+
+def _zeuspy_imports(tree: ast.Module) -> dict[str, str]:
+    """Local name -> ``module:attr`` for names the file imports from zeuspy."""
+    names: dict[str, str] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.ImportFrom) and (stmt.module or "").split(".")[0] == "zeuspy":
+            for alias in stmt.names:
+                names[alias.asname or alias.name] = f"{stmt.module}:{alias.name}"
+        elif isinstance(stmt, ast.Import):
+            for alias in stmt.names:
+                if alias.name.split(".")[0] == "zeuspy":
+                    names[alias.asname or alias.name] = alias.name
+    return names
+
+
+def _methods_of_zeuspy_class(ref: str) -> set[str] | None:
+    module_name, _, attr = ref.partition(":")
+    if not attr:  # "zeuspy.Plan" written as an attribute of the module
+        module_name, _, attr = ref.rpartition(".")
+    try:
+        cls = getattr(importlib.import_module(module_name), attr)
+    except (ImportError, AttributeError):
+        return None
+    return set(dir(cls)) if isinstance(cls, type) else None
+
+
+def check(plan_file: Path, config: Config) -> None:
+    """Raise :class:`ConfigError` unless ``plan_file`` defines a plan with a method per node."""
+    try:
+        source = plan_file.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(
+            f"{plan_file}: plan file not found; create it (see docs/plans.md) or name another "
+            f'with "plan_file" in {config.path.name}'
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{plan_file}: cannot read the plan file: {exc}") from None
+    try:
+        tree = ast.parse(source, filename=str(plan_file))
+    except SyntaxError as exc:
+        raise ConfigError(
+            f"{plan_file}:{exc.lineno}:{exc.offset}: syntax error in the plan file: {exc.msg}"
+        ) from None
+    imported = _zeuspy_imports(tree)
+    classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
+    plan_like: dict[str, bool] = {}
+
+    def is_plan(name: str, seen: frozenset[str] = frozenset()) -> bool:
+        if name in plan_like:
+            return plan_like[name]
+        cls = classes[name]
+        result = False
+        for base in cls.bases:
+            base_name = _base_name(base)
+            head = base_name.split(".")[0]
+            if base_name in classes and base_name not in seen:
+                result = result or is_plan(base_name, seen | {name})
+            elif head in imported or base_name in ("Plan", "zeuspy.Plan"):
+                result = True
+        plan_like[name] = result
+        return result
+
+    plans = [name for name in classes if is_plan(name)]
+    extended = {_base_name(b) for name in plans for b in classes[name].bases}
+    leaves = [name for name in plans if name not in extended]
+    if not leaves:
+        raise ConfigError(f"{plan_file}: defines no subclass of zeuspy.Plan; see docs/plans.md")
+    if len(leaves) > 1:
+        raise ConfigError(
+            f"{plan_file}: defines several plans ({', '.join(leaves)}); keep one subclass of "
+            "zeuspy.Plan that extends the others"
+        )
+    plan_name = leaves[0]
+    methods: set[str] = set()
+    complete = True
+
+    def collect(name: str) -> None:
+        nonlocal complete
+        cls = classes[name]
+        for stmt in cls.body:
+            if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                methods.add(stmt.name)
+            elif isinstance(stmt, ast.Assign):
+                methods.update(t.id for t in stmt.targets if isinstance(t, ast.Name))
+        for base in cls.bases:
+            base_name = _base_name(base)
+            head = base_name.split(".")[0]
+            if base_name in classes:
+                collect(base_name)
+            elif head in imported:
+                ref = imported[head] if head == base_name else f"{imported[head]}.{base_name[len(head) + 1:]}"
+                found = _methods_of_zeuspy_class(ref)
+                if found is None:
+                    complete = False
+                else:
+                    methods.update(found)
+            elif base_name not in ("Plan", "zeuspy.Plan"):
+                complete = False
+
+    collect(plan_name)
+    nodes = [*config.phases, *config.commands]
+    for node in nodes:
+        wanted = method_name(node)
+        if not wanted.isidentifier() or wanted in RESERVED_METHODS:
+            raise ConfigError(
+                f'{config.path}: node "{node}" cannot be a plan method name; use letters, digits, '
+                "'_' and '-'"
+            )
+        if complete and wanted not in methods:
+            kind = "phase" if node in config.phases else "command"
+            signature = "(self)" if kind == "phase" else "(self, argv)"
+            raise ConfigError(
+                f'{plan_file}: {kind} "{node}" has no method in plan {plan_name}; '
+                f"add `def {wanted}{signature}:`"
+            )

@@ -1,0 +1,185 @@
+"""The messages of the Zeus wire protocol: one type per message, with its spec in the docstring.
+
+Parsing is strict where the master reads untrusted peers (clients) and tolerant where the legacy
+protocol is loose (datagrams without a trailing NUL are framed by :mod:`zeuspy.protocol.wire`).
+Every ``format()`` returns the text of the message without its NUL; :func:`wire.encode` frames it.
+The client does not import this module (``dataclasses`` costs milliseconds); it writes its one
+``T:`` message by hand, and a unit test checks both agree.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from zeuspy.protocol.wire import ProtocolError
+
+#: Capabilities a zeuspy shim announces with :class:`Extension` when the master offered them.
+SHIM_CAPABILITIES = ("ctty",)
+#: Environment variable by which the master offers extensions to the shims it starts.
+OFFER_ENV = "ZEUSPY_EXTENSIONS"
+#: Version of the extensions this code speaks; see docs/protocol.md.
+EXTENSION_VERSION = "1"
+
+
+def _int(text: str, what: str) -> int:
+    if not text or not (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
+        raise ProtocolError(f"{what} is not a number: {text!r}")
+    return int(text)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """``P:<pid>:<parent pid>:<identifier>``: a phase (or, with an empty identifier, a command)
+    announces itself. The root phase sends parent pid 0 and identifier ``boot``.
+
+    zeuspy commands may append ``:<flags>`` when the master offered extensions; ``t`` means the
+    command took the client's terminal as its controlling terminal.
+    """
+
+    pid: int
+    parent_pid: int
+    identifier: str
+    flags: str = ""
+
+    def format(self) -> str:
+        tail = f":{self.flags}" if self.flags else ""
+        return f"P:{self.pid}:{self.parent_pid}:{self.identifier}{tail}"
+
+
+@dataclass(frozen=True)
+class BootResult:
+    """``R:OK`` when a phase's action succeeded, else ``R:<error text>`` (a traceback as it would
+    print on stderr), after which the phase exits."""
+
+    error: str | None = None
+
+    def format(self) -> str:
+        return "R:OK" if self.error is None else f"R:{self.error}"
+
+
+@dataclass(frozen=True)
+class ForkPhase:
+    """``S:<identifier>``, master to phase: fork a child phase with that identifier."""
+
+    identifier: str
+
+    def format(self) -> str:
+        return f"S:{self.identifier}"
+
+
+@dataclass(frozen=True)
+class ForkCommand:
+    """``C:<command>``, master to phase: fork a command runner; the phase answers with one fd
+    message carrying the runner's datagram socket."""
+
+    command: str
+
+    def format(self) -> str:
+        return f"C:{self.command}"
+
+
+@dataclass(frozen=True)
+class CommandRequest:
+    """``T:<argc>:<client pid>:<command>``, client to master: run ``command`` (a name or an alias)
+    with ``argc`` arguments; three fd messages follow (args socket, stdout, stderr)."""
+
+    argc: int
+    client_pid: int
+    command: str
+
+    def format(self) -> str:
+        return f"T:{self.argc}:{self.client_pid}:{self.command}"
+
+
+@dataclass(frozen=True)
+class RunnerHeader:
+    """``<client pid>:<argc>``, master to runner (first datagram). To a shim that accepted the
+    extensions the master may append ``:<flags>``; ``t`` asks the runner to make the client's
+    terminal the command's controlling terminal."""
+
+    client_pid: int
+    argc: int
+    flags: str = ""
+
+    def format(self) -> str:
+        tail = f":{self.flags}" if self.flags else ""
+        return f"{self.client_pid}:{self.argc}{tail}"
+
+
+@dataclass(frozen=True)
+class Extension:
+    """``X:<key>=<value>;...``, a zeuspy-only message: the features a peer accepts or asks for.
+
+    Sent only to or by a peer that was offered extensions first (docs/protocol.md): a shim after
+    its registration when ``ZEUSPY_EXTENSIONS`` was in its environment, a client inside the payload
+    of its last fd message, where a legacy master never reads. Values contain no ``;`` or NUL.
+    """
+
+    fields: dict[str, str] = field(default_factory=dict)
+
+    def format(self) -> str:
+        return "X:" + ";".join(f"{k}={v}" for k, v in self.fields.items())
+
+
+PhaseMessage = Registration | BootResult | Extension
+
+
+def parse_registration(text: str) -> Registration:
+    if not text.startswith("P:"):
+        raise ProtocolError(f"expected a P: registration, got {text[:40]!r}")
+    parts = text[2:].split(":", 3)
+    if len(parts) < 3:
+        raise ProtocolError(f"malformed registration {text[:80]!r}")
+    pid = _int(parts[0], "pid")
+    parent = _int(parts[1], "parent pid")
+    if pid <= 0 or parent < 0:
+        raise ProtocolError(f"impossible pids in {text[:80]!r}")
+    return Registration(pid, parent, parts[2], parts[3] if len(parts) > 3 else "")
+
+
+def parse_extension(text: str) -> Extension:
+    fields: dict[str, str] = {}
+    for item in text[2:].split(";"):
+        if item:
+            key, _, value = item.partition("=")
+            fields[key] = value
+    return Extension(fields)
+
+
+def parse_phase_message(text: str) -> PhaseMessage:
+    """A message a phase sends on its stream socket after registering."""
+    if text.startswith("R:"):
+        body = text[2:]
+        return BootResult(None if body == "OK" else body)
+    if text.startswith("X:"):
+        return parse_extension(text)
+    if text.startswith("P:"):
+        return parse_registration(text)
+    raise ProtocolError(f"unexpected message from a phase: {text[:40]!r}")
+
+
+def parse_command_request(text: str) -> CommandRequest:
+    if not text.startswith("T:"):
+        raise ProtocolError(f"expected a T: command request, got {text[:40]!r}")
+    parts = text[2:].split(":", 2)
+    if len(parts) != 3 or not parts[2]:
+        raise ProtocolError(f"malformed command request {text[:80]!r}")
+    argc = _int(parts[0], "argc")
+    pid = _int(parts[1], "client pid")
+    if argc < 0 or argc > 1_000_000 or pid <= 0:
+        raise ProtocolError(f"impossible values in {text[:80]!r}")
+    return CommandRequest(argc, pid, parts[2])
+
+
+def parse_runner_header(text: str) -> RunnerHeader:
+    parts = text.split(":", 2)
+    if len(parts) < 2:
+        raise ProtocolError(f"malformed runner header {text[:80]!r}")
+    return RunnerHeader(
+        _int(parts[0], "client pid"), _int(parts[1], "argc"), parts[2] if len(parts) > 2 else ""
+    )
+
+
+def parse_int(text: str, what: str) -> int:
+    """A message that is a decimal number: a command pid or an exit status."""
+    return _int(text, what)

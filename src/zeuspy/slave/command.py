@@ -1,0 +1,252 @@
+"""The runner (one per command request) and the command process it forks.
+
+The runner calls ``setsid``, hands the master a datagram socket, receives the client's arguments and
+fds, forks the command and reports its exit status. The command process attaches the client's fds
+as 0/1/2, runs the plan's method, and tells the runner its status *before* it exits: the command has
+flushed and closed the client's streams by then, so the client can finish while the command's own
+teardown (costly on a large heap) happens after.
+"""
+
+from __future__ import annotations
+
+import atexit
+import io
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+
+from zeuspy.plan import Plan, method_name
+from zeuspy.protocol import wire
+from zeuspy.protocol.messages import Registration, parse_runner_header
+from zeuspy.slave import process
+
+#: How long the runner waits for the master's datagrams before giving up.
+HANDOFF_TIMEOUT = 10.0
+#: How often the runner checks for a command that died without reporting (its status pipe can be
+#: held open by a grandchild, so EOF alone is not proof of death).
+WAIT_POLL_INTERVAL = 0.25
+
+
+def read_arguments(fd: int, argc: int) -> list[str]:
+    """Read the args socket to EOF: ``argc`` NUL-terminated arguments (empty ones included)."""
+    chunks = []
+    while True:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(fd)
+    data = b"".join(chunks)
+    parts = data.split(b"\0")
+    if parts and parts[-1] == b"":
+        parts.pop()  # the terminator of the last argument
+    if len(parts) != argc:
+        raise wire.ProtocolError(f"expected {argc} arguments, got {len(parts)}")
+    return [os.fsdecode(p) for p in parts]
+
+
+def exit_status(code: object) -> int:
+    """Map a return value or ``SystemExit.code`` to a status, as the interpreter does at exit."""
+    if code is None:
+        return 0
+    if isinstance(code, int):
+        return code & 0xFF
+    try:
+        print(code, file=sys.stderr)
+    except (OSError, ValueError):
+        pass
+    return 1
+
+
+def status_from_wait(status: int) -> int:
+    """A waitpid status as a shell shows it: the exit code, or 128+N when killed by signal N."""
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def run_runner(plan: Plan, command: str, phase_sock: socket.socket,
+               bootstrap: socket.socket, phase_pid: int) -> None:
+    """Protocol "Master to command runner", steps 1-4. Never returns."""
+    os.setsid()
+    process.set_title(f"zeus runner: {command}")
+    local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+    wire.send_fd(phase_sock, remote.fileno())
+    remote.close()
+    phase_sock.close()
+    bootstrap.close()
+
+    local.settimeout(HANDOFF_TIMEOUT)
+    reader = wire.FrameReader()
+    header_text: str | None = None
+    while header_text is None or len(reader.fds) < 3:
+        data, fds = wire.receive(local)
+        if not data and not fds:
+            os._exit(1)
+        reader.feed(data if data.endswith(b"\0") else data + b"\0", fds)
+        for message in reader.messages():
+            header_text = header_text or message
+    local.settimeout(None)
+    header = parse_runner_header(header_text)
+    args_fd, out_fd, err_fd = reader.fds[:3]
+    wire.close_fds(reader.fds[3:])
+    arguments = read_arguments(args_fd, header.argc)
+
+    ctty = False
+    if "t" in header.flags and os.isatty(out_fd):
+        import fcntl
+        import termios
+
+        try:
+            fcntl.ioctl(out_fd, termios.TIOCSCTTY, 0)
+            ctty = True
+        except OSError:
+            pass
+
+    status_r, status_w = os.pipe()
+    process.prepare_fork()
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_r)
+        command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty, phase_pid)
+    os.close(status_w)
+    wire.close_fds([out_fd, err_fd])
+    status = wait_for_status(pid, status_r)
+    wire.send_message(local, str(status))
+    local.close()
+    try:
+        os.waitpid(pid, 0)
+    except ChildProcessError:
+        pass
+    os._exit(0)
+
+
+def wait_for_status(pid: int, status_r: int) -> int:
+    """The command's status: what it reported on the pipe, else what waitpid says."""
+    while True:
+        ready, _, _ = select.select([status_r], [], [], WAIT_POLL_INTERVAL)
+        if ready:
+            data = os.read(status_r, 32)
+            if data.strip().isdigit():
+                return int(data)
+            # EOF without a report: the command exec'd, crashed or was killed. Wait for it.
+            try:
+                _, status = os.waitpid(pid, 0)
+            except ChildProcessError:
+                return 1
+            return status_from_wait(status)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return status_from_wait(status)
+
+
+def _rebuild_stdio() -> None:
+    """New ``sys.stdin/stdout/stderr`` on fds 0/1/2, configured as the interpreter does at start-up:
+    stdout line-buffered on a terminal, stderr always line-buffered with backslashreplace."""
+    old = (sys.__stdin__, sys.__stdout__, sys.__stderr__)
+    encoding = getattr(old[1], "encoding", None) or "utf-8"
+    errors = getattr(old[1], "errors", None) or "strict"
+
+    def stream(fd: int, mode: str, errors: str, line: bool) -> io.TextIOWrapper:
+        raw = io.FileIO(fd, mode, closefd=False)
+        buffered: io.BufferedIOBase
+        buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
+        return io.TextIOWrapper(buffered, encoding=encoding, errors=errors, line_buffering=line)
+
+    sys.stdin = sys.__stdin__ = stream(0, "r", errors, os.isatty(0))
+    sys.stdout = sys.__stdout__ = stream(1, "w", errors, os.isatty(1))
+    sys.stderr = sys.__stderr__ = stream(2, "w", "backslashreplace", True)
+
+
+def _take_terminal(fd: int) -> None:
+    """Become the foreground process group of our controlling terminal, as a shell does for a
+    job: ^C, ^\\ and ^Z then reach the command and everything it starts."""
+    os.setpgid(0, 0)
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, os.getpgrp())
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
+def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
+                    out_fd: int, err_fd: int, status_w: int, ctty: bool, phase_pid: int) -> None:
+    """The command: runs the plan's method on the client's streams. Never returns."""
+    status = 1
+    try:
+        process.reset_signals()
+        if ctty:
+            _take_terminal(out_fd)
+        flags = "t" if ctty else ""
+        wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
+        local.close()
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except (OSError, ValueError):
+                pass
+        os.dup2(out_fd, 0)
+        os.dup2(out_fd, 1)
+        os.dup2(err_fd, 2)
+        wire.close_fds({out_fd, err_fd} - {0, 1, 2})
+        _rebuild_stdio()
+        sys.argv = [command, *arguments]
+        process.set_title(f"zeus command: {command}")
+        status = run_plan_command(plan, command, arguments)
+    except BaseException:
+        try:
+            traceback.print_exc()
+        except BaseException:
+            pass
+    finish(status, status_w)
+
+
+def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
+    """Run the command's method; map its outcome to an exit status as ``python`` would."""
+    try:
+        plan.after_fork()
+        result = getattr(plan, method_name(command))(arguments)
+    except SystemExit as exc:
+        return exit_status(exc.code)
+    except KeyboardInterrupt as exc:
+        _print_user_traceback(exc)
+        return 128 + signal.SIGINT
+    except BaseException as exc:
+        _print_user_traceback(exc)
+        return 1
+    return exit_status(result)
+
+
+def _print_user_traceback(exc: BaseException) -> None:
+    """The traceback as ``python`` would print it: through ``sys.excepthook``, without this
+    module's own frame."""
+    tb = exc.__traceback__
+    sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)
+
+
+def finish(status: int, status_w: int) -> None:
+    """Do what interpreter exit does that users can see (wait for non-daemon threads, run atexit
+    handlers, flush stdio), release the client's streams, report, and leave without the teardown
+    of the inherited heap (as multiprocessing's forked children do)."""
+    try:
+        threading = sys.modules.get("threading")
+        if threading is not None:
+            threading._shutdown()  # type: ignore[attr-defined]
+    except BaseException:
+        pass
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except BaseException:
+            pass
+    try:
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        os.write(status_w, str(status).encode())
+    finally:
+        os._exit(status)

@@ -1,0 +1,72 @@
+"""Process hygiene for the shim: titles, parent-death signals, signal resets, pre-fork checks."""
+
+from __future__ import annotations
+
+import gc
+import os
+import signal
+import sys
+import threading
+
+_LINUX = sys.platform.startswith("linux")
+PR_SET_PDEATHSIG = 1
+
+
+def set_title(title: str) -> None:
+    """Show ``title`` in ``ps`` (``zeus phase: app``, ``zeus command: hello``)."""
+    try:
+        import setproctitle
+
+        setproctitle.setproctitle(title)
+    except ImportError:  # pragma: no cover - setproctitle is a dependency
+        pass
+
+
+def die_with_parent(expected_parent: int) -> None:
+    """Exit when the parent exits (Linux: PR_SET_PDEATHSIG; elsewhere the socket EOF does it).
+
+    Checks the parent afterwards: if it died between our fork and the prctl, exit now.
+    """
+    if _LINUX:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != expected_parent:
+        os._exit(1)
+
+
+def reset_signals() -> None:
+    """Give every signal a Python handler set back its default, and drop the wakeup fd: a forked
+    process must not run handlers its parent installed (the phase's SIGCHLD reaper, app code's)."""
+    signal.set_wakeup_fd(-1)
+    for signum in signal.valid_signals():
+        try:
+            handler = signal.getsignal(signum)
+        except (ValueError, OSError):
+            continue
+        if callable(handler) and handler is not signal.default_int_handler:
+            signal.signal(signum, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def prepare_fork(log: list[str] | None = None) -> None:
+    """Flush stdio (else children print the parent's buffered output again) and freeze the heap
+    (so the garbage collector does not touch, and so copy, pages shared with the children).
+    Warns, naming them, when threads other than the main one are alive: fork copies only the
+    calling thread, and a lock another thread held stays locked forever in the child."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError, AttributeError):
+            pass
+    others = [t for t in threading.enumerate() if t is not threading.main_thread()]
+    if others:
+        names = ", ".join(f"{t.name!r}" for t in others)
+        print(
+            f"zeus: warning: forking with threads alive ({names}); the child gets none of them and "
+            "any lock they held stays locked. Start threads in after_fork or in commands instead.",
+            file=sys.stderr,
+            flush=True,
+        )
+    gc.freeze()

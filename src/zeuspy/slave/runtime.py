@@ -1,0 +1,225 @@
+"""A phase's life: register with the master, run the action, report, then fork on request.
+
+Runs synchronously, one phase per process. Protocol steps refer to docs/protocol.md.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import signal
+import socket
+import sys
+import traceback
+from pathlib import Path
+
+from zeuspy.plan import Plan, method_name
+from zeuspy.protocol import wire
+from zeuspy.protocol.messages import (
+    EXTENSION_VERSION,
+    OFFER_ENV,
+    SHIM_CAPABILITIES,
+    BootResult,
+    Extension,
+    Registration,
+)
+from zeuspy.slave import process
+from zeuspy.slave.tracking import FeatureReporter, modules_since, traceback_files
+
+MASTER_FD_ENV = "ZEUS_MASTER_FD"
+ROOT = "boot"
+
+
+class PlanLoadError(Exception):
+    """The plan file does not define a usable plan."""
+
+
+def load_plan(path: Path) -> Plan:
+    """Import the plan file and instantiate its one most-derived subclass of :class:`Plan`."""
+    spec = importlib.util.spec_from_file_location("zeus_plan", path)
+    if spec is None or spec.loader is None:
+        raise PlanLoadError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zeus_plan"] = module
+    spec.loader.exec_module(module)
+    plans = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Plan) and value is not Plan
+    ]
+    leaves = [c for c in plans if not any(o is not c and issubclass(o, c) for o in plans)]
+    if len(leaves) != 1:
+        found = ", ".join(c.__name__ for c in leaves) or "none"
+        raise PlanLoadError(f"{path}: expected one subclass of zeuspy.Plan, found {found}")
+    return leaves[0]()
+
+
+class Phase:
+    """One phase process: the shim's side of the master's phase handle."""
+
+    def __init__(
+        self, plan_file: Path, plan: Plan | None, bootstrap: socket.socket, extensions: bool
+    ) -> None:
+        self.plan_file = plan_file
+        self.plan = plan
+        self.bootstrap = bootstrap
+        self.extensions = extensions
+        self.children: set[int] = set()
+        self.sock: socket.socket | None = None
+        self.features: FeatureReporter | None = None
+
+    # -- protocol step 2 ----------------------------------------------------------------------
+    def register(self, identifier: str, parent_pid: int) -> None:
+        local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        wire.send_fd(self.bootstrap, remote.fileno())
+        remote.close()
+        wire.send_message(local, Registration(os.getpid(), parent_pid, identifier).format())
+        read_end, write_end = os.pipe()
+        wire.send_fd(local, read_end)
+        os.close(read_end)
+        if self.extensions:
+            offer = Extension({"zeuspy": EXTENSION_VERSION, "caps": ",".join(SHIM_CAPABILITIES)})
+            wire.send_message(local, offer.format())
+        self.sock = local
+        self.features = FeatureReporter(write_end)
+
+    # -- protocol step 3 ----------------------------------------------------------------------
+    def boot(self, identifier: str, parent_pid: int) -> None:
+        """Register, run the action, report ``R:``; on success serve requests forever."""
+        self.register(identifier, parent_pid)
+        assert self.sock is not None and self.features is not None
+        process.set_title(f"zeus phase: {identifier}")
+        print(f"zeus: phase {identifier} (pid {os.getpid()}) booting", file=sys.stderr, flush=True)
+        before = set(sys.modules)
+        try:
+            if self.plan is None:
+                self.plan = load_plan(self.plan_file)
+            if identifier != ROOT:
+                self.plan.after_fork()
+            action = getattr(self.plan, method_name(identifier), None)
+            if action is None:
+                raise PlanLoadError(
+                    f"plan {type(self.plan).__name__} has no method {method_name(identifier)}() "
+                    f"for phase {identifier!r}"
+                )
+            action()
+        except BaseException as exc:
+            tb = exc.__traceback__
+            # Drop this frame: the user's code is what failed.
+            text = "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
+            print(text, file=sys.stderr, end="", flush=True)
+            self.features.report(modules_since(before) + traceback_files(exc))
+            wire.send_message(self.sock, BootResult(text.rstrip("\n")).format())
+            os._exit(1)
+        self.features.report(modules_since(before))
+        sys.stdout.flush()
+        wire.send_message(self.sock, BootResult().format())
+        self.serve(identifier)
+
+    # -- protocol step 5 ----------------------------------------------------------------------
+    def serve(self, identifier: str) -> None:
+        """Answer ``S:`` and ``C:`` until the master's socket closes, then exit."""
+        assert self.sock is not None
+        signal.signal(signal.SIGCHLD, self._reap)
+        reader = wire.FrameReader()
+        while True:
+            try:
+                data, fds = wire.receive(self.sock)
+            except wire.ProtocolError:
+                continue
+            except OSError:
+                data, fds = b"", []
+            wire.close_fds(fds)
+            reader.feed(data, [])
+            for message in reader.messages():
+                if message.startswith("S:"):
+                    self.fork_phase(message[2:])
+                elif message.startswith("C:"):
+                    self.fork_runner(message[2:])
+                else:
+                    print(f"zeus: phase {identifier}: unknown request {message[:40]!r}",
+                          file=sys.stderr, flush=True)
+            if reader.eof:
+                os._exit(0)  # the master is gone
+
+    def _reap(self, signum: int, frame: object) -> None:
+        for pid in list(self.children):
+            try:
+                done, _ = os.waitpid(pid, os.WNOHANG)
+            except ChildProcessError:
+                done = pid
+            if done:
+                self.children.discard(pid)
+
+    def _fork(self) -> int:
+        process.prepare_fork()
+        pid = os.fork()
+        if pid:
+            self.children.add(pid)
+        return pid
+
+    def _drop_phase_role(self) -> int:
+        """In a forked child: shed what belongs to this phase; returns the parent's pid."""
+        parent = os.getppid()
+        process.reset_signals()
+        assert self.sock is not None and self.features is not None
+        self.sock.close()
+        self.features.close()
+        self.children = set()
+        return parent
+
+    def fork_phase(self, identifier: str) -> None:
+        if self._fork():
+            return
+        try:
+            parent = self._drop_phase_role()
+            os.setpgid(0, 0)  # its own group: a restart kills the phase and what it started
+            process.die_with_parent(parent)
+            self.boot(identifier, parent)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+
+    def fork_runner(self, command: str) -> None:
+        from zeuspy.slave import command as runner
+
+        assert self.sock is not None
+        phase_sock = self.sock
+        if self._fork():
+            return
+        try:
+            parent = os.getppid()
+            process.reset_signals()
+            assert self.features is not None
+            self.features.close()
+            assert self.plan is not None
+            runner.run_runner(self.plan, command, phase_sock, self.bootstrap, parent)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+
+
+def main(argv: list[str]) -> int:
+    """``python -m zeuspy.slave <plan file>``: the root phase, started by ``zeus start``."""
+    if len(argv) != 1:
+        print("usage: python -m zeuspy.slave PLAN_FILE (started by `zeus start`)", file=sys.stderr)
+        return 2
+    raw_fd = os.environ.pop(MASTER_FD_ENV, "")
+    if not raw_fd.isdigit():
+        print(f"zeuspy.slave: {MASTER_FD_ENV} is not set; this module is run by `zeus start`",
+              file=sys.stderr)
+        return 2
+    extensions = os.environ.pop(OFFER_ENV, "") == EXTENSION_VERSION
+    bootstrap = socket.socket(fileno=int(raw_fd))
+    bootstrap.set_inheritable(False)
+    # Phase output goes to the master's log: keep it in order with the master's own lines.
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.reconfigure(line_buffering=True)  # type: ignore[union-attr]
+        except AttributeError:
+            pass
+    process.die_with_parent(os.getppid())
+    Phase(Path(argv[0]), None, bootstrap, extensions).boot(ROOT, 0)
+    return 0
