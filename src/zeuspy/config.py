@@ -142,7 +142,9 @@ def load(path: Path) -> Config:
                 "spaces, ':' or ';'"
             )
         if name in taken:
-            raise ConfigError(f"{path}: {what} {name!r} in {where} is already used as {taken[name]}")
+            raise ConfigError(
+                f"{path}: {what} {name!r} in {where} is already used as {taken[name]}"
+            )
         taken[name] = f"{what} in {where}"
 
     def walk(name: str, parent: str | None, body: dict[str, Any]) -> None:
@@ -190,7 +192,9 @@ def load(path: Path) -> Config:
         try:
             command = tuple(shlex.split(raw_command))
         except ValueError as exc:
-            raise ConfigError(f'{path}: "command" cannot be parsed as a shell line: {exc}') from None
+            raise ConfigError(
+                f'{path}: "command" cannot be parsed as a shell line: {exc}'
+            ) from None
     elif isinstance(raw_command, list) and all(isinstance(a, str) for a in raw_command):
         command = tuple(raw_command)
     else:

@@ -10,7 +10,7 @@ EXIT_NO_MASTER = 1
 
 
 class ZeusError(Exception):
-    """An error to show the user as one line (what, where, what to do) and exit with ``exit_code``."""
+    """An error shown to the user as one line (what, where, what to do); exits ``exit_code``."""
 
     exit_code = EXIT_FAILURE
 

@@ -29,7 +29,7 @@ def method_name(node: str) -> str:
 
 
 def track(path: str | os.PathLike[str]) -> None:
-    """Report ``path`` as a file the current phase depends on (a change to it restarts the phase)."""
+    """Report ``path`` as a file the current phase depends on: a change restarts the phase."""
     _tracked.append(os.path.realpath(os.fspath(path)))
 
 

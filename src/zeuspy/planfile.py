@@ -119,7 +119,8 @@ def check(plan_file: Path, config: Config) -> None:
             if base_name in classes:
                 collect(base_name)
             elif head in imported:
-                ref = imported[head] if head == base_name else f"{imported[head]}.{base_name[len(head) + 1:]}"
+                rest = base_name[len(head) + 1 :]
+                ref = imported[head] if head == base_name else f"{imported[head]}.{rest}"
                 found = _methods_of_zeuspy_class(ref)
                 if found is None:
                     complete = False

@@ -123,7 +123,7 @@ class Session:
         self.term_deadline: float | None = None
         self.term_signal = 0
 
-    # -- handshake (protocol steps 1-5) ------------------------------------------------------------
+    # -- handshake (protocol steps 1-5) -----------------------------------------------------------
     def handshake(self) -> None:
         encoding = sys.getfilesystemencoding()
         args_local, args_remote = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
@@ -215,7 +215,9 @@ class Session:
     # -- input ------------------------------------------------------------------------------------
     def on_input(self, data: bytes) -> int | None:
         """Typed bytes go to the command; signal keys act as they would on a local terminal."""
-        keys = terminal.signal_keys(self.out.fd) if (self.out.is_pty and self.stdin_is_tty) else None
+        keys = None
+        if self.out.is_pty and self.stdin_is_tty:
+            keys = terminal.signal_keys(self.out.fd)
         if keys:
             for index, byte in enumerate(data):
                 signum = keys.get(byte)
@@ -261,7 +263,7 @@ class Session:
             except OSError:
                 pass
 
-    # -- the master's messages ----------------------------------------------------------------------
+    # -- the master's messages --------------------------------------------------------------------
     def on_master(self) -> None:
         try:
             data, fds = wire.receive(self.sock)
@@ -286,7 +288,7 @@ class Session:
         if self.reader.eof:
             self.master_open = False
 
-    # -- the relay loop -----------------------------------------------------------------------------
+    # -- the relay loop ---------------------------------------------------------------------------
     def relay(self) -> int:
         wake_r, wake_w = posix.pipe()
         posix.set_blocking(wake_w, False)

@@ -61,7 +61,7 @@ class Master:
     def request_restart(self) -> None:
         log.info("received SIGUSR1: restarting every phase")
         self.status.message("restarting every phase (SIGUSR1)")
-        asyncio.ensure_future(self.supervisor.restart_all("restart requested"))
+        self.supervisor.restart_all_soon("restart requested")
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()

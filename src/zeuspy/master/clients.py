@@ -286,8 +286,13 @@ class ClientServer:
             try:
                 data = data[os.write(fd, data):]
             except BlockingIOError:
-                ready = loop.create_future()
-                loop.add_writer(fd, lambda: ready.done() or ready.set_result(None))
+                ready: asyncio.Future[None] = loop.create_future()
+
+                def writable(ready: asyncio.Future[None] = ready) -> None:
+                    if not ready.done():
+                        ready.set_result(None)
+
+                loop.add_writer(fd, writable)
                 try:
                     await asyncio.wait_for(ready, max(0.0, deadline - loop.time()))
                 except asyncio.TimeoutError:

@@ -26,8 +26,8 @@ class PidLock:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
             raise AlreadyRunning(
-                f"zeus: a master is already running for {os.path.dirname(self.path)} (pid {other}); "
-                "use it, or stop it first with `zeus stop`"
+                f"zeus: a master is already running for {os.path.dirname(self.path)} "
+                f"(pid {other}); use it, or stop it first with `zeus stop`"
             ) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)

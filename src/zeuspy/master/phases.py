@@ -12,6 +12,8 @@ import os
 import signal
 import socket
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.processes import peer_credentials, terminate
@@ -62,8 +64,8 @@ class PhaseSupervisor:
         self._runner_locks: dict[int, asyncio.Lock] = {}
 
     # -- tasks ------------------------------------------------------------------------------------
-    def _spawn(self, coro: object, name: str) -> None:
-        task = asyncio.ensure_future(coro)  # type: ignore[arg-type]
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
 
@@ -173,8 +175,10 @@ class PhaseSupervisor:
             await asyncio.sleep(REGISTRATION_TIMEOUT)
             if (phase.generation == generation and phase.state is PhaseState.BOOTING
                     and phase.process is None and not self.stopping):
-                phase.error = (f"zeus: phase {phase.name} did not register within "
-                               f"{REGISTRATION_TIMEOUT:.0f} s of being started; see .zeus/master.log")
+                phase.error = (
+                    f"zeus: phase {phase.name} did not register within "
+                    f"{REGISTRATION_TIMEOUT:.0f} s of being started; see .zeus/master.log"
+                )
                 self.tree.transition(phase, PhaseState.CRASHED, "no registration")
 
         self._spawn(watchdog(), "registration watchdog")
@@ -342,8 +346,9 @@ class PhaseSupervisor:
         else:
             self._boot_child(phase)
 
-    async def restart_all(self, reason: str) -> None:
-        await self.restart(self.tree.root, reason)
+    def restart_all_soon(self, reason: str) -> None:
+        """Reboot the whole tree (SIGUSR1, `zeus restart`) in the background."""
+        self._spawn(self.restart(self.tree.root, reason), "restart all")
 
     # -- commands ---------------------------------------------------------------------------------
     async def fork_runner(self, phase: Phase, command: str) -> tuple[socket.socket, PhaseProcess]:
@@ -376,7 +381,7 @@ class PhaseSupervisor:
         """Kill every phase (escalating), reap the root, close the bootstrap socket."""
         self.stopping = True
         processes = [(p, p.process) for p in self.tree.root.subtree() if p.process is not None]
-        for phase, process in processes:
+        for _, process in processes:
             process.doomed = True
         await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {phase.name}")
                                for phase, proc in reversed(processes)))

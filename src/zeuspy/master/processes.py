@@ -64,11 +64,12 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
 
     Linux: SO_PEERCRED. macOS: LOCAL_PEERCRED (getpeereid's source) gives the uid; pid is -1.
     """
-    if sys.platform.startswith("linux"):
+    platform: str = sys.platform  # a plain str: both branches are type-checked on any OS
+    if platform.startswith("linux"):
         raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         pid, uid, _gid = struct.unpack("3i", raw)
         return pid, uid
-    if sys.platform == "darwin":
+    if platform == "darwin":
         sol_local, local_peercred = 0, 0x001
         raw = sock.getsockopt(sol_local, local_peercred, struct.calcsize("IIh16I") + 2)
         _version, uid = struct.unpack_from("II", raw)

@@ -1,1 +1,3 @@
-"""The Zeus wire protocol: framing (wire.py) and message types (messages.py). See docs/protocol.md."""
+"""The Zeus wire protocol: framing (wire.py) and message types (messages.py).
+
+See docs/protocol.md."""

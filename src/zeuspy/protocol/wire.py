@@ -1,9 +1,9 @@
 """Framing of the Zeus wire protocol, shared by the client, the master and the shim.
 
-A *message* is text followed by one NUL byte; readers split on NUL and skip empty messages. An *fd
-message* is a ``sendmsg`` whose payload starts with one NUL byte and which carries exactly one file
-descriptor in one ``SCM_RIGHTS`` control message. Several messages can arrive in one read and a message
-can be split across reads, so readers buffer (:class:`FrameReader`).
+A *message* is text followed by one NUL byte; readers split on NUL and skip empty messages. An
+*fd message* is a ``sendmsg`` whose payload starts with one NUL byte and which carries exactly one
+file descriptor in one ``SCM_RIGHTS`` control message. Several messages can arrive in one read and a
+message can be split across reads, so readers buffer (:class:`FrameReader`).
 
 This module imports only ``_socket`` and builtins: the client imports it on every command.
 """
@@ -49,7 +49,7 @@ def send_fd(sock: _socket.socket, fd: int, trailer: bytes = b"") -> None:
 
 
 def fds_from_ancillary(ancillary: Iterable[tuple[int, int, bytes]]) -> list[int]:
-    """The file descriptors carried by ``recvmsg`` control messages (every one of them, in order)."""
+    """The file descriptors carried by ``recvmsg`` control messages (all of them, in order)."""
     fds: list[int] = []
     for level, kind, data in ancillary:
         if level == _socket.SOL_SOCKET and kind == _socket.SCM_RIGHTS:
@@ -73,8 +73,8 @@ def close_fds(fds: Iterable[int]) -> None:
 def receive(sock: _socket.socket, size: int = READ_SIZE) -> tuple[bytes, list[int]]:
     """One ``recvmsg``: the bytes read and the fds received with them.
 
-    Raises :class:`ProtocolError` (after closing what did arrive) when the control data was truncated,
-    which means a peer sent more fds than any Zeus message carries.
+    Raises :class:`ProtocolError` (after closing what did arrive) when the control data was
+    truncated, which means a peer sent more fds than any Zeus message carries.
     """
     data, ancillary, flags, _ = sock.recvmsg(size, ANCILLARY_SIZE)
     fds = fds_from_ancillary(ancillary)

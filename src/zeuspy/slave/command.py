@@ -155,9 +155,13 @@ def _rebuild_stdio() -> None:
         buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
         return io.TextIOWrapper(buffered, encoding=encoding, errors=errors, line_buffering=line)
 
-    sys.stdin = sys.__stdin__ = stream(0, "r", errors, os.isatty(0))
-    sys.stdout = sys.__stdout__ = stream(1, "w", errors, os.isatty(1))
-    sys.stderr = sys.__stderr__ = stream(2, "w", "backslashreplace", True)
+    for name, stream_ in (
+        ("stdin", stream(0, "r", errors, os.isatty(0))),
+        ("stdout", stream(1, "w", errors, os.isatty(1))),
+        ("stderr", stream(2, "w", "backslashreplace", True)),
+    ):
+        setattr(sys, name, stream_)
+        setattr(sys, f"__{name}__", stream_)
 
 
 def _take_terminal(fd: int) -> None:
@@ -233,7 +237,7 @@ def finish(status: int, status_w: int) -> None:
     try:
         threading = sys.modules.get("threading")
         if threading is not None:
-            threading._shutdown()  # type: ignore[attr-defined]
+            threading._shutdown()
     except BaseException:
         pass
     atexit._run_exitfuncs()
