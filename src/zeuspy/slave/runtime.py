@@ -23,6 +23,7 @@ from zeuspy.protocol.messages import (
     Extension,
     Registration,
 )
+from zeuspy.slave import command as runner
 from zeuspy.slave import process
 from zeuspy.slave.tracking import FeatureReporter, modules_since, traceback_files
 
@@ -182,8 +183,6 @@ class Phase:
             os._exit(1)
 
     def fork_runner(self, command: str) -> None:
-        from zeuspy.slave import command as runner
-
         assert self.sock is not None
         phase_sock = self.sock
         if self._fork():
