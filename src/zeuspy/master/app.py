@@ -86,6 +86,8 @@ class Master:
 
 def run(config: Config) -> int:
     """Run a master for ``config`` until a shutdown signal; the exit status."""
+    # Phases run in the project root (their relative paths, the tracking of project files).
+    os.chdir(config.root)
     root = os.fsencode(config.root)
     lock = PidLock(os.fsdecode(paths.pid_path(root)))
     lock.acquire()

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import select
 import signal
 import socket
 import sys
@@ -25,10 +26,12 @@ from zeuspy.protocol.messages import (
 )
 from zeuspy.slave import command as runner
 from zeuspy.slave import process
-from zeuspy.slave.tracking import FeatureReporter, modules_since, traceback_files
+from zeuspy.slave.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
 ROOT = "boot"
+#: How often an idle phase looks for modules imported lazily (by a thread or a timer).
+LAZY_IMPORT_CHECK = 0.5
 
 
 class PlanLoadError(Exception):
@@ -58,16 +61,15 @@ def load_plan(path: Path) -> Plan:
 class Phase:
     """One phase process: the shim's side of the master's phase handle."""
 
-    def __init__(
-        self, plan_file: Path, plan: Plan | None, bootstrap: socket.socket, extensions: bool
-    ) -> None:
+    def __init__(self, plan_file: Path, plan: Plan | None, bootstrap: socket.socket,
+                 extensions: bool, tracker: Tracker) -> None:
         self.plan_file = plan_file
+        self.tracker = tracker
         self.plan = plan
         self.bootstrap = bootstrap
         self.extensions = extensions
         self.children: set[int] = set()
         self.sock: socket.socket | None = None
-        self.features: FeatureReporter | None = None
 
     # -- protocol step 2 ----------------------------------------------------------------------
     def register(self, identifier: str, parent_pid: int) -> None:
@@ -82,16 +84,16 @@ class Phase:
             offer = Extension({"zeuspy": EXTENSION_VERSION, "caps": ",".join(SHIM_CAPABILITIES)})
             wire.send_message(local, offer.format())
         self.sock = local
-        self.features = FeatureReporter(write_end)
+        self.tracker.attach(write_end)
 
     # -- protocol step 3 ----------------------------------------------------------------------
     def boot(self, identifier: str, parent_pid: int) -> None:
         """Register, run the action, report ``R:``; on success serve requests forever."""
         self.register(identifier, parent_pid)
-        assert self.sock is not None and self.features is not None
+        assert self.sock is not None
         process.set_title(f"zeus phase: {identifier}")
         print(f"zeus: phase {identifier} (pid {os.getpid()}) booting", file=sys.stderr, flush=True)
-        before = set(sys.modules)
+        self.tracker.begin_action()
         try:
             if self.plan is None:
                 self.plan = load_plan(self.plan_file)
@@ -109,10 +111,12 @@ class Phase:
             # Drop this frame: the user's code is what failed.
             text = "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
             print(text, file=sys.stderr, end="", flush=True)
-            self.features.report(modules_since(before) + traceback_files(exc))
+            self.tracker.end_action()
+            self.tracker.report(traceback_files(exc))
             wire.send_message(self.sock, BootResult(text.rstrip("\n")).format())
             os._exit(1)
-        self.features.report(modules_since(before))
+        self.tracker.end_action()
+        self.tracker.report(pth_files() if identifier == ROOT else ())
         sys.stdout.flush()
         wire.send_message(self.sock, BootResult().format())
         self.serve(identifier)
@@ -124,6 +128,10 @@ class Phase:
         signal.signal(signal.SIGCHLD, self._reap)
         reader = wire.FrameReader()
         while True:
+            ready, _, _ = select.select([self.sock], [], [], LAZY_IMPORT_CHECK)
+            self.tracker.report()  # modules a thread or timer imported meanwhile
+            if not ready:
+                continue
             try:
                 data, fds = wire.receive(self.sock)
             except wire.ProtocolError:
@@ -153,6 +161,7 @@ class Phase:
                 self.children.discard(pid)
 
     def _fork(self) -> int:
+        self.tracker.report()
         process.prepare_fork()
         pid = os.fork()
         if pid:
@@ -163,9 +172,9 @@ class Phase:
         """In a forked child: shed what belongs to this phase; returns the parent's pid."""
         parent = os.getppid()
         process.reset_signals()
-        assert self.sock is not None and self.features is not None
+        assert self.sock is not None
         self.sock.close()
-        self.features.close()
+        self.tracker.close()
         self.children = set()
         return parent
 
@@ -190,8 +199,7 @@ class Phase:
         try:
             parent = os.getppid()
             process.reset_signals()
-            assert self.features is not None
-            self.features.close()
+            self.tracker.close()
             assert self.plan is not None
             runner.run_runner(self.plan, command, phase_sock, self.bootstrap, parent)
         except BaseException:
@@ -220,5 +228,6 @@ def main(argv: list[str]) -> int:
         except AttributeError:
             pass
     process.die_with_parent(os.getppid())
-    Phase(Path(argv[0]), None, bootstrap, extensions).boot(ROOT, 0)
+    tracker = Tracker(os.getcwd())
+    Phase(Path(argv[0]).absolute(), None, bootstrap, extensions, tracker).boot(ROOT, 0)
     return 0
