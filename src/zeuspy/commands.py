@@ -44,12 +44,20 @@ def start(args: list[str], config: str | None) -> int:
         description="Start the master: boot the plan's phases and serve `zeus COMMAND`.",
     )
     parser.add_argument("--config", default=config, help="the zeus.json to use")
+    parser.add_argument(
+        "--file-change-delay", type=float, default=0.3, metavar="SECONDS",
+        help="gather file changes this long before restarting phases (default 0.3)")
+    parser.add_argument(
+        "--poll", type=float, nargs="?", const=1.0, default=None, metavar="SECONDS",
+        help="watch files by polling every SECONDS (default 1) instead of OS events")
     options = parser.parse_args(args)
+    if options.file_change_delay < 0 or (options.poll is not None and options.poll <= 0):
+        parser.error("delays must be positive")
     path = Path(options.config) if options.config else config_module.find_config()
     plan = config_module.load(path)
     from zeuspy.master import app
 
-    return app.run(plan)
+    return app.run(plan, options.file_change_delay, options.poll)
 
 
 def signal_master(word: str, root: Path) -> int:

@@ -14,10 +14,13 @@ import signal
 import sys
 from pathlib import Path
 
+from zeuspy import config as config_module
 from zeuspy import paths
 from zeuspy.config import Config
-from zeuspy.errors import ZeusError
+from zeuspy.errors import ConfigError, ZeusError
+from zeuspy.master import watchers
 from zeuspy.master.clients import ClientServer
+from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
 from zeuspy.master.lock import PidLock, clear_stale_socket
 from zeuspy.master.phases import PhaseSupervisor
 from zeuspy.master.processes import become_subreaper
@@ -44,14 +47,53 @@ def prepare_state_dir(root: Path) -> Path:
 class Master:
     """One running master: the tree, the phase supervisor, the client server, the display."""
 
-    def __init__(self, config: Config, log_fd: int, socket_path: str) -> None:
+    def __init__(self, config: Config, log_fd: int, socket_path: str,
+                 delay: float = DEFAULT_DELAY, poll: float | None = None) -> None:
         self.config = config
         self.tree = ProcessTree(config)
         self.supervisor = PhaseSupervisor(self.tree, log_fd)
         self.server = ClientServer(self.tree, self.supervisor, socket_path)
         self.status = StatusLines(self.tree)
+        self.delay = delay
+        self.poll = poll
+        self.monitor: FileMonitor | None = None
         self.exit_code = 0
         self._stop = asyncio.Event()
+        self._reloading: asyncio.Task[None] | None = None
+
+    def note(self, text: str) -> None:
+        """A message of the master's own, for the user and the log."""
+        log.info("%s", text)
+        self.status.message(text)
+
+    def reload_plan(self, changed: str) -> None:
+        """zeus.json or the plan file changed: reboot the whole tree, under the new plan when it
+        is valid (a plan of another shape gets a new tree), else keep the running one."""
+        name = os.path.basename(changed)
+        try:
+            config = config_module.load(self.config.path)
+        except ConfigError as exc:
+            self.note(f"{exc.message} (keeping the running plan until it is fixed)")
+            return
+        old = self.config
+        same_shape = (config.phases, config.commands, config.command) == (
+            old.phases, old.commands, old.command)
+        self.config = config
+        if same_shape:
+            self.note(f"{name} changed: restarting every phase")
+            self.supervisor.restart_all(f"{name} changed")
+            return
+        self.note(f"{name} changed the plan: booting the new tree")
+        self._reloading = asyncio.ensure_future(self._replace_tree(config, f"{name} changed"))
+
+    async def _replace_tree(self, config: Config, reason: str) -> None:
+        tree = ProcessTree(config)
+        tree.listeners.append(self.status.on_transition)
+        self.tree = tree
+        self.server.tree = tree
+        if self.monitor is not None:
+            self.monitor.replace_tree(tree)
+        await self.supervisor.replace_tree(tree, reason)
 
     def request_stop(self, signum: signal.Signals) -> None:
         log.info("received %s: shutting down", signum.name)
@@ -61,7 +103,7 @@ class Master:
     def request_restart(self) -> None:
         log.info("received SIGUSR1: restarting every phase")
         self.status.message("restarting every phase (SIGUSR1)")
-        self.supervisor.restart_all_soon("restart requested")
+        self.supervisor.restart_all("restart requested")
 
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
@@ -72,19 +114,27 @@ class Master:
         become_subreaper()
         self.server.start()
         self.status.message(f"zeus master (pid {os.getpid()}) listening on {self.server.path}")
+        watcher = watchers.choose(str(self.config.root), self.poll, self.note)
+        self.monitor = FileMonitor(self.tree, watcher, self.supervisor.restart, self.reload_plan,
+                                   self.note, self.delay)
+        self.monitor.start()
+        self.supervisor.on_features = self.monitor.add_features
+        self.server.monitor = self.monitor
         self.supervisor.start()
         try:
             await self._stop.wait()
         finally:
             self.status.message("stopping")
             await self.server.close()
+            if self.monitor is not None:
+                self.monitor.stop()
             await self.supervisor.stop()
             for signum in (*EXIT_ON_SIGNAL, signal.SIGUSR1):
                 loop.remove_signal_handler(signum)
         return self.exit_code
 
 
-def run(config: Config) -> int:
+def run(config: Config, delay: float = DEFAULT_DELAY, poll: float | None = None) -> int:
     """Run a master for ``config`` until a shutdown signal; the exit status."""
     # Phases run in the project root (their relative paths, the tracking of project files).
     os.chdir(config.root)
@@ -103,7 +153,7 @@ def run(config: Config) -> int:
         for warning in config.warnings:
             print(f"zeus: warning: {warning}", file=sys.stderr)
         try:
-            return asyncio.run(Master(config, log_fd, socket_path).serve())
+            return asyncio.run(Master(config, log_fd, socket_path, delay, poll).serve())
         except OSError as exc:
             raise ZeusError(f"zeus: cannot serve on {socket_path}: {exc.strerror or exc}") from None
         finally:

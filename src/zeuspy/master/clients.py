@@ -13,9 +13,10 @@ import stat
 from dataclasses import dataclass, field
 
 from zeuspy.master.channel import Channel, ChannelClosed
+from zeuspy.master.filemonitor import FileMonitor
 from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
 from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials, signal_group_or_pid
-from zeuspy.master.tree import PhaseState, ProcessTree
+from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     CommandRequest,
@@ -39,6 +40,12 @@ ERROR_WRITE_TIMEOUT = 2.0
 SHUTDOWN_COMMAND_GRACE = 1.0
 #: Exit status for an unknown command (as shells use for "command not found").
 EXIT_UNKNOWN_COMMAND = 127
+
+
+def _ready(phase: Phase) -> bool:
+    """A function, not an inline test, so the checker does not assume it stays true across an
+    await."""
+    return phase.state is PhaseState.READY and phase.process is not None
 
 
 @dataclass(eq=False)
@@ -68,6 +75,9 @@ class ClientServer:
         self._inode: tuple[int, int] | None = None
         self.closing = False
         self._closing = asyncio.Event()
+        #: Checked before each command so that none runs against code saved since its phase
+        #: booted (set by the master once file monitoring runs).
+        self.monitor: FileMonitor | None = None
 
     def start(self) -> None:
         """Bind the socket, private to this user (mode 0600), and accept clients."""
@@ -137,40 +147,62 @@ class ClientServer:
             log.info("dropped a client that did not complete its handshake: %s",
                      exc or "timed out")
             return
-        channel = session.channel
-        spec = self.tree.command(request.command)
-        if spec is None:
-            names = []
-            for name, command in self.tree.config.commands.items():
-                aliases = f" (alias: {', '.join(command.aliases)})" if command.aliases else ""
-                names.append(name + aliases)
-            await self._refuse(session, f'Could not find command "{request.command}".\n'
-                                        f"Available commands: {', '.join(names)}.\n",
-                               EXIT_UNKNOWN_COMMAND)
+        ready = await self._wait_for_phase(session, request)
+        if ready is None:
             return
-        phase = self.tree.phases[spec.phase]
+        runner_sock, process = ready
+        runner = Channel(runner_sock, datagram=True, name="runner")
+        try:
+            await self._run_command(session, request, extended and process.extensions, runner)
+        finally:
+            runner.close()
 
-        # Wait until the phase is ready or something above it crashed.
-        noted = False
+    async def _wait_for_phase(
+        self, session: Session, request: CommandRequest
+    ) -> tuple[socket.socket, PhaseProcess] | None:
+        """Wait until the command's phase is ready (or something above it crashed), make sure it
+        did not load a file that changed since, and get a runner from it. None: the client was
+        answered already (or left)."""
+        channel = session.channel
         loop = asyncio.get_running_loop()
         started = loop.time()
+        noted = False
         while True:
+            tree = self.tree
+            spec = tree.command(request.command)
+            if spec is None:
+                await self._refuse(session, self._unknown_text(request.command),
+                                   EXIT_UNKNOWN_COMMAND)
+                return None
+            phase = tree.phases[spec.phase]
             crashed = phase.blocking_crash()
             if crashed is not None:
                 await self._refuse(session, self._crash_text(crashed), 1)
-                return
-            if phase.state is PhaseState.READY and phase.process is not None:
-                break
+                return None
             if self.closing:
                 await self._refuse(session, "zeus: the master is shutting down.\n", 1)
-                return
+                return None
             if channel.closed:
-                return
-            wait = max(0.0, BOOT_NOTE_DELAY - (loop.time() - started)) if not noted else None
-            changed = asyncio.ensure_future(self.tree.changed())
-            gone = asyncio.ensure_future(channel.wait_closed())
-            closing = asyncio.ensure_future(self._closing.wait())
-            done, pending = await asyncio.wait({changed, gone, closing}, timeout=wait,
+                return None
+            if _ready(phase):
+                stale = self.monitor.stale_files(phase) if self.monitor is not None else []
+                if not stale:
+                    try:
+                        return await self.supervisor.fork_runner(phase, spec.name)
+                    except RunnerUnavailable as exc:
+                        if _ready(phase):
+                            await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
+                            return None
+                        continue  # the phase went down meanwhile: wait for it again
+                assert self.monitor is not None
+                await self.monitor.refresh_now(stale)
+                if _ready(phase):
+                    continue  # only touched, not changed: run now
+            wait = None if noted else max(0.0, BOOT_NOTE_DELAY - (loop.time() - started))
+            waits = {asyncio.ensure_future(tree.changed()),
+                     asyncio.ensure_future(channel.wait_closed()),
+                     asyncio.ensure_future(self._closing.wait())}
+            done, pending = await asyncio.wait(waits, timeout=wait,
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
@@ -179,16 +211,12 @@ class ClientServer:
                 await self._write_error(session.fds[2],
                                         f"zeus: waiting for phase {phase.name} to boot...\n")
 
-        try:
-            runner_sock, process = await self.supervisor.fork_runner(phase, spec.name)
-        except RunnerUnavailable as exc:
-            await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
-            return
-        runner = Channel(runner_sock, datagram=True, name="runner")
-        try:
-            await self._run_command(session, request, extended and process.extensions, runner)
-        finally:
-            runner.close()
+    def _unknown_text(self, command: str) -> str:
+        names = []
+        for name, spec in self.tree.config.commands.items():
+            aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
+            names.append(name + aliases)
+        return f'Could not find command "{command}".\nAvailable commands: {", ".join(names)}.\n'
 
     async def _run_command(self, session: Session, request: CommandRequest, extended: bool,
                            runner: Channel) -> None:
@@ -258,10 +286,7 @@ class ClientServer:
         with contextlib.suppress(ChannelClosed):
             channel.send(text)
 
-    def _crash_text(self, crashed: object) -> str:
-        from zeuspy.master.tree import Phase
-
-        assert isinstance(crashed, Phase)
+    def _crash_text(self, crashed: Phase) -> str:
         error = crashed.error or f"zeus: phase {crashed.name} crashed"
         return f"{error.rstrip()}\n"
 

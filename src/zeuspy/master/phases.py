@@ -12,7 +12,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from zeuspy.master.channel import Channel, ChannelClosed
@@ -31,6 +31,8 @@ from zeuspy.protocol.messages import (
 )
 
 log = logging.getLogger("zeuspy.master")
+
+FeatureListener = Callable[[Phase, list[str]], None]
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
 #: How long a forked phase may take to register (it registers before running its action).
@@ -62,12 +64,15 @@ class PhaseSupervisor:
         self._bootstrap_remote: socket.socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner_locks: dict[int, asyncio.Lock] = {}
+        #: Told about every file a phase reports (the FileMonitor); else they are only stored.
+        self.on_features: FeatureListener | None = None
 
     # -- tasks ------------------------------------------------------------------------------------
-    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -275,8 +280,13 @@ class PhaseSupervisor:
                 process.features_fd = None
                 return
             *lines, pending = (pending + data).split(b"\n")
-            if phase.process is process:
-                phase.features.update(os.fsdecode(line) for line in lines if line)
+            paths = [os.fsdecode(line) for line in lines if line]
+            if phase.process is not process or not paths:
+                return
+            if self.on_features is not None:
+                self.on_features(phase, paths)
+            else:
+                phase.features.update(paths)
 
         loop.add_reader(fd, on_readable)
 
@@ -303,33 +313,39 @@ class PhaseSupervisor:
             delay = min(BACKOFF_FIRST * 2 ** (len(phase.deaths) - 1), BACKOFF_MAX)
             log.warning("phase %s (pid %d) died unexpectedly; restarting in %.1f s",
                         phase.name, process.pid, delay)
-            self._spawn(self.restart(phase, "its process died", delay=delay), "restart")
+            self.restart(phase, "its process died", delay=delay)
 
     def _stop_subtree_processes(self, phase: Phase) -> None:
         for child in phase.children:
             if child.state is not PhaseState.UNBOOTED:
-                self._spawn(self.restart(child, f"its parent {phase.name} went down",
-                                         boot=False), "stop subtree")
+                self.restart(child, f"its parent {phase.name} went down", boot=False)
 
-    async def restart(self, phase: Phase, reason: str, *, delay: float = 0.0,
-                      boot: bool = True) -> None:
+    def restart(self, phase: Phase, reason: str, *, delay: float = 0.0,
+                boot: bool = True) -> asyncio.Task[None]:
         """Kill ``phase`` and everything below it, then boot it again from its parent.
 
-        Commands are their own sessions and are not touched. A restart superseded by a newer
-        one (of this phase or an ancestor) stops quietly.
+        The states change at once (a client asking now waits for the new boot); the killing and
+        booting happen in the returned task. Commands are their own sessions and are not touched.
+        A restart superseded by a newer one (of this phase or an ancestor) stops quietly.
         """
         nodes = phase.subtree()
         for node in nodes:
             node.generation += 1
+            node.features = set()
             if node.state is not PhaseState.UNBOOTED:
                 self.tree.transition(node, PhaseState.UNBOOTED, reason)
-        generation = phase.generation
         doomed = []
         for node in nodes:
             if node.process is not None:
                 node.process.doomed = True
                 doomed.append((node, node.process))
                 node.process = None
+        return self._spawn(self._finish_restart(phase, phase.generation, doomed, delay, boot),
+                           "restart")
+
+    async def _finish_restart(self, phase: Phase, generation: int,
+                              doomed: list[tuple[Phase, PhaseProcess]], delay: float,
+                              boot: bool) -> None:
         root_included = phase is self.tree.root
         await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {node.name}")
                                for node, proc in doomed))
@@ -346,9 +362,18 @@ class PhaseSupervisor:
         else:
             self._boot_child(phase)
 
-    def restart_all_soon(self, reason: str) -> None:
-        """Reboot the whole tree (SIGUSR1, `zeus restart`) in the background."""
-        self._spawn(self.restart(self.tree.root, reason), "restart all")
+    def restart_all(self, reason: str) -> None:
+        """Reboot the whole tree (SIGUSR1, `zeus restart`, a changed plan file)."""
+        self.restart(self.tree.root, reason)
+
+    async def replace_tree(self, tree: ProcessTree, reason: str) -> None:
+        """Kill every phase of the current tree, then boot ``tree`` (a plan of another shape)."""
+        await self.restart(self.tree.root, reason, boot=False)
+        old = self.tree
+        self.tree, self.config = tree, tree.config
+        old.retire()
+        if not self.stopping:
+            self._start_root()
 
     # -- commands ---------------------------------------------------------------------------------
     async def fork_runner(self, phase: Phase, command: str) -> tuple[socket.socket, PhaseProcess]:

@@ -73,6 +73,8 @@ class Phase:
     process: PhaseProcess | None = None
     error: str | None = None
     boot_started: float = 0.0
+    #: Wall-clock start of the current boot, to compare with file modification times.
+    boot_wall_ns: int = 0
     boot_seconds: float | None = None
     features: set[str] = field(default_factory=set)
     #: Bumped on every restart so that stale work (a late registration) can be told apart.
@@ -119,6 +121,8 @@ class ProcessTree:
         self.root = self.phases[next(iter(config.phases))]
         self.listeners: list[Listener] = []
         self._changed: asyncio.Future[None] | None = None
+        #: Set when a new plan replaced this tree: waiters re-resolve against the new one.
+        self.retired = False
 
     def command(self, name: str) -> CommandSpec | None:
         return self.config.resolve(name)
@@ -134,6 +138,7 @@ class ProcessTree:
         now = time.monotonic()
         if new is PhaseState.BOOTING:
             phase.boot_started = now
+            phase.boot_wall_ns = time.time_ns()
             phase.boot_seconds = None
             phase.error = None
         elif new is PhaseState.READY:
@@ -147,6 +152,13 @@ class ProcessTree:
                 listener(phase, old, new)
             except Exception:
                 log.exception("state listener failed")
+        if self._changed is not None and not self._changed.done():
+            self._changed.set_result(None)
+        self._changed = None
+
+    def retire(self) -> None:
+        """This tree was replaced (zeus.json changed shape): wake everyone waiting on it."""
+        self.retired = True
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None

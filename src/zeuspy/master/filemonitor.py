@@ -1,0 +1,223 @@
+"""FileMonitor: which phase loaded which file, and what a change to a file restarts.
+
+Watcher threads only hand paths to the loop (``call_soon_threadsafe``); everything else runs on
+it. Changes are gathered for ``delay`` seconds from the first one, checked against the file's last
+known signature and content (a save that leaves the content as it was restarts nothing), and then
+restart the highest phase that loaded any changed file, with its subtree, and nothing else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from zeuspy.master.tree import Phase, PhaseState, ProcessTree
+from zeuspy.master.watchers import Watcher
+from zeuspy.master.watchers.polling import DEFAULT_INTERVAL, PollingWatcher, Signature, signature
+
+log = logging.getLogger("zeuspy.master")
+
+DEFAULT_DELAY = 0.3
+#: A file whose mtime is this close after a boot began may have been saved while the boot read it.
+STALE_BOOT_MARGIN_NS = 10_000_000
+#: Files larger than this are compared by signature only, not by content.
+HASH_LIMIT = 16 * 1024 * 1024
+
+Restart = Callable[[Phase, str], object]
+
+
+def content_hash(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as f:
+            return hashlib.blake2b(f.read(HASH_LIMIT + 1), digest_size=16).digest()
+    except OSError:
+        return None
+
+
+class FileMonitor:
+    """Owns the tracked files of a tree and turns their changes into restarts."""
+
+    def __init__(self, tree: ProcessTree, watcher: Watcher, restart: Restart,
+                 reload_plan: Callable[[str], None], note: Callable[[str], None],
+                 delay: float = DEFAULT_DELAY) -> None:
+        self.tree = tree
+        self.watcher = watcher
+        self.restart = restart
+        self.reload_plan = reload_plan
+        self.note = note
+        self.delay = delay
+        self.root = str(tree.config.root).rstrip("/") + "/"
+        self.owners: dict[str, set[str]] = {}
+        self.signatures: dict[str, Signature] = {}
+        self.hashes: dict[str, bytes | None] = {}
+        self.plan_files: set[str] = set()
+        self.pending: set[str] = set()
+        self._timer: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop = asyncio.get_running_loop()
+
+    # -- set-up --------------------------------------------------------------------------------
+    def start(self) -> None:
+        self.watcher.start(self._from_thread, self._failed_from_thread)
+        config = self.tree.config
+        plan = {str(config.path)}
+        if config.plan_file is not None:
+            plan.add(str(config.plan_file))
+        self.plan_files = plan | {os.path.realpath(p) for p in plan}
+        self._track(self.plan_files)
+
+    def replace_tree(self, tree: ProcessTree) -> None:
+        """A new plan replaced the tree: forget who loaded what (the new phases report again)."""
+        self.tree = tree
+        self.owners.clear()
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self.watcher.stop()
+        for task in list(self._tasks):
+            task.cancel()
+
+    def _from_thread(self, paths: set[str]) -> None:
+        self._loop.call_soon_threadsafe(self.changed, paths)
+
+    def _failed_from_thread(self, reason: str) -> None:
+        self._loop.call_soon_threadsafe(self._fall_back, reason)
+
+    def _fall_back(self, reason: str) -> None:
+        """OS events stopped working: say so once, and poll every tracked file instead."""
+        self.note(f"warning: {reason}; polling every {DEFAULT_INTERVAL:g} s instead")
+        self.watcher.stop()
+        self.watcher = PollingWatcher(DEFAULT_INTERVAL)
+        self.watcher.start(self._from_thread, self._failed_from_thread)
+        self.watcher.track(set(self.signatures))
+
+    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- features --------------------------------------------------------------------------------
+    def _track(self, paths: set[str]) -> None:
+        fresh = {p for p in paths if p not in self.signatures}
+        if not fresh:
+            return
+        for path in fresh:
+            self.signatures[path] = signature(path)
+        self.watcher.track(fresh)
+        self._spawn(self._hash(fresh))
+
+    async def _hash(self, paths: set[str]) -> None:
+        hashes = await asyncio.to_thread(lambda: {p: content_hash(p) for p in paths})
+        for path, digest in hashes.items():
+            self.hashes.setdefault(path, digest)
+
+    def add_features(self, phase: Phase, paths: list[str]) -> None:
+        """A phase reported files it loaded. A source file saved after its boot began means the
+        boot may have read the old content: that boot is abandoned and redone."""
+        for path in paths:
+            self.owners.setdefault(path, set()).add(phase.name)
+        phase.features.update(paths)
+        self._track(set(paths))
+        if phase.state is not PhaseState.BOOTING and phase.state is not PhaseState.READY:
+            return
+        since = phase.boot_wall_ns - STALE_BOOT_MARGIN_NS
+        for path in paths:
+            if not path.endswith(".py"):
+                continue
+            sig = self.signatures.get(path)
+            if sig is not None and sig[3] >= since and path.startswith(self.root):
+                self.note(f"{self._name(path)} changed while {phase.name} booted; booting it again")
+                self.restart(phase, f"{self._name(path)} changed during its boot")
+                return
+
+    # -- changes ---------------------------------------------------------------------------------
+    def changed(self, paths: set[str]) -> None:
+        """Tracked paths changed (by the watcher's word): gather them for ``delay`` seconds."""
+        self.pending |= paths
+        if self._timer is None:
+            self._timer = self._loop.call_later(self.delay, self._flush)
+
+    def _flush(self) -> None:
+        self._timer = None
+        batch, self.pending = self.pending, set()
+        if batch:
+            self._spawn(self.apply(batch))
+
+    async def apply(self, batch: set[str]) -> None:
+        """Restart what ``batch`` affects: the whole tree for the plan, else the highest phases
+        that loaded a changed file. Each phase restarts at most once per batch."""
+        changed = [path for path in sorted(batch) if await self._really_changed(path)]
+        if not changed:
+            return
+        if any(path in self.plan_files for path in changed):
+            self.reload_plan(next(p for p in changed if p in self.plan_files))
+            return
+        affected: dict[str, str] = {}
+        for path in changed:
+            for name in self.owners.get(path, ()):
+                affected.setdefault(name, path)
+        phases = [self.tree.phases[n] for n in affected if n in self.tree.phases]
+        chosen = set(phases)
+        highest = [p for p in phases if not any(a in chosen for a in _ancestors(p))]
+        for phase in sorted(highest, key=lambda p: p.depth):
+            if phase.state is PhaseState.UNBOOTED and phase.process is None:
+                continue  # not booted: it will load the new file anyway
+            reason = f"{self._name(affected[phase.name])} changed"
+            self.note(f"{reason}: restarting {phase.name}")
+            self.restart(phase, reason)
+
+    async def _really_changed(self, path: str) -> bool:
+        """Whether ``path``'s content differs from what we last knew (a touch does not count)."""
+        new = signature(path)
+        old = self.signatures.get(path)
+        if new == old:
+            return False
+        self.signatures[path] = new
+        old_hash = self.hashes.get(path)
+        if old_hash is None or new is None or new[2] > HASH_LIMIT:
+            self.hashes.pop(path, None)
+            return True
+        new_hash = await asyncio.to_thread(content_hash, path)
+        if new_hash == old_hash:
+            return False
+        self.hashes[path] = new_hash if new_hash is not None else b""
+        return True
+
+    def stale_files(self, phase: Phase) -> list[str]:
+        """Project files loaded by ``phase`` or its ancestors whose signature changed and whose
+        change has not been acted on yet: a command must not run against the old code."""
+        stale = []
+        node: Phase | None = phase
+        while node is not None:
+            for path in node.features:
+                if path.startswith(self.root) and signature(path) != self.signatures.get(path):
+                    stale.append(path)
+            node = node.parent
+        return stale
+
+    async def refresh_now(self, paths: list[str]) -> None:
+        """Act on ``paths`` at once instead of after the delay (a command is waiting)."""
+        self.pending -= set(paths)
+        await self.apply(set(paths))
+
+    def _name(self, path: str) -> str:
+        return path[len(self.root):] if path.startswith(self.root) else path
+
+
+def _ancestors(phase: Phase) -> list[Phase]:
+    found = []
+    node = phase.parent
+    while node is not None:
+        found.append(node)
+        node = node.parent
+    return found
+
+
+def now_ns() -> int:
+    return time.time_ns()
