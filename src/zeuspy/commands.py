@@ -57,7 +57,7 @@ def start(args: list[str], config: str | None) -> int:
     plan = config_module.load(path)
     from zeuspy.master import app
 
-    return app.run(plan, options.file_change_delay, options.poll)
+    return app.run(plan, app.MasterOptions(delay=options.file_change_delay, poll=options.poll))
 
 
 def signal_master(word: str, root: Path) -> int:

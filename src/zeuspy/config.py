@@ -21,6 +21,9 @@ ROOT_PHASE = "boot"
 CONFIG_NAME = "zeus.json"
 DEFAULT_PLAN_FILE = "zeus_plan.py"
 KNOWN_KEYS = frozenset({"command", "plan", "plan_file", "autostart", "idle_timeout"})
+#: Words `zeus WORD` runs itself; a command or alias with one of these names could never run.
+RESERVED_NAMES = frozenset({"start", "restart", "stop", "version", "help", "init", "commands",
+                            "status"})
 #: Characters a node name may not contain: they would break the wire protocol's framing.
 FORBIDDEN_IN_NAMES = frozenset(":\0\n\r\t ;")
 
@@ -141,6 +144,11 @@ def load(path: Path) -> Config:
                 f"{path}: {what} {name!r} in {where}: names must be non-empty and contain no "
                 "spaces, ':' or ';'"
             )
+        if name in RESERVED_NAMES and what != "phase":
+            raise ConfigError(
+                f"{path}: {what} {name!r} in {where} has the name of the built-in `zeus {name}`, "
+                "which would always run instead; rename it"
+            )
         if name in taken:
             raise ConfigError(
                 f"{path}: {what} {name!r} in {where} is already used as {taken[name]}"
@@ -171,7 +179,7 @@ def load(path: Path) -> Config:
                 commands[key] = CommandSpec(key, name, tuple(names))
             else:
                 raise ConfigError(
-                    f'{path}: node "{key}" in {where} is {_kind(value)}; a phase is an object '
+                    f"{path}: node {key!r} in {where} is {_kind(value)}; a phase is an object "
                     "and a command is a list of aliases or null"
                 )
         phases[name] = PhaseSpec(name, parent, tuple(children), tuple(leafs))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import keyword
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -40,7 +41,11 @@ def _zeuspy_imports(tree: ast.Module) -> dict[str, str]:
         elif isinstance(stmt, ast.Import):
             for alias in stmt.names:
                 if alias.name.split(".")[0] == "zeuspy":
-                    names[alias.asname or alias.name] = alias.name
+                    # `import zeuspy.plan` binds the name `zeuspy`; `import x.y as z` binds `z`.
+                    if alias.asname:
+                        names[alias.asname] = alias.name
+                    else:
+                        names["zeuspy"] = "zeuspy"
     return names
 
 
@@ -133,7 +138,7 @@ def check(plan_file: Path, config: Config) -> None:
     nodes = [*config.phases, *config.commands]
     for node in nodes:
         wanted = method_name(node)
-        if not wanted.isidentifier() or wanted in RESERVED_METHODS:
+        if not wanted.isidentifier() or keyword.iskeyword(wanted) or wanted in RESERVED_METHODS:
             raise ConfigError(
                 f'{config.path}: node "{node}" cannot be a plan method name; use letters, digits, '
                 "'_' and '-'"

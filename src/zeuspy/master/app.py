@@ -12,10 +12,14 @@ import logging
 import os
 import signal
 import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from zeuspy import __version__, paths
 from zeuspy import config as config_module
-from zeuspy import paths
 from zeuspy.config import Config
 from zeuspy.errors import ConfigError, ZeusError
 from zeuspy.master import watchers
@@ -24,12 +28,14 @@ from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
 from zeuspy.master.lock import PidLock, clear_stale_socket
 from zeuspy.master.phases import PhaseSupervisor
 from zeuspy.master.processes import become_subreaper
-from zeuspy.master.status import StatusLines
+from zeuspy.master.status import LiveChart, StatusLines
 from zeuspy.master.tree import ProcessTree
 
 log = logging.getLogger("zeuspy.master")
 
 LOG_NAME = "master.log"
+#: How often a master with an idle timeout checks whether it has been idle long enough.
+IDLE_CHECK = 1.0
 #: Exit status per shutdown signal: a requested stop is a success.
 EXIT_ON_SIGNAL = {signal.SIGINT: 0, signal.SIGTERM: 0, signal.SIGHUP: 128 + signal.SIGHUP}
 
@@ -44,16 +50,56 @@ def prepare_state_dir(root: Path) -> Path:
     return state / LOG_NAME
 
 
+STATUS_SCHEMA = 1
+
+
+class TransitionTrace:
+    """``zeus start --log FILE``: one line per state transition, with wall and boot times."""
+
+    def __init__(self, path: str) -> None:
+        self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+
+    def on_transition(self, phase: Any, old: Any, new: Any) -> None:
+        took = f" ({phase.boot_seconds:.3f} s)" if new.value == "ready" else ""
+        self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}.{int(time.time() % 1 * 1000):03d}"
+                        f" {phase.name} {old.value} -> {new.value}{took}\n")
+
+
+@dataclass
+class MasterOptions:
+    """How ``zeus start`` was asked to run."""
+
+    delay: float = DEFAULT_DELAY
+    poll: float | None = None
+    chart: bool = True
+    color: bool = True
+    trace: TransitionTrace | None = None
+    idle_timeout: float | None = None
+    #: Called once the socket listens (a detached master tells its parent).
+    ready: Callable[[], None] | None = None
+
+
 class Master:
     """One running master: the tree, the phase supervisor, the client server, the display."""
 
     def __init__(self, config: Config, log_fd: int, socket_path: str,
-                 delay: float = DEFAULT_DELAY, poll: float | None = None) -> None:
+                 options: MasterOptions | None = None) -> None:
+        options = options or MasterOptions()
+        self.options = options
         self.config = config
         self.tree = ProcessTree(config)
         self.supervisor = PhaseSupervisor(self.tree, log_fd)
         self.server = ClientServer(self.tree, self.supervisor, socket_path)
-        self.status = StatusLines(self.tree)
+        self.server.on_query = self.query
+        self.status: StatusLines | LiveChart
+        if options.chart and sys.stdout.isatty():
+            self.status = LiveChart(self.tree, f"zeus · {config.root}", color=options.color)
+        else:
+            self.status = StatusLines(self.tree)
+        if options.trace is not None:
+            self.tree.listeners.append(options.trace.on_transition)
+        self.started = time.time()
+        delay, poll = options.delay, options.poll
         self.delay = delay
         self.poll = poll
         self.monitor: FileMonitor | None = None
@@ -88,7 +134,9 @@ class Master:
 
     async def _replace_tree(self, config: Config, reason: str) -> None:
         tree = ProcessTree(config)
-        tree.listeners.append(self.status.on_transition)
+        self.status.watch(tree)
+        if self.options.trace is not None:
+            tree.listeners.append(self.options.trace.on_transition)
         self.tree = tree
         self.server.tree = tree
         if self.monitor is not None:
@@ -105,12 +153,41 @@ class Master:
         self.status.message("restarting every phase (SIGUSR1)")
         self.supervisor.restart_all("restart requested")
 
+    def query(self, request: str) -> dict[str, Any]:
+        """A question of ``zeus status`` / ``restart`` / ``stop``, asked on the socket."""
+        if request == "restart":
+            self.request_restart()
+            return {"ok": True, "pid": os.getpid()}
+        if request == "stop":
+            self.request_stop(signal.SIGTERM)
+            return {"ok": True, "pid": os.getpid()}
+        snapshot = self.tree.snapshot()
+        snapshot.update({
+            "schema": STATUS_SCHEMA,
+            "master": {"pid": os.getpid(), "root": str(self.config.root),
+                       "config": str(self.config.path), "socket": self.server.path,
+                       "version": __version__, "started": self.started,
+                       "watcher": self.monitor.watcher.name if self.monitor else None},
+        })
+        return snapshot
+
+    async def _idle_watch(self, timeout: float) -> None:
+        """Stop after ``timeout`` seconds without a command (a detached master's option)."""
+        while True:
+            await asyncio.sleep(min(IDLE_CHECK, timeout))
+            idle = time.monotonic() - self.server.last_activity
+            if not self.server.sessions and idle >= timeout:
+                self.note(f"no command for {timeout:g} s: stopping (idle_timeout)")
+                self.request_stop(signal.SIGTERM)
+                return
+
     async def serve(self) -> int:
         loop = asyncio.get_running_loop()
         for signum in EXIT_ON_SIGNAL:
             loop.add_signal_handler(signum, self.request_stop, signum)
         loop.add_signal_handler(signal.SIGUSR1, self.request_restart)
         loop.add_signal_handler(signal.SIGCHLD, self.supervisor.reap)
+        loop.add_signal_handler(signal.SIGWINCH, self.status_resized)
         become_subreaper()
         self.server.start()
         self.status.message(f"zeus master (pid {os.getpid()}) listening on {self.server.path}")
@@ -121,6 +198,11 @@ class Master:
         self.supervisor.on_features = self.monitor.add_features
         self.server.monitor = self.monitor
         self.supervisor.start()
+        idle = None
+        if self.options.idle_timeout:
+            idle = asyncio.ensure_future(self._idle_watch(self.options.idle_timeout))
+        if self.options.ready is not None:
+            self.options.ready()
         try:
             await self._stop.wait()
         finally:
@@ -129,12 +211,19 @@ class Master:
             if self.monitor is not None:
                 self.monitor.stop()
             await self.supervisor.stop()
-            for signum in (*EXIT_ON_SIGNAL, signal.SIGUSR1):
+            if idle is not None:
+                idle.cancel()
+            for signum in (*EXIT_ON_SIGNAL, signal.SIGUSR1, signal.SIGWINCH):
                 loop.remove_signal_handler(signum)
+            self.status.close()
         return self.exit_code
 
+    def status_resized(self) -> None:
+        if isinstance(self.status, LiveChart):
+            self.status.redraw()
 
-def run(config: Config, delay: float = DEFAULT_DELAY, poll: float | None = None) -> int:
+
+def run(config: Config, options: MasterOptions | None = None) -> int:
     """Run a master for ``config`` until a shutdown signal; the exit status."""
     # Phases run in the project root (their relative paths, the tracking of project files).
     os.chdir(config.root)
@@ -153,7 +242,7 @@ def run(config: Config, delay: float = DEFAULT_DELAY, poll: float | None = None)
         for warning in config.warnings:
             print(f"zeus: warning: {warning}", file=sys.stderr)
         try:
-            return asyncio.run(Master(config, log_fd, socket_path, delay, poll).serve())
+            return asyncio.run(Master(config, log_fd, socket_path, options).serve())
         except OSError as exc:
             raise ZeusError(f"zeus: cannot serve on {socket_path}: {exc.strerror or exc}") from None
         finally:

@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import difflib
+import json
 import logging
 import os
 import signal
 import socket
 import stat
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.filemonitor import FileMonitor
@@ -78,6 +83,10 @@ class ClientServer:
         #: Checked before each command so that none runs against code saved since its phase
         #: booted (set by the master once file monitoring runs).
         self.monitor: FileMonitor | None = None
+        #: Answers ``Q:`` queries (``zeus status``, ``restart``, ``stop``); set by the master.
+        self.on_query: Callable[[str], dict[str, Any]] | None = None
+        #: When the last command request arrived (for the idle timeout).
+        self.last_activity = time.monotonic()
 
     def start(self) -> None:
         """Bind the socket, private to this user (mode 0600), and accept clients."""
@@ -131,9 +140,14 @@ class ClientServer:
             self.sessions.discard(session)
             session.done.set()
 
-    async def _handshake(self, session: Session) -> tuple[CommandRequest, bool]:
+    async def _handshake(self, session: Session) -> tuple[CommandRequest, bool] | None:
         channel = session.channel
-        request = parse_command_request(await channel.message())
+        first = await channel.message()
+        if first.startswith("Q:"):
+            self._answer_query(channel, first[2:])
+            return None
+        request = parse_command_request(first)
+        self.last_activity = time.monotonic()
         for _ in range(3):
             session.fds.append(await channel.fd())
         extended = any(m.startswith("X:") and "zeuspy=1" in m[2:].split(";")
@@ -142,11 +156,14 @@ class ClientServer:
 
     async def _run(self, session: Session) -> None:
         try:
-            request, extended = await asyncio.wait_for(self._handshake(session), HANDSHAKE_TIMEOUT)
+            handshake = await asyncio.wait_for(self._handshake(session), HANDSHAKE_TIMEOUT)
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
             log.info("dropped a client that did not complete its handshake: %s",
                      exc or "timed out")
             return
+        if handshake is None:
+            return
+        request, extended = handshake
         ready = await self._wait_for_phase(session, request)
         if ready is None:
             return
@@ -211,12 +228,26 @@ class ClientServer:
                 await self._write_error(session.fds[2],
                                         f"zeus: waiting for phase {phase.name} to boot...\n")
 
+    def _answer_query(self, channel: Channel, request: str) -> None:
+        """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never
+        sent by a legacy client); answered with one JSON message."""
+        if self.on_query is None or request not in ("status", "restart", "stop"):
+            answer: dict[str, Any] = {"error": f"unknown query {request[:40]!r}"}
+        else:
+            answer = self.on_query(request)
+        self._send_quietly(channel, json.dumps(answer))
+
     def _unknown_text(self, command: str) -> str:
+        config = self.tree.config
         names = []
-        for name, spec in self.tree.config.commands.items():
+        for name, spec in config.commands.items():
             aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
             names.append(name + aliases)
-        return f'Could not find command "{command}".\nAvailable commands: {", ".join(names)}.\n'
+        text = f'Could not find command "{command}".'
+        close = difflib.get_close_matches(command, [*config.commands, *config.aliases], n=3)
+        if close:
+            text += f" Did you mean {' or '.join(close)}?"
+        return f"{text}\nAvailable commands: {', '.join(names)}.\n"
 
     async def _run_command(self, session: Session, request: CommandRequest, extended: bool,
                            runner: Channel) -> None:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from zeuspy.config import CommandSpec, Config
 
@@ -39,6 +39,15 @@ TRANSITIONS: dict[PhaseState, frozenset[PhaseState]] = {
     S.BOOTING: frozenset({S.READY, S.CRASHED, S.UNBOOTED}),
     S.READY: frozenset({S.UNBOOTED}),
     S.CRASHED: frozenset({S.UNBOOTED}),
+}
+
+
+#: How states are named to users (the chart, ``zeus status``): an unbooted phase is waiting.
+DISPLAY_STATE = {
+    PhaseState.UNBOOTED: "waiting",
+    PhaseState.BOOTING: "booting",
+    PhaseState.READY: "ready",
+    PhaseState.CRASHED: "crashed",
 }
 
 
@@ -155,6 +164,32 @@ class ProcessTree:
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None
+
+    def snapshot(self) -> dict[str, Any]:
+        """The tree as plain data: what the status chart draws and ``zeus status --json`` prints
+        (schema in docs/status.md)."""
+        phases = []
+        for phase in self.root.subtree():
+            error = phase.error if phase.state is PhaseState.CRASHED else None
+            phases.append({
+                "name": phase.name,
+                "parent": phase.parent.name if phase.parent else None,
+                "depth": phase.depth,
+                "state": DISPLAY_STATE[phase.state],
+                "pid": phase.process.pid if phase.process is not None else None,
+                "boot_seconds": (round(phase.boot_seconds, 4)
+                                 if phase.boot_seconds is not None else None),
+                "error": error,
+                "blocked_by": (crash.name if (crash := phase.blocking_crash()) is not None
+                               and crash is not phase else None),
+            })
+        states = {p["name"]: p["state"] for p in phases}
+        commands = [
+            {"name": spec.name, "aliases": list(spec.aliases), "phase": spec.phase,
+             "state": states[spec.phase]}
+            for spec in self.config.commands.values()
+        ]
+        return {"phases": phases, "commands": commands}
 
     def retire(self) -> None:
         """This tree was replaced (zeus.json changed shape): wake everyone waiting on it."""

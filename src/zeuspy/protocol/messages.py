@@ -21,9 +21,15 @@ OFFER_ENV = "ZEUSPY_EXTENSIONS"
 EXTENSION_VERSION = "1"
 
 
+#: Longest number accepted (pids, counts and statuses are far shorter).
+MAX_DIGITS = 18
+
+
 def _int(text: str, what: str) -> int:
-    if not text or not (text.isdigit() or (text[0] == "-" and text[1:].isdigit())):
-        raise ProtocolError(f"{what} is not a number: {text!r}")
+    digits = text[1:] if text.startswith("-") else text
+    # isascii: str.isdigit() also accepts "²" and other digits int() refuses or misreads.
+    if not digits or len(digits) > MAX_DIGITS or not (digits.isascii() and digits.isdigit()):
+        raise ProtocolError(f"{what} is not a number: {text[:40]!r}")
     return int(text)
 
 
