@@ -91,6 +91,7 @@ class Master:
         self.supervisor = PhaseSupervisor(self.tree, log_fd)
         self.server = ClientServer(self.tree, self.supervisor, socket_path)
         self.server.on_query = self.query
+        self.supervisor.on_reaped = self.server.command_reaped
         self.status: StatusLines | LiveChart
         if options.chart and sys.stdout.isatty():
             self.status = LiveChart(self.tree, f"zeus · {config.root}", color=options.color)

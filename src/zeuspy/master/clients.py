@@ -61,6 +61,8 @@ class Session:
     fds: list[int] = field(default_factory=list)
     command_pid: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: Set when the master reaped the command itself (its phase was restarted meanwhile).
+    reaped: asyncio.Future[int] | None = None
 
     def close_fds(self) -> None:
         wire.close_fds(self.fds)
@@ -228,6 +230,14 @@ class ClientServer:
                 await self._write_error(session.fds[2],
                                         f"zeus: waiting for phase {phase.name} to boot...\n")
 
+    def command_reaped(self, pid: int, wait_status: int) -> None:
+        """The master reaped an orphaned command: its session learns the status from us."""
+        for session in self.sessions:
+            reaped = session.reaped
+            if session.command_pid == pid and reaped is not None and not reaped.done():
+                code = os.waitstatus_to_exitcode(wait_status)
+                reaped.set_result(128 - code if code < 0 else code)
+
     def _answer_query(self, channel: Channel, request: str) -> None:
         """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never
         sent by a legacy client); answered with one JSON message."""
@@ -279,7 +289,15 @@ class ClientServer:
 
         status_task = asyncio.ensure_future(runner.message())
         gone = asyncio.ensure_future(channel.wait_closed())
-        await asyncio.wait({status_task, gone}, return_when=asyncio.FIRST_COMPLETED)
+        session.reaped = asyncio.get_running_loop().create_future()
+        waits: set[asyncio.Future[Any]] = {status_task, gone, session.reaped}
+        await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        if session.reaped.done() and not status_task.done():
+            # Its phase is gone, so nobody else will report; the command did not either.
+            status_task.cancel()
+            gone.cancel()
+            self._send_quietly(channel, str(session.reaped.result()))
+            return
         if not status_task.done():
             log.info("client of %s (pid %d) went away; stopping its command",
                      request.command, registration.pid)

@@ -66,6 +66,8 @@ class PhaseSupervisor:
         self._runner_locks: dict[int, asyncio.Lock] = {}
         #: Told about every file a phase reports (the FileMonitor); else they are only stored.
         self.on_features: FeatureListener | None = None
+        #: Told about other processes we reaped: commands orphaned by a restarted phase.
+        self.on_reaped: Callable[[int, int], None] | None = None
 
     # -- tasks ------------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -139,6 +141,8 @@ class PhaseSupervisor:
                 self._root_exited()
             else:
                 log.debug("reaped pid %d (status %d)", pid, status)
+                if self.on_reaped is not None:
+                    self.on_reaped(pid, status)
 
     def _root_exited(self) -> None:
         root = self.tree.root

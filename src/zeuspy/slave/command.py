@@ -1,10 +1,16 @@
-"""The runner (one per command request) and the command process it forks.
+"""Commands: the runner's side of the protocol, handled by the phase, and the command process.
 
-The runner calls ``setsid``, hands the master a datagram socket, receives the client's arguments and
-fds, forks the command and reports its exit status. The command process attaches the client's fds
-as 0/1/2, runs the plan's method, and tells the runner its status *before* it exits: the command has
-flushed and closed the client's streams by then, so the client can finish while the command's own
-teardown (costly on a large heap) happens after.
+To the master a zeuspy phase looks like any shim: on ``C:<command>`` it answers with a runner's
+datagram socket, then receives ``<client pid>:<argc>`` and three fds on it and reports ``P:`` and
+the exit status there. But no runner process sits between the phase and the command: the phase
+creates the socket itself, keeps serving while the master answers, and forks the command once
+everything has arrived (:class:`PendingCommand`). The command calls ``setsid`` (so a restart of
+its phase never touches it), attaches the client's fds as 0/1/2, runs the plan's method, and
+reports its own status on the runner socket *before* it exits: it has flushed and closed the
+client's streams by then, so the client finishes while the command's teardown has not even begun.
+When a command dies without reporting (killed, ``os._exit``, ``exec``), its parent phase reports
+the status from ``waitpid``; if that phase was restarted meanwhile, the master, the command's
+subreaper, does. One fork per command instead of two.
 """
 
 from __future__ import annotations
@@ -20,25 +26,100 @@ import traceback
 
 from zeuspy.plan import Plan, method_name
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import Registration, parse_runner_header
+from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
 from zeuspy.slave import process
 
-#: How long the runner waits for the master's datagrams before giving up.
-HANDOFF_TIMEOUT = 10.0
-#: How often the runner checks for a command that died without reporting (its status pipe can be
-#: held open by a grandchild, so EOF alone is not proof of death).
-WAIT_POLL_INTERVAL = 0.25
+#: How long the phase waits for a client's arguments once the master passed their socket.
+ARGS_TIMEOUT = 5.0
+#: What a command writes on its status pipe once it has sent its status to the master itself.
+REPORTED = b"r"
 
 
-def read_arguments(fd: int, argc: int) -> list[str]:
-    """Read the args socket to EOF: ``argc`` NUL-terminated arguments (empty ones included)."""
+class PendingCommand:
+    """A ``C:`` request whose runner socket went to the master: collects the header and fds."""
+
+    def __init__(self, command: str) -> None:
+        self.command = command
+        self.local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.remote = remote
+        self.reader = wire.FrameReader()
+        self.header: RunnerHeader | None = None
+
+    def fileno(self) -> int:
+        return self.local.fileno()
+
+    def receive(self) -> bool:
+        """Read what the master sent; True once the header and the three fds are all here."""
+        data, fds = wire.receive(self.local)
+        if data and not data.endswith(wire.NUL):
+            data += wire.NUL
+        self.reader.feed(data, fds)
+        for message in self.reader.messages():
+            if self.header is None:
+                self.header = parse_runner_header(message)
+        return self.header is not None and len(self.reader.fds) >= 3
+
+    def close(self) -> None:
+        self.reader.close()
+        self.local.close()
+
+
+class RunningCommand:
+    """A forked command, until its parent phase has reaped it."""
+
+    def __init__(self, pid: int, local: socket.socket, status_r: int) -> None:
+        self.pid = pid
+        self.local = local
+        self.status_r = status_r
+        self.reported = False
+
+    def fileno(self) -> int:
+        return self.status_r
+
+    def check_reported(self) -> None:
+        """Read the status pipe (non-blocking): did the command report its status itself?"""
+        try:
+            data = os.read(self.status_r, 16)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if REPORTED in data:
+            self.reported = True
+
+    def reaped(self, wait_status: int) -> None:
+        """The command exited: report its status unless it did so itself."""
+        self.check_reported()
+        if not self.reported:
+            try:
+                wire.send_message(self.local, str(status_from_wait(wait_status)))
+            except OSError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self.local.close()
+        try:
+            os.close(self.status_r)
+        except OSError:
+            pass
+
+
+def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[str]:
+    """Read the args socket to EOF: ``argc`` NUL-terminated arguments (empty ones included).
+    Closes ``fd``. Raises :class:`wire.ProtocolError` on a wrong count or after ``timeout``."""
     chunks = []
-    while True:
-        chunk = os.read(fd, 65536)
-        if not chunk:
-            break
-        chunks.append(chunk)
-    os.close(fd)
+    try:
+        while True:
+            ready, _, _ = select.select([fd], [], [], timeout)
+            if not ready:
+                raise wire.ProtocolError(f"no arguments within {timeout:g} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
     data = b"".join(chunks)
     parts = data.split(b"\0")
     if parts and parts[-1] == b"":
@@ -67,81 +148,6 @@ def status_from_wait(status: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def run_runner(plan: Plan, command: str, phase_sock: socket.socket,
-               bootstrap: socket.socket, phase_pid: int) -> None:
-    """Protocol "Master to command runner", steps 1-4. Never returns."""
-    os.setsid()
-    process.set_title(f"zeus runner: {command}")
-    local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-    wire.send_fd(phase_sock, remote.fileno())
-    remote.close()
-    phase_sock.close()
-    bootstrap.close()
-
-    local.settimeout(HANDOFF_TIMEOUT)
-    reader = wire.FrameReader()
-    header_text: str | None = None
-    while header_text is None or len(reader.fds) < 3:
-        data, fds = wire.receive(local)
-        if not data and not fds:
-            os._exit(1)
-        reader.feed(data if data.endswith(b"\0") else data + b"\0", fds)
-        for message in reader.messages():
-            header_text = header_text or message
-    local.settimeout(None)
-    header = parse_runner_header(header_text)
-    args_fd, out_fd, err_fd = reader.fds[:3]
-    wire.close_fds(reader.fds[3:])
-    arguments = read_arguments(args_fd, header.argc)
-
-    ctty = False
-    if "t" in header.flags and os.isatty(out_fd):
-        import fcntl
-        import termios
-
-        try:
-            fcntl.ioctl(out_fd, termios.TIOCSCTTY, 0)
-            ctty = True
-        except OSError:
-            pass
-
-    status_r, status_w = os.pipe()
-    process.prepare_fork()
-    pid = os.fork()
-    if pid == 0:
-        os.close(status_r)
-        command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty, phase_pid)
-    os.close(status_w)
-    wire.close_fds([out_fd, err_fd])
-    status = wait_for_status(pid, status_r)
-    wire.send_message(local, str(status))
-    local.close()
-    try:
-        os.waitpid(pid, 0)
-    except ChildProcessError:
-        pass
-    os._exit(0)
-
-
-def wait_for_status(pid: int, status_r: int) -> int:
-    """The command's status: what it reported on the pipe, else what waitpid says."""
-    while True:
-        ready, _, _ = select.select([status_r], [], [], WAIT_POLL_INTERVAL)
-        if ready:
-            data = os.read(status_r, 32)
-            if data.strip().isdigit():
-                return int(data)
-            # EOF without a report: the command exec'd, crashed or was killed. Wait for it.
-            try:
-                _, status = os.waitpid(pid, 0)
-            except ChildProcessError:
-                return 1
-            return status_from_wait(status)
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            return status_from_wait(status)
-
-
 def _rebuild_stdio() -> None:
     """New ``sys.stdin/stdout/stderr`` on fds 0/1/2, configured as the interpreter does at start-up:
     stdout line-buffered on a terminal, stderr always line-buffered with backslashreplace."""
@@ -164,28 +170,31 @@ def _rebuild_stdio() -> None:
         setattr(sys, f"__{name}__", stream_)
 
 
-def _take_terminal(fd: int) -> None:
-    """Become the foreground process group of our controlling terminal, as a shell does for a
-    job: ^C, ^\\ and ^Z then reach the command and everything it starts."""
-    os.setpgid(0, 0)
-    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+def _take_terminal(fd: int) -> bool:
+    """Make the client's PTY our controlling terminal; as the session leader we are then its
+    foreground process group, so ^C, ^\\ and ^Z reach the command and everything it starts."""
+    import fcntl
+    import termios
+
     try:
-        os.tcsetpgrp(fd, os.getpgrp())
-    finally:
-        signal.signal(signal.SIGTTOU, previous)
+        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+    except OSError:
+        return False
+    return True
 
 
 def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
-                    out_fd: int, err_fd: int, status_w: int, ctty: bool, phase_pid: int) -> None:
-    """The command: runs the plan's method on the client's streams. Never returns."""
+                    out_fd: int, err_fd: int, status_w: int, want_tty: bool,
+                    phase_pid: int) -> None:
+    """The command (a fresh fork of the phase): runs the plan's method on the client's streams
+    and reports on ``local``. Never returns."""
     status = 1
     try:
+        os.setsid()
         process.reset_signals()
-        if ctty:
-            _take_terminal(out_fd)
+        ctty = want_tty and _take_terminal(out_fd)
         flags = "t" if ctty else ""
         wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
-        local.close()
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -204,7 +213,7 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
             traceback.print_exc()
         except BaseException:
             pass
-    finish(status, status_w)
+    finish(status, local, status_w)
 
 
 def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
@@ -230,7 +239,7 @@ def _print_user_traceback(exc: BaseException) -> None:
     sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)
 
 
-def finish(status: int, status_w: int) -> None:
+def finish(status: int, local: socket.socket, status_w: int) -> None:
     """Do what interpreter exit does that users can see (wait for non-daemon threads, run atexit
     handlers, flush stdio), release the client's streams, report, and leave without the teardown
     of the inherited heap (as multiprocessing's forked children do)."""
@@ -251,6 +260,7 @@ def finish(status: int, status_w: int) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        os.write(status_w, str(status).encode())
+        wire.send_message(local, str(status))
+        os.write(status_w, REPORTED)
     finally:
         os._exit(status)
