@@ -11,17 +11,23 @@ from zeuspy import __version__
 
 USAGE = """\
 usage: zeus [-t|-T] COMMAND [ARGS...]   run COMMAND of the plan in a preloaded process
-       zeus start [--config PATH]        start the master (boots the plan's phases)
+       zeus start [--detach]             start the master (boots the plan's phases)
+       zeus init                         write zeus.json and zeus_plan.py for this project
+       zeus commands                     list the plan's commands and aliases
+       zeus status [--json|--log]        show the running master's phases
        zeus restart                      reboot every phase of the running master
        zeus stop                         stop the running master
        zeus version | help
+
+`zeus SUBCOMMAND --help` explains each one.
 
 options for COMMAND:
   -t, --tty      give the command a terminal even when output is redirected
   -T, --no-tty   never give the command a terminal
   --config PATH  the zeus.json to use (default: the nearest one from here upwards)
 """
-BUILTINS = ("start", "restart", "stop", "version", "help")
+#: The built-in words (zeuspy.builtins.BUILTINS maps them to modules; a test keeps both equal).
+BUILTINS = ("start", "init", "commands", "status", "restart", "stop")
 
 
 def _err(text: str) -> None:
@@ -65,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(USAGE)
         return 2
     word, rest = args[0], args[1:]
-    if word in BUILTINS:
+    if word in BUILTINS or word in ("version", "help"):
         return _builtin(word, rest, config)
     from zeuspy.client.run import run
 
@@ -80,10 +86,10 @@ def _builtin(word: str, rest: list[str], config: str | None) -> int:
         sys.stdout.write(USAGE)
         return 0
     _full_environment()
-    from zeuspy import commands
+    from zeuspy import builtins
 
     try:
-        return commands.run_builtin(word, rest, config)
+        return builtins.run(word, rest, config)
     except KeyboardInterrupt:
         return 130
 

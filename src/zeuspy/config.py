@@ -59,6 +59,10 @@ class Config:
     commands: dict[str, CommandSpec]
     aliases: dict[str, str]
     warnings: tuple[str, ...] = ()
+    #: Start a detached master when a client finds none ("autostart": true).
+    autostart: bool = False
+    #: A detached master stops after this many seconds without a command ("idle_timeout").
+    idle_timeout: float | None = None
 
     def resolve(self, name: str) -> CommandSpec | None:
         """The command called ``name`` or aliased by it."""
@@ -74,7 +78,7 @@ def find_config(start: Path | None = None) -> Path:
     if found is None:
         raise ConfigError(
             f"no {CONFIG_NAME} in {start or Path.cwd()} or any parent folder; "
-            "write one (see docs/plans.md) or pass --config PATH"
+            "run `zeus init` to write one, or pass --config PATH"
         )
     return Path(os.fsdecode(found)) / CONFIG_NAME
 
@@ -208,8 +212,17 @@ def load(path: Path) -> Config:
         raise ConfigError(f'{path}: "command" must be a string or a list of strings')
     if not command:
         raise ConfigError(f'{path}: "command" is empty')
+    autostart = data.get("autostart", False)
+    if not isinstance(autostart, bool):
+        raise ConfigError(f'{path}: "autostart" must be true or false')
+    idle = data.get("idle_timeout")
+    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float))
+                             or idle <= 0):
+        raise ConfigError(f'{path}: "idle_timeout" must be a number of seconds above 0')
     config = Config(
         path=path,
+        autostart=autostart,
+        idle_timeout=float(idle) if idle is not None else None,
         root=root,
         command=command,
         uses_python_shim=raw_command is None,

@@ -402,6 +402,31 @@ def _noop(signum: int, frame: object) -> None:
     """Handlers only make the interpreter write the signal number to the wakeup fd."""
 
 
+def _autostart_wanted(root: bytes) -> bool:
+    """``ZEUS_AUTOSTART=1``, or ``"autostart": true`` in the project's zeus.json."""
+    flag = posix.environ.get(b"ZEUS_AUTOSTART")
+    if flag is not None:
+        return flag not in (b"", b"0")
+    try:
+        import json
+
+        with open(root + b"/zeus.json", "rb") as f:
+            return json.load(f).get("autostart") is True
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def _autostart(root: bytes) -> bool:
+    """Start a detached master for ``root`` (it returns once listening); False if it failed."""
+    import subprocess
+
+    _stderr("zeus: no master was running here; starting one in the background "
+            "(log: .zeus/master.log)")
+    done = subprocess.run([sys.executable, "-m", "zeuspy", "start", "--detach"], cwd=root,
+                          stdout=subprocess.DEVNULL, check=False)
+    return done.returncode == 0
+
+
 def run(command: str, args: list[str], tty: bool | None) -> int:
     """``zeus <command> [args]``: the command's exit status (or 1 with a message on stderr)."""
     root = paths.project_root()
@@ -410,8 +435,14 @@ def run(command: str, args: list[str], tty: bool | None) -> int:
     try:
         sock.connect(path)
     except (FileNotFoundError, ConnectionRefusedError):
-        _stderr(NO_MASTER)
-        return 1
+        if not (_autostart_wanted(root) and _autostart(root)):
+            _stderr(NO_MASTER)
+            return 1
+        try:
+            sock.connect(path)
+        except OSError:
+            _stderr(NO_MASTER)
+            return 1
     except OSError as exc:
         _stderr(f"zeus: cannot connect to the master at {path.decode(errors='replace')}: "
                 f"{exc.strerror}. Is `zeus start` running as you?")

@@ -1,0 +1,49 @@
+"""``zeus restart`` and ``zeus stop``: ask the running master, over its socket (falling back on
+signals to the pid in ``.zeus.pid``), and say what happened."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import time
+
+from zeuspy import paths
+from zeuspy.builtins.query import NoMaster, ask, project_root
+
+#: How long `zeus stop` waits for the master to exit.
+STOP_TIMEOUT = 15.0
+
+
+def _pid_file(root: object) -> str:
+    return os.fsdecode(paths.pid_path(os.fsencode(str(root))))
+
+
+def main(word: str, args: list[str], config: str | None) -> int:
+    from zeuspy.master.lock import running_master
+
+    description = ("Reboot every phase of the running master." if word == "restart"
+                   else "Stop the running master and everything it started.")
+    argparse.ArgumentParser(prog=f"zeus {word}", description=description).parse_args(args)
+    root = project_root(config)
+    try:
+        answer = ask(root, word)
+        pid = int(answer.get("pid", 0))
+    except NoMaster:
+        pid = running_master(_pid_file(root)) or 0
+        if not pid:
+            print(f"zeus: no master is running for {root}; start one with `zeus start`.")
+            return 1
+        os.kill(pid, signal.SIGUSR1 if word == "restart" else signal.SIGTERM)
+    if word == "restart":
+        print(f"zeus: restarting every phase of the master (pid {pid})")
+        return 0
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while time.monotonic() < deadline:
+        if running_master(_pid_file(root)) is None:
+            print(f"zeus: stopped the master (pid {pid})")
+            return 0
+        time.sleep(0.05)
+    print(f"zeus: the master (pid {pid}) did not stop within {STOP_TIMEOUT:.0f} s; "
+          f"`kill -9 {pid}` ends it")
+    return 1

@@ -1,0 +1,94 @@
+"""``zeus start``: run the master in this terminal, or in the background with ``--detach``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from zeuspy import config as config_module
+from zeuspy.errors import ZeusError
+
+#: How long `--detach` waits for the background master to listen.
+DETACH_TIMEOUT = 30.0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zeus start",
+        description="Start the master: boot the plan's phases, keep them warm, serve "
+                    "`zeus COMMAND` and restart phases whose files change.")
+    p.add_argument("--config", metavar="PATH", help="the zeus.json to use")
+    p.add_argument("--detach", action="store_true",
+                   help="run in the background (output in .zeus/master.log); return once it "
+                        "listens")
+    p.add_argument("--file-change-delay", type=float, default=0.3, metavar="SECONDS",
+                   help="gather file changes this long before restarting phases (default 0.3)")
+    p.add_argument("--poll", type=float, nargs="?", const=1.0, default=None, metavar="SECONDS",
+                   help="watch files by polling every SECONDS (default 1) instead of OS events")
+    p.add_argument("--simple-status", action="store_true",
+                   help="one plain line per change instead of the live chart")
+    p.add_argument("--no-color", action="store_true",
+                   help="no colours (also when NO_COLOR is set)")
+    p.add_argument("--log", metavar="FILE",
+                   help="append a trace of every phase state transition, with times, to FILE")
+    p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
+                   help=argparse.SUPPRESS)
+    return p
+
+
+def main(word: str, args: list[str], config: str | None) -> int:
+    options = parser().parse_args(args)
+    if options.file_change_delay < 0 or (options.poll is not None and options.poll <= 0):
+        parser().error("delays must be positive")
+    chosen = options.config or config
+    plan = config_module.load(Path(chosen) if chosen else config_module.find_config())
+    if options.detach:
+        return detach(plan.path, args)
+    from zeuspy.master import app
+
+    trace = app.TransitionTrace(options.log) if options.log else None
+    return app.run(plan, app.MasterOptions(
+        delay=options.file_change_delay,
+        poll=options.poll,
+        chart=not options.simple_status,
+        color=not options.no_color and not os.environ.get("NO_COLOR"),
+        trace=trace,
+        idle_timeout=options.idle_timeout,
+    ))
+
+
+def detach(config_path: Path, args: list[str]) -> int:
+    """Start ``zeus start`` in a new session, its output appended to .zeus/master.log; return
+    once it listens (or explain why it did not)."""
+    from zeuspy.builtins.query import NoMaster, ask
+    from zeuspy.master.app import prepare_state_dir
+
+    plan = config_module.load(config_path)
+    log_path = prepare_state_dir(plan.root)
+    forwarded = [a for a in args if a != "--detach"]
+    if plan.idle_timeout is not None and "--idle-timeout" not in forwarded:
+        forwarded += ["--idle-timeout", str(plan.idle_timeout)]
+    command = [sys.executable, "-m", "zeuspy", "start", "--config", str(plan.path),
+               "--simple-status", *forwarded]
+    with open(log_path, "ab") as log:
+        child = subprocess.Popen(command, cwd=plan.root, stdin=subprocess.DEVNULL, stdout=log,
+                                 stderr=log, start_new_session=True)
+    deadline = time.monotonic() + DETACH_TIMEOUT
+    while time.monotonic() < deadline:
+        code = child.poll()
+        if code is not None:
+            raise ZeusError(f"zeus: the background master exited with status {code}; see "
+                            f"{log_path}")
+        try:
+            ask(plan.root, "status")
+        except NoMaster:
+            time.sleep(0.05)
+            continue
+        print(f"zeus: master started in the background (pid {child.pid}); log: {log_path}")
+        return 0
+    raise ZeusError(f"zeus: the background master (pid {child.pid}) did not listen within "
+                    f"{DETACH_TIMEOUT:.0f} s; see {log_path}")
