@@ -133,6 +133,9 @@ class Project:
     def env(self, **extra: str) -> dict[str, str]:
         env = dict(os.environ)
         env[MARK_ENV] = self.mark
+        # setproctitle would reuse the environment's memory for long titles, and the leak check
+        # reads the mark from /proc/PID/environ.
+        env["SPT_NOENV"] = "1"
         env.pop("ZEUSSOCK", None)
         env.pop("NO_COLOR", None)
         env.update(extra)

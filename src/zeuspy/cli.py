@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> int:
         return _builtin(word, rest, config)
     from zeuspy.client.run import run
 
-    return run(word, rest, tty)
+    root = None
+    if config is not None:
+        path = config.encode(sys.getfilesystemencoding(), "surrogateescape")
+        if not path.startswith(b"/"):
+            path = posix.getcwd().encode() + b"/" + path
+        root = path.rpartition(b"/")[0] or b"/"
+    return run(word, rest, tty, root)
 
 
 def _builtin(word: str, rest: list[str], config: str | None) -> int:

@@ -182,7 +182,8 @@ def load(path: Path) -> Config:
                 commands[key] = CommandSpec(key, name, tuple(names))
             else:
                 raise ConfigError(
-                    f"{path}: node {key!r} in {where} is {_kind(value)}; a phase is an object "
+                    f"{path}: node {json.dumps(key, ensure_ascii=False)} in {where} is "
+                    f"{_kind(value)}; a phase is an object "
                     "and a command is a list of aliases or null"
                 )
         phases[name] = PhaseSpec(name, parent, tuple(children), tuple(leafs))

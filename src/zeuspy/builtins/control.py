@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+import sys
 import time
 
 from zeuspy import paths
@@ -32,7 +33,8 @@ def main(word: str, args: list[str], config: str | None) -> int:
     except NoMaster:
         pid = running_master(_pid_file(root)) or 0
         if not pid:
-            print(f"zeus: no master is running for {root}; start one with `zeus start`.")
+            print(f"zeus: no master is running for {root}; start one with `zeus start`.",
+                  file=sys.stderr)
             return 1
         os.kill(pid, signal.SIGUSR1 if word == "restart" else signal.SIGTERM)
     if word == "restart":
@@ -45,5 +47,5 @@ def main(word: str, args: list[str], config: str | None) -> int:
             return 0
         time.sleep(0.05)
     print(f"zeus: the master (pid {pid}) did not stop within {STOP_TIMEOUT:.0f} s; "
-          f"`kill -9 {pid}` ends it")
+          f"`kill -9 {pid}` ends it", file=sys.stderr)
     return 1

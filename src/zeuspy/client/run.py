@@ -427,9 +427,10 @@ def _autostart(root: bytes) -> bool:
     return done.returncode == 0
 
 
-def run(command: str, args: list[str], tty: bool | None) -> int:
-    """``zeus <command> [args]``: the command's exit status (or 1 with a message on stderr)."""
-    root = paths.project_root()
+def run(command: str, args: list[str], tty: bool | None, root: bytes | None = None) -> int:
+    """``zeus <command> [args]``: the command's exit status (or 1 with a message on stderr).
+    ``root``: the project folder (default: found from the current folder upwards)."""
+    root = root or paths.project_root()
     path = paths.socket_path(root)
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
