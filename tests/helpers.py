@@ -88,7 +88,7 @@ class TestPlan(zeuspy.Plan):
         print("hello", *argv)
         return 0
 
-    def status(self, argv):
+    def exitwith(self, argv):
         return int(argv[0])
 
     def echoargs(self, argv):
@@ -110,7 +110,7 @@ class TestPlan(zeuspy.Plan):
 """
 
 DEFAULT_TREE: dict[str, Any] = {
-    "boot": {"app": {"hello": ["hi"], "status": None, "echoargs": None, "both": None,
+    "boot": {"app": {"hello": ["hi"], "exitwith": None, "echoargs": None, "both": None,
                      "cat": None, "sleep": None}}
 }
 

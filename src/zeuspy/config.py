@@ -22,7 +22,8 @@ CONFIG_NAME = "zeus.json"
 DEFAULT_PLAN_FILE = "zeus_plan.py"
 KNOWN_KEYS = frozenset({"command", "plan", "plan_file", "autostart", "idle_timeout"})
 #: Words `zeus WORD` runs itself; a command or alias with one of these names could never run.
-RESERVED_NAMES = frozenset({"start", "restart", "stop", "version", "help"})
+RESERVED_NAMES = frozenset({"start", "init", "commands", "status", "restart", "stop", "version",
+                            "help"})
 #: Characters a node name may not contain: they would break the wire protocol's framing.
 FORBIDDEN_IN_NAMES = frozenset(":\0\n\r\t ;")
 

@@ -10,4 +10,4 @@ def test_hello_through_master(master: Master, project: Project) -> None:
 
 
 def test_status_passes_through(master: Master, project: Project) -> None:
-    assert project.run("status", "7").returncode == 7
+    assert project.run("exitwith", "7").returncode == 7

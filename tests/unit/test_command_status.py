@@ -73,40 +73,33 @@ def test_status_from_wait_signals(signum: int) -> None:
     assert command.status_from_wait(child_status("signal", signum)) == 128 + signum
 
 
-def _running(child_body: str) -> tuple[command.RunningCommand, socket.socket]:
-    """A RunningCommand for a real forked child, and the master's end of its runner socket."""
-    master_end, local = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+def _child(body: str) -> tuple[int, int]:
+    """A forked child that reports on its status pipe (``reports``) or is killed (``killed``)."""
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the child
-        if child_body == "reports":
-            local.send(b"7\0")
+        if body == "reports":
             os.write(w, command.REPORTED)
             os._exit(7)
         os.kill(os.getpid(), signal.SIGKILL)
     os.close(w)
-    os.set_blocking(r, False)
-    master_end.settimeout(5)
-    return command.RunningCommand(pid, local, r), master_end
+    return pid, r
 
 
-def test_a_command_that_reported_is_not_reported_twice(no_fd_leak: object) -> None:
-    running, master_end = _running("reports")
-    with master_end:
-        _, status = os.waitpid(running.pid, 0)
-        running.reaped(status)
-        assert master_end.recv(16) == b"7\0"
-        master_end.setblocking(False)
-        with pytest.raises(BlockingIOError):
-            master_end.recv(16)
+def test_wait_for_status_knows_a_command_reported_itself(no_fd_leak: object) -> None:
+    pid, r = _child("reports")
+    try:
+        assert command.wait_for_status(pid, r) == (True, 7)
+    finally:
+        os.close(r)
 
 
-def test_a_killed_command_is_reported_by_its_phase(no_fd_leak: object) -> None:
-    running, master_end = _running("killed")
-    with master_end:
-        _, status = os.waitpid(running.pid, 0)
-        running.reaped(status)
-        assert master_end.recv(16) == f"{128 + signal.SIGKILL}\0".encode()
+def test_wait_for_status_falls_back_to_the_signal(no_fd_leak: object) -> None:
+    pid, r = _child("killed")
+    try:
+        assert command.wait_for_status(pid, r) == (False, 128 + signal.SIGKILL)
+    finally:
+        os.close(r)
 
 
 # -- read_arguments -------------------------------------------------------------------------------

@@ -307,3 +307,13 @@ def test_find_config_none(tmp_path: Path) -> None:
         config.find_config(tmp_path)
     assert "\n" not in info.value.message
     assert str(tmp_path) in info.value.message
+
+
+def test_builtin_words_are_the_cli_and_registry_words() -> None:
+    """One list of built-ins: what the CLI intercepts, what the registry runs, what plans may
+    not use as command names."""
+    from zeuspy import builtins, cli
+    from zeuspy.config import RESERVED_NAMES
+
+    assert set(cli.BUILTINS) == set(builtins.BUILTINS)
+    assert {*cli.BUILTINS, "version", "help"} == RESERVED_NAMES

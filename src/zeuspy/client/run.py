@@ -23,6 +23,9 @@ NO_MASTER = "Can't connect to master. Run zeus start first."
 DRAIN_IDLE = 0.2
 #: After SIGTERM or SIGHUP was forwarded, wait this long for the command's status, then leave.
 TERM_GRACE = 1.0
+#: A signal that arrives before the command's pid is kept this long for the pid; if the pid does
+#: not come (the phase is still booting), the client leaves with it.
+PID_GRACE = 1.0
 #: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md).
 EXTENSION_OFFER = wire.encode("X:zeuspy=1")
 FORWARDED = (
@@ -121,7 +124,9 @@ class Session:
         self.master_open = True
         self.reader = wire.FrameReader()
         self.term_deadline: float | None = None
-        self.term_signal = 0
+        self.term_status = 1
+        self.queued: list[int] = []
+        self.abort_deadline: float | None = None
 
     # -- handshake (protocol steps 1-5) -----------------------------------------------------------
     def handshake(self) -> None:
@@ -191,6 +196,16 @@ class Session:
             if stream.is_pty and stream.open:
                 terminal.set_winsize(stream.fd, size)
 
+    def _before_pid(self, signum: int) -> int | None:
+        """A signal for a command whose pid has not come yet: keep it for the pid (the command
+        may be starting right now), or leave with it if there will be no command."""
+        if self.got_pid:
+            return 128 + signum  # the master refused the command: nothing to signal
+        self.queued.append(signum)
+        if self.abort_deadline is None:
+            self.abort_deadline = time.monotonic() + PID_GRACE
+        return None
+
     def on_signal(self, signum: int) -> int | None:
         """Handle one signal the client received; returns an exit status to leave with now."""
         if signum == _signal.SIGWINCH:
@@ -204,13 +219,18 @@ class Session:
             self._deliver(signum)
             self._suspend()
         elif self.pid <= 0:
-            return 128 + signum  # nothing runs yet: leave; the master drops the request
+            return self._before_pid(signum)
         else:
             self._deliver(signum)
-            if signum in (_signal.SIGTERM, _signal.SIGHUP) and self.term_deadline is None:
-                self.term_deadline = time.monotonic() + TERM_GRACE
-                self.term_signal = signum
+            if signum in (_signal.SIGTERM, _signal.SIGHUP):
+                self._leave_soon(128 + signum)
         return None
+
+    def _leave_soon(self, status: int) -> None:
+        """Leave with ``status`` after :data:`TERM_GRACE` unless the command's status comes."""
+        if self.term_deadline is None:
+            self.term_deadline = time.monotonic() + TERM_GRACE
+            self.term_status = status
 
     # -- input ------------------------------------------------------------------------------------
     def on_input(self, data: bytes) -> int | None:
@@ -224,7 +244,10 @@ class Session:
                 if signum is None:
                     continue
                 if self.pid <= 0:
-                    return 128 + signum
+                    leave = self._before_pid(signum)
+                    if leave is not None:
+                        return leave
+                    continue
                 self.to_command += data[: index + 1]
                 self._flush_input()
                 if not self.ctty:
@@ -249,8 +272,8 @@ class Session:
 
     def _stdin_eof(self) -> None:
         self.stdin_open = False
-        if self.stdin_is_tty:
-            return  # a terminal that reads EOF has hung up: SIGHUP follows
+        if self.raw is not None and self.raw.active:
+            return  # a raw terminal that reads EOF has hung up: SIGHUP follows
         if self.out.is_pty:
             key = terminal.eof_key(self.out.fd)
             # EOF only ends a read at the start of a line; a partial line needs it twice.
@@ -281,12 +304,25 @@ class Session:
                 self.got_pid = True
                 self.pid = value
                 self.ctty = "t" in flags
+                self.abort_deadline = None
                 if self.pid > 0:
                     self._resize()
+                    for signum in self.queued:
+                        self._deliver(signum)
+                        if signum in (_signal.SIGTERM, _signal.SIGHUP):
+                            self._leave_soon(128 + signum)
+                self.queued.clear()
             else:
                 self.status = value
         if self.reader.eof:
             self.master_open = False
+            if self.status is None and self.pid > 0:
+                # The master died mid-command: end the command as a closed terminal would,
+                # and leave once it is gone (or after a grace period).
+                _stderr("zeus: lost the master before the command finished; its exit status is "
+                        "unknown")
+                self._deliver(_signal.SIGHUP)
+                self._leave_soon(1)
 
     # -- the relay loop ---------------------------------------------------------------------------
     def relay(self) -> int:
@@ -315,12 +351,14 @@ class Session:
             if self.status is not None and not any(s.open for s in streams):
                 return self.status
             if not self.master_open and self.status is None and not any(s.open for s in streams):
-                _stderr("zeus: lost the master before the command finished; its exit status is "
-                        "unknown")
+                if self.pid <= 0:
+                    _stderr("zeus: the master closed the connection before starting the command")
                 return 1
             now = time.monotonic()
             if self.term_deadline is not None and now >= self.term_deadline:
-                return self.status if self.status is not None else 128 + self.term_signal
+                return self.status if self.status is not None else self.term_status
+            if self.abort_deadline is not None and now >= self.abort_deadline:
+                return 128 + self.queued[0]
             readable = [wake_r] + [s.fd for s in streams if s.open]
             if self.master_open:
                 readable.append(self.sock.fileno())
@@ -334,9 +372,10 @@ class Session:
             timeout = None
             if self.status is not None:
                 timeout = DRAIN_IDLE
-            if self.term_deadline is not None:
-                left = max(0.0, self.term_deadline - now)
-                timeout = left if timeout is None else min(timeout, left)
+            for deadline in (self.term_deadline, self.abort_deadline):
+                if deadline is not None:
+                    left = max(0.0, deadline - now)
+                    timeout = left if timeout is None else min(timeout, left)
             r, w, _ = select.select(readable, writable, [], timeout)
             if not r and not w:
                 if self.status is not None:

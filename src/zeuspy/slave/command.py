@@ -1,16 +1,16 @@
-"""Commands: the runner's side of the protocol, handled by the phase, and the command process.
+"""Commands: the runner and the command process.
 
-To the master a zeuspy phase looks like any shim: on ``C:<command>`` it answers with a runner's
-datagram socket, then receives ``<client pid>:<argc>`` and three fds on it and reports ``P:`` and
-the exit status there. But no runner process sits between the phase and the command: the phase
-creates the socket itself, keeps serving while the master answers, and forks the command once
-everything has arrived (:class:`PendingCommand`). The command calls ``setsid`` (so a restart of
-its phase never touches it), attaches the client's fds as 0/1/2, runs the plan's method, and
-reports its own status on the runner socket *before* it exits: it has flushed and closed the
-client's streams by then, so the client finishes while the command's teardown has not even begun.
-When a command dies without reporting (killed, ``os._exit``, ``exec``), its parent phase reports
-the status from ``waitpid``; if that phase was restarted meanwhile, the master, the command's
-subreaper, does. One fork per command instead of two.
+On ``C:<command>`` the phase creates the runner's datagram socket, hands its remote end to the
+master and *then* forks the runner (``zeus runner: NAME``), so the fork overlaps the master's
+answer. The runner calls ``setsid``, receives ``<client pid>:<argc>`` and the three fds, and forks
+the command, which takes a process group of its own in the runner's session: with its parent in
+the same session, that group is not orphaned, so ^Z really stops it (the kernel drops stop signals
+sent to an orphaned group). The command attaches the client's fds as 0/1/2, runs the plan's
+method, and reports its own status on the runner socket *before* it exits: it has flushed and
+closed the client's streams by then, so the client finishes while the command's teardown has not
+even begun.
+When a command dies without reporting (killed, ``os._exit``, ``exec``), the runner reports the
+status from ``waitpid``; if the runner is killed too, the master, their subreaper, does.
 """
 
 from __future__ import annotations
@@ -26,83 +26,17 @@ import traceback
 
 from zeuspy.plan import Plan, method_name
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
+from zeuspy.protocol.messages import Registration, parse_runner_header
 from zeuspy.slave import process
 
-#: How long the phase waits for a client's arguments once the master passed their socket.
+#: How long the runner waits for the master's datagrams and the client's arguments.
+HANDOFF_TIMEOUT = 10.0
 ARGS_TIMEOUT = 5.0
+#: How often the runner checks for a command that died without reporting (its status pipe can be
+#: held open by a grandchild, so EOF alone is not proof of death).
+WAIT_POLL_INTERVAL = 0.25
 #: What a command writes on its status pipe once it has sent its status to the master itself.
 REPORTED = b"r"
-
-
-class PendingCommand:
-    """A ``C:`` request whose runner socket went to the master: collects the header and fds."""
-
-    def __init__(self, command: str) -> None:
-        self.command = command
-        self.local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.remote = remote
-        self.reader = wire.FrameReader()
-        self.header: RunnerHeader | None = None
-
-    def fileno(self) -> int:
-        return self.local.fileno()
-
-    def receive(self) -> bool:
-        """Read what the master sent; True once the header and the three fds are all here."""
-        data, fds = wire.receive(self.local)
-        if data and not data.endswith(wire.NUL):
-            data += wire.NUL
-        self.reader.feed(data, fds)
-        for message in self.reader.messages():
-            if self.header is None:
-                self.header = parse_runner_header(message)
-        return self.header is not None and len(self.reader.fds) >= 3
-
-    def close(self) -> None:
-        self.reader.close()
-        self.local.close()
-
-
-class RunningCommand:
-    """A forked command, until its parent phase has reaped it."""
-
-    def __init__(self, pid: int, local: socket.socket, status_r: int) -> None:
-        self.pid = pid
-        self.local = local
-        self.status_r = status_r
-        self.reported = False
-
-    def fileno(self) -> int:
-        return self.status_r
-
-    def check_reported(self) -> None:
-        """Read the status pipe (non-blocking): did the command report its status itself?"""
-        try:
-            data = os.read(self.status_r, 16)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if REPORTED in data:
-            self.reported = True
-
-    def reaped(self, wait_status: int) -> None:
-        """The command exited: report its status unless it did so itself."""
-        self.check_reported()
-        if not self.reported:
-            try:
-                wire.send_message(self.local, str(status_from_wait(wait_status)))
-            except OSError:
-                pass
-        self.close()
-
-    def close(self) -> None:
-        self.local.close()
-        try:
-            os.close(self.status_r)
-        except OSError:
-            pass
 
 
 def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[str]:
@@ -170,9 +104,73 @@ def _rebuild_stdio() -> None:
         setattr(sys, f"__{name}__", stream_)
 
 
+def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -> None:
+    """The runner: take the hand-over on ``local``, fork the command, make sure its status is
+    reported. Never returns."""
+    os.setsid()
+    process.set_title(f"zeus runner: {command}")
+    local.settimeout(HANDOFF_TIMEOUT)
+    reader = wire.FrameReader()
+    header_text: str | None = None
+    while header_text is None or len(reader.fds) < 3:
+        data, fds = wire.receive(local)
+        if not data and not fds:
+            os._exit(1)
+        reader.feed(data if data.endswith(wire.NUL) else data + wire.NUL, fds)
+        for message in reader.messages():
+            header_text = header_text or message
+    local.settimeout(None)
+    header = parse_runner_header(header_text)
+    args_fd, out_fd, err_fd = reader.fds[:3]
+    wire.close_fds(reader.fds[3:])
+    try:
+        arguments = read_arguments(args_fd, header.argc)
+    except (OSError, wire.ProtocolError) as exc:
+        print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
+        wire.send_message(local, "1")
+        os._exit(1)
+    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
+    status_r, status_w = os.pipe()
+    process.prepare_fork()
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_r)
+        command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
+                        phase_pid)
+    os.close(status_w)
+    wire.close_fds([out_fd, err_fd])
+    reported, status = wait_for_status(pid, status_r)
+    if not reported:
+        try:
+            wire.send_message(local, str(status))
+        except OSError:
+            pass
+    os._exit(0)
+
+
+def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
+    """(whether the command reported itself, its status); returns once it has been reaped."""
+    reported = False
+    while True:
+        ready, _, _ = select.select([status_r], [], [], WAIT_POLL_INTERVAL)
+        if ready:
+            data = os.read(status_r, 16)
+            reported = reported or REPORTED in data
+            if not data:  # EOF: it exited, exec'd or closed the pipe; wait for it now
+                try:
+                    _, status = os.waitpid(pid, 0)
+                except ChildProcessError:
+                    return reported, 1
+                return reported, status_from_wait(status)
+            continue
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            return reported, status_from_wait(status)
+
+
 def _take_terminal(fd: int) -> bool:
-    """Make the client's PTY our controlling terminal; as the session leader we are then its
-    foreground process group, so ^C, ^\\ and ^Z reach the command and everything it starts."""
+    """Make the client's PTY the runner's session's controlling terminal (the runner leads the
+    session); the command then makes its own group the foreground one."""
     import fcntl
     import termios
 
@@ -183,16 +181,27 @@ def _take_terminal(fd: int) -> bool:
     return True
 
 
+def _foreground(fd: int) -> None:
+    """Make our process group the terminal's foreground group, as a shell does for a job: ^C,
+    ^\\ and ^Z then reach the command and everything it starts."""
+    previous = signal.signal(signal.SIGTTOU, signal.SIG_IGN)
+    try:
+        os.tcsetpgrp(fd, os.getpgrp())
+    finally:
+        signal.signal(signal.SIGTTOU, previous)
+
+
 def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
-                    out_fd: int, err_fd: int, status_w: int, want_tty: bool,
+                    out_fd: int, err_fd: int, status_w: int, ctty: bool,
                     phase_pid: int) -> None:
-    """The command (a fresh fork of the phase): runs the plan's method on the client's streams
-    and reports on ``local``. Never returns."""
+    """The command: runs the plan's method on the client's streams and reports on ``local``.
+    Never returns."""
     status = 1
     try:
-        os.setsid()
+        os.setpgid(0, 0)
         process.reset_signals()
-        ctty = want_tty and _take_terminal(out_fd)
+        if ctty:
+            _foreground(out_fd)
         flags = "t" if ctty else ""
         wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
         for stream in (sys.stdout, sys.stderr):

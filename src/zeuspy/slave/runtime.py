@@ -5,7 +5,6 @@ Runs synchronously, one phase per process. Protocol steps refer to docs/protocol
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
 import select
@@ -14,7 +13,6 @@ import socket
 import sys
 import traceback
 from pathlib import Path
-from typing import Any
 
 from zeuspy.plan import Plan, method_name
 from zeuspy.protocol import wire
@@ -72,8 +70,6 @@ class Phase:
         self.extensions = extensions
         self.children: set[int] = set()
         self.sock: socket.socket | None = None
-        self.pending: dict[int, runner.PendingCommand] = {}
-        self.running: dict[int, runner.RunningCommand] = {}
         self.wake: tuple[int, int] = (-1, -1)
 
     # -- protocol step 2 ----------------------------------------------------------------------
@@ -128,8 +124,8 @@ class Phase:
 
     # -- protocol step 5 ----------------------------------------------------------------------
     def serve(self, identifier: str) -> None:
-        """Answer ``S:`` and ``C:``, start commands and reap children, until the master's socket
-        closes; then exit. Signals only wake the loop (through the wakeup fd)."""
+        """Answer ``S:`` and ``C:`` and reap children until the master's socket closes; then
+        exit. Signals only wake the loop (through the wakeup fd)."""
         assert self.sock is not None
         wake_r, wake_w = os.pipe()
         os.set_blocking(wake_r, False)
@@ -139,18 +135,12 @@ class Phase:
         signal.signal(signal.SIGCHLD, _wake_only)
         reader = wire.FrameReader()
         while True:
-            waiting: list[Any] = [self.sock, wake_r, *self.pending.values(), *self.running.values()]
-            ready, _, _ = select.select(waiting, [], [], LAZY_IMPORT_CHECK)
+            ready, _, _ = select.select([self.sock.fileno(), wake_r], [], [], LAZY_IMPORT_CHECK)
             self.tracker.report()  # modules a thread or timer imported meanwhile
-            for item in ready:
-                if item is self.sock:
-                    self._read_requests(reader, identifier)
-                elif item == wake_r:
-                    self._drain_wakeups()
-                elif isinstance(item, runner.PendingCommand):
-                    self._pending_ready(item)
-                else:
-                    item.check_reported()
+            if wake_r in ready:
+                self._reap()
+            if self.sock.fileno() in ready:
+                self._read_requests(reader, identifier)
 
     def _read_requests(self, reader: wire.FrameReader, identifier: str) -> None:
         assert self.sock is not None
@@ -166,83 +156,48 @@ class Phase:
             if message.startswith("S:"):
                 self.fork_phase(message[2:])
             elif message.startswith("C:"):
-                self.start_command(message[2:])
+                self.fork_runner(message[2:])
             else:
                 print(f"zeus: phase {identifier}: unknown request {message[:40]!r}",
                       file=sys.stderr, flush=True)
         if reader.eof:
             os._exit(0)  # the master is gone
 
-    def _drain_wakeups(self) -> None:
-        """SIGCHLD: reap our children; report the status of a command that could not."""
+    def _reap(self) -> None:
+        """SIGCHLD: reap the child phases and runners that exited."""
         try:
             while os.read(self.wake[0], 512):
                 pass
         except OSError:
             pass
-        for pid in [*self.children, *self.running]:
+        for pid in list(self.children):
             try:
-                done, status = os.waitpid(pid, os.WNOHANG)
+                done, _ = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done, status = pid, 0
-            if not done:
-                continue
-            self.children.discard(pid)
-            command = self.running.pop(pid, None)
-            if command is not None:
-                command.reaped(status)
+                done = pid
+            if done:
+                self.children.discard(pid)
 
-    def start_command(self, command: str) -> None:
-        """``C:``: hand the master a runner socket; the command is forked once it has answered."""
-        assert self.sock is not None
-        pending = runner.PendingCommand(command)
+    def fork_runner(self, command: str) -> None:
+        """``C:``: hand the master the runner's socket first, then fork the runner, so that the
+        fork and the master's answer overlap."""
+        assert self.sock is not None and self.plan is not None
+        local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
-            wire.send_fd(self.sock, pending.remote.fileno())
+            wire.send_fd(self.sock, remote.fileno())
         finally:
-            pending.remote.close()
-        self.pending[pending.fileno()] = pending
-
-    def _pending_ready(self, pending: runner.PendingCommand) -> None:
-        try:
-            complete = pending.receive()
-        except (OSError, wire.ProtocolError) as exc:
-            print(f"zeus: bad runner hand-over for {pending.command}: {exc}", file=sys.stderr)
-            complete = False
-            self.pending.pop(pending.fileno(), None)
-            pending.close()
-        if complete:
-            del self.pending[pending.fileno()]
-            self.launch(pending)
-
-    def launch(self, pending: runner.PendingCommand) -> None:
-        """Fork the command of a complete hand-over; keep what is needed to reap it."""
-        assert pending.header is not None and self.plan is not None
-        args_fd, out_fd, err_fd = pending.reader.fds[:3]
-        wire.close_fds(pending.reader.fds[3:])
-        pending.reader.fds.clear()
-        try:
-            arguments = runner.read_arguments(args_fd, pending.header.argc)
-        except (OSError, wire.ProtocolError) as exc:
-            print(f"zeus: cannot start {pending.command}: {exc}", file=sys.stderr, flush=True)
-            wire.close_fds([out_fd, err_fd])
-            with contextlib.suppress(OSError):
-                wire.send_message(pending.local, "1")
-            pending.close()
+            remote.close()
+        if self._fork():
+            local.close()
             return
-        want_tty = "t" in pending.header.flags and os.isatty(out_fd)
-        status_r, status_w = os.pipe()
-        pid = self._fork()
-        if pid == 0:
-            os.close(status_r)
-            self._drop_phase_role(keep=pending.local)
+        try:
+            parent = self._drop_phase_role()
             self.bootstrap.close()
-            runner.command_process(self.plan, pending.command, arguments, pending.local, out_fd,
-                                   err_fd, status_w, want_tty, os.getppid())
-        os.close(status_w)
-        os.set_blocking(status_r, False)
-        wire.close_fds([out_fd, err_fd])
-        self.children.discard(pid)
-        self.running[pid] = runner.RunningCommand(pid, pending.local, status_r)
+            runner.run_runner(self.plan, command, local, parent)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
 
     def _fork(self) -> int:
         self.tracker.report()
@@ -252,21 +207,16 @@ class Phase:
             self.children.add(pid)
         return pid
 
-    def _drop_phase_role(self, keep: socket.socket | None = None) -> int:
+    def _drop_phase_role(self) -> int:
         """In a forked child: close what belongs to this phase (its socket to the master, feature
-        pipe, wakeup pipe, other commands' sockets and fds); returns the parent's pid."""
+        pipe, wakeup pipe); returns the parent's pid."""
         parent = os.getppid()
         process.reset_signals()
         if self.sock is not None:
             self.sock.close()
         self.tracker.close()
         wire.close_fds(self.wake)
-        for other in self.pending.values():
-            if other.local is not keep:
-                other.close()
-        for running in self.running.values():
-            running.close()
-        self.pending, self.running, self.children = {}, {}, set()
+        self.children = set()
         return parent
 
     def fork_phase(self, identifier: str) -> None:
