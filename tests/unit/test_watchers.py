@@ -297,8 +297,6 @@ def test_change_right_after_track_in_a_new_folder(watch: Harness, src: Path,
     """Tracking says "from now on": a save right after ``track()`` returns counts (the polling
     backend takes each file's first signature in ``track`` for exactly this; FileMonitor tracks a
     phase's files when the phase reports them, and a save may follow at once)."""
-    if watch.name == "events":
-        request.applymarker(pytest.mark.xfail(reason=CHANGE_RIGHT_AFTER_TRACK_BUG, strict=True))
     watch.start()
     watch.track(src / "a.py")
     fresh = tmp_path / "later"
@@ -320,8 +318,6 @@ FOLDER_RECREATED_BUG = (
 
 def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path,
                                       request: pytest.FixtureRequest) -> None:
-    if watch.name == "events":
-        request.applymarker(pytest.mark.xfail(reason=FOLDER_RECREATED_BUG, strict=True))
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "m.py").write_text("M = 1\n")
@@ -341,8 +337,6 @@ def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path,
 
 def test_folder_missing_when_tracked_then_created(watch: Harness, src: Path, tmp_path: Path,
                                                   request: pytest.FixtureRequest) -> None:
-    if watch.name == "events":
-        request.applymarker(pytest.mark.xfail(reason=FOLDER_RECREATED_BUG, strict=True))
     watch.start()
     watch.track(src / "a.py")
     later = tmp_path / "not-yet"

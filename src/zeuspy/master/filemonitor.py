@@ -56,6 +56,8 @@ class FileMonitor:
         self.signatures: dict[str, Signature] = {}
         self.hashes: dict[str, bytes | None] = {}
         self.plan_files: set[str] = set()
+        #: phase name -> the generation whose boot was redone because a file changed during it.
+        self._redone: dict[str, int] = {}
         self.pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -118,8 +120,10 @@ class FileMonitor:
             self.hashes.setdefault(path, digest)
 
     def add_features(self, phase: Phase, paths: list[str]) -> None:
-        """A phase reported files it loaded. A source file saved after its boot began means the
-        boot may have read the old content: that boot is abandoned and redone."""
+        """A phase reported files it loaded. A project file first seen now but saved after the
+        boot began may have been read before the save: that boot is abandoned and redone (once
+        in a row, since a boot may write a file it then reads)."""
+        fresh = {p for p in paths if p not in self.signatures}
         for path in paths:
             self.owners.setdefault(path, set()).add(phase.name)
         phase.features.update(paths)
@@ -127,14 +131,18 @@ class FileMonitor:
         if phase.state is not PhaseState.BOOTING and phase.state is not PhaseState.READY:
             return
         since = phase.boot_wall_ns - STALE_BOOT_MARGIN_NS
-        for path in paths:
-            if not path.endswith(".py"):
-                continue
+        for path in sorted(fresh):
             sig = self.signatures.get(path)
-            if sig is not None and sig[3] >= since and path.startswith(self.root):
-                self.note(f"{self._name(path)} changed while {phase.name} booted; booting it again")
-                self.restart(phase, f"{self._name(path)} changed during its boot")
+            if sig is None or sig[3] < since or not path.startswith(self.root):
+                continue
+            if self._redone.get(phase.name) == phase.generation - 1:
+                log.info("%s changed during %s's boot again; not redoing it twice in a row",
+                         self._name(path), phase.name)
                 return
+            self._redone[phase.name] = phase.generation
+            self.note(f"{self._name(path)} changed while {phase.name} booted; booting it again")
+            self.restart(phase, f"{self._name(path)} changed during its boot")
+            return
 
     # -- changes ---------------------------------------------------------------------------------
     def changed(self, paths: set[str]) -> None:

@@ -1,8 +1,15 @@
 """The OS-events backend: watchfiles (the Rust notify crate: inotify on Linux, FSEvents or kqueue
 on macOS), one non-recursive watch per directory holding tracked files, all served by one thread.
 
-watchfiles cannot add a directory to a running watcher, so a new directory makes the thread build
-a new watcher over the larger set and drop the old one once the new one runs (no gap).
+watchfiles cannot add a directory to a running watcher, so the thread builds a new watcher over
+the new set of directories and drops the old one. Three gaps are closed by comparing signatures
+(inode, size, mtime) with the ones taken when a file was tracked:
+
+- a file changed between ``track()`` and the moment its directory is watched;
+- a directory that did not exist when tracked, and is watched once it appears;
+- a directory deleted and created again (``git checkout``, ``rm -rf`` and copy), whose inotify
+  watch died with it: any event about a watched directory, or a directory that vanished, makes
+  the thread check it and watch it again.
 """
 
 from __future__ import annotations
@@ -13,13 +20,33 @@ import threading
 from watchfiles._rust_notify import RustNotify
 
 from zeuspy.master.watchers import ChangeCallback, FailureCallback
+from zeuspy.master.watchers.polling import Signature, signature
 
 #: Longest a batch of OS events is held before it is reported (our own debounce comes after).
 GROUP_MS = 20
 STEP_MS = 5
-#: How often the thread checks for new directories and for stop.
-TIMEOUT_MS = 200
+#: How often the thread wakes without events (to look for folders that appeared).
+TIMEOUT_MS = 500
 STOP_TIMEOUT = 5.0
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino)
+
+
+class _Wake:
+    """What RustNotify.watch polls every step: stop, or new folders to watch."""
+
+    def __init__(self) -> None:
+        self.stop = threading.Event()
+        self.rebuild = threading.Event()
+
+    def is_set(self) -> bool:
+        return self.stop.is_set() or self.rebuild.is_set()
 
 
 class EventWatcher:
@@ -28,10 +55,14 @@ class EventWatcher:
     name = "events"
 
     def __init__(self) -> None:
-        self._tracked: frozenset[str] = frozenset()
-        self._dirs: frozenset[str] = frozenset()
-        self._stop = threading.Event()
+        self._lock = threading.Lock()  # guards the hand-over dicts below
+        self._new: dict[str, Signature] = {}
+        self._wake = _Wake()
         self._thread: threading.Thread | None = None
+        # The thread's own state.
+        self._signatures: dict[str, Signature] = {}
+        self._by_dir: dict[str, set[str]] = {}
+        self._watched: dict[str, tuple[int, int] | None] = {}
 
     def start(self, on_change: ChangeCallback, on_failure: FailureCallback) -> None:
         self._thread = threading.Thread(target=self._run, args=(on_change, on_failure),
@@ -39,38 +70,81 @@ class EventWatcher:
         self._thread.start()
 
     def track(self, paths: set[str]) -> None:
-        # Swapping whole frozensets keeps the thread's reads consistent without a lock.
-        self._tracked = self._tracked | paths
-        dirs = {os.path.dirname(p) for p in paths}
-        if not dirs <= self._dirs:
-            self._dirs = self._dirs | dirs
+        first = {path: signature(path) for path in paths}
+        with self._lock:
+            for path, sig in first.items():
+                self._new.setdefault(path, sig)
+        self._wake.rebuild.set()
 
-    def _open(self, dirs: frozenset[str]) -> tuple[RustNotify, frozenset[str]]:
-        existing = [d for d in sorted(dirs) if os.path.isdir(d)]
-        return RustNotify(existing, False, False, 0, False, True), frozenset(existing)
+    def _take_new(self) -> set[str]:
+        """Move newly tracked paths into the thread's state; the folders they need."""
+        with self._lock:
+            new, self._new = self._new, {}
+        folders = set()
+        for path, sig in new.items():
+            if path in self._signatures:
+                continue
+            self._signatures[path] = sig
+            folder = os.path.dirname(path)
+            self._by_dir.setdefault(folder, set()).add(path)
+            folders.add(folder)
+        return folders
+
+    def _changed_in(self, folders: set[str]) -> set[str]:
+        """Tracked files in ``folders`` that differ from their last known signature."""
+        changed = set()
+        for folder in folders:
+            for path in self._by_dir.get(folder, ()):
+                new = signature(path)
+                if new != self._signatures.get(path):
+                    self._signatures[path] = new
+                    changed.add(path)
+        return changed
+
+    def _open(self) -> RustNotify | None:
+        existing = [d for d in sorted(self._by_dir) if self._watched.get(d) is not None]
+        if not existing:
+            return None
+        return RustNotify(existing, False, False, 0, False, True)
 
     def _run(self, on_change: ChangeCallback, on_failure: FailureCallback) -> None:
         notify: RustNotify | None = None
-        watching: frozenset[str] = frozenset()
         try:
-            while not self._stop.is_set():
-                wanted = self._dirs
-                if notify is None or not wanted <= watching:
-                    if not wanted:
-                        self._stop.wait(TIMEOUT_MS / 1000)
-                        continue
-                    fresh, opened = self._open(wanted)
+            while not self._wake.stop.is_set():
+                self._wake.rebuild.clear()
+                folders = self._take_new()
+                # Folders that appeared, vanished or were replaced since we watched them.
+                stale = {d for d in self._by_dir
+                         if _identity(d) != self._watched.get(d, ("new",))}
+                if folders or stale:
+                    for folder in folders | stale:
+                        self._watched[folder] = _identity(folder)
+                    fresh = self._open()
                     if notify is not None:
                         notify.close()
-                    notify, watching = fresh, opened
-                    if not wanted <= opened:  # some folders do not exist yet: retry later
-                        watching = wanted
-                result = notify.watch(GROUP_MS, STEP_MS, TIMEOUT_MS, self._stop)
-                if isinstance(result, set):
-                    tracked = self._tracked
-                    changed = {path for _, path in result if path in tracked}
+                    notify = fresh
+                    # Anything that changed before the watch was in place.
+                    changed = self._changed_in(stale | folders)
                     if changed:
                         on_change(changed)
+                if notify is None:
+                    self._wake.stop.wait(TIMEOUT_MS / 1000)
+                    continue
+                result = notify.watch(GROUP_MS, STEP_MS, TIMEOUT_MS, self._wake)
+                if not isinstance(result, set):
+                    continue
+                changed = set()
+                touched_dirs = set()
+                for _, path in result:
+                    if path in self._signatures:
+                        self._signatures[path] = signature(path)
+                        changed.add(path)
+                    if path in self._by_dir:
+                        touched_dirs.add(path)
+                if touched_dirs:  # a watched folder itself was removed or replaced
+                    self._wake.rebuild.set()
+                if changed:
+                    on_change(changed)
         except Exception as exc:  # inotify limits, a vanished filesystem: polling takes over
             on_failure(_explain(exc))
         finally:
@@ -78,7 +152,7 @@ class EventWatcher:
                 notify.close()
 
     def stop(self) -> None:
-        self._stop.set()
+        self._wake.stop.set()
         if self._thread is not None:
             self._thread.join(STOP_TIMEOUT)
 
