@@ -283,17 +283,10 @@ def test_tracked_before_start(watch: Harness, src: Path) -> None:
     watch.wait_reported(src / "a.py")
 
 
-CHANGE_RIGHT_AFTER_TRACK_BUG = (
-    "BUG: EventWatcher misses a change made right after track() of a file in a folder it does "
-    "not watch yet: the thread opens the new folder only when its current watch() returns "
-    "(up to TIMEOUT_MS=200 ms), and nothing compares the file with its state at track() time "
-    "(events.py:41-45, 58-68)"
-)
 
 
 def test_change_right_after_track_in_a_new_folder(watch: Harness, src: Path,
-                                                  tmp_path: Path,
-                                                  request: pytest.FixtureRequest) -> None:
+                                                  tmp_path: Path) -> None:
     """Tracking says "from now on": a save right after ``track()`` returns counts (the polling
     backend takes each file's first signature in ``track`` for exactly this; FileMonitor tracks a
     phase's files when the phase reports them, and a save may follow at once)."""
@@ -307,17 +300,9 @@ def test_change_right_after_track_in_a_new_folder(watch: Harness, src: Path,
     watch.wait_reported(fresh / "d.py", timeout=1.5)
 
 
-FOLDER_RECREATED_BUG = (
-    "BUG: EventWatcher stops watching a folder that was deleted and created again (git checkout, "
-    "rm -rf + copy), or that did not exist yet when tracked: the inotify watch dies with the "
-    "folder, the thread reopens watches only when a new folder is wanted (events.py:58), and a "
-    "folder missing at _open() is recorded as watched anyway (events.py:67 "
-    "`watching = wanted`); later saves there are never reported"
-)
 
 
-def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path,
-                                      request: pytest.FixtureRequest) -> None:
+def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path) -> None:
     pkg = tmp_path / "pkg"
     pkg.mkdir()
     (pkg / "m.py").write_text("M = 1\n")
@@ -335,8 +320,8 @@ def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path,
     watch.wait_reported(pkg / "m.py", timeout=1.5)
 
 
-def test_folder_missing_when_tracked_then_created(watch: Harness, src: Path, tmp_path: Path,
-                                                  request: pytest.FixtureRequest) -> None:
+def test_folder_missing_when_tracked_then_created(watch: Harness, src: Path,
+                                                  tmp_path: Path) -> None:
     watch.start()
     watch.track(src / "a.py")
     later = tmp_path / "not-yet"

@@ -109,13 +109,17 @@ class EventWatcher:
 
     def _run(self, on_change: ChangeCallback, on_failure: FailureCallback) -> None:
         notify: RustNotify | None = None
+        # Folders an event named: removed or replaced (a new folder may get the old inode
+        # number, so their identity alone cannot tell).
+        touched: set[str] = set()
         try:
             while not self._wake.stop.is_set():
                 self._wake.rebuild.clear()
                 folders = self._take_new()
                 # Folders that appeared, vanished or were replaced since we watched them.
-                stale = {d for d in self._by_dir
-                         if _identity(d) != self._watched.get(d, ("new",))}
+                stale = touched | {d for d in self._by_dir
+                                   if _identity(d) != self._watched.get(d, ("new",))}
+                touched = set()
                 if folders or stale:
                     for folder in folders | stale:
                         self._watched[folder] = _identity(folder)
@@ -128,21 +132,18 @@ class EventWatcher:
                     if changed:
                         on_change(changed)
                 if notify is None:
-                    self._wake.stop.wait(TIMEOUT_MS / 1000)
+                    self._wake.rebuild.wait(TIMEOUT_MS / 1000)
                     continue
                 result = notify.watch(GROUP_MS, STEP_MS, TIMEOUT_MS, self._wake)
                 if not isinstance(result, set):
                     continue
                 changed = set()
-                touched_dirs = set()
                 for _, path in result:
                     if path in self._signatures:
                         self._signatures[path] = signature(path)
                         changed.add(path)
-                    if path in self._by_dir:
-                        touched_dirs.add(path)
-                if touched_dirs:  # a watched folder itself was removed or replaced
-                    self._wake.rebuild.set()
+                    if path in self._by_dir:  # a watched folder itself was removed or replaced
+                        touched.add(path)
                 if changed:
                     on_change(changed)
         except Exception as exc:  # inotify limits, a vanished filesystem: polling takes over
