@@ -19,6 +19,7 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) bench/run.py
+	$(PY) bench/reload.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

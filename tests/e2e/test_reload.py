@@ -538,7 +538,6 @@ SLOW_BOOT_PLAN = PLAN.replace(
 )
 
 
-
 def test_config_saved_during_the_boot_that_read_it(proj: Project,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """A non-Python file saved while the boot that read it still runs: the boot is redone (it
@@ -559,8 +558,6 @@ def test_config_saved_during_the_boot_that_read_it(proj: Project,
         assert result.stdout == b"color = saved-during-boot\n", master.output
     finally:
         master.stop()
-
-
 
 
 def test_package_folder_replaced_then_edited(proj: Project) -> None:

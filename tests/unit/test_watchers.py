@@ -283,8 +283,6 @@ def test_tracked_before_start(watch: Harness, src: Path) -> None:
     watch.wait_reported(src / "a.py")
 
 
-
-
 def test_change_right_after_track_in_a_new_folder(watch: Harness, src: Path,
                                                   tmp_path: Path) -> None:
     """Tracking says "from now on": a save right after ``track()`` returns counts (the polling
@@ -298,8 +296,6 @@ def test_change_right_after_track_in_a_new_folder(watch: Harness, src: Path,
     watch.track(fresh / "d.py", settle=False)
     write(fresh / "d.py", "D = 22\n")
     watch.wait_reported(fresh / "d.py", timeout=1.5)
-
-
 
 
 def test_folder_deleted_and_recreated(watch: Harness, tmp_path: Path) -> None:

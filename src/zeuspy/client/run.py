@@ -14,8 +14,11 @@ import sys
 import time
 
 from zeuspy import paths
-from zeuspy.client import terminal
 from zeuspy.protocol import wire
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from zeuspy.client.terminal import RawMode
 
 NO_MASTER = "Can't connect to master. Run zeus start first."
 #: After the status arrived, stop waiting for output EOF once the streams were idle this long
@@ -84,6 +87,8 @@ class _Stream:
         self.open = True
         self.sock: _socket.socket | None = None
         if use_pty:
+            from zeuspy.client import terminal  # only when a terminal is involved
+
             self.fd, remote = posix.openpty()
             terminal.copy_terminal(source, remote, echo)
         else:
@@ -110,7 +115,7 @@ class Session:
             self.err = self.out  # one destination: one stream keeps stdout and stderr in order
         else:
             self.err = _Stream(2, err_tty, source, echo=stdin_tty)
-        self.raw: terminal.RawMode | None = None
+        self.raw: RawMode | None = None
         self.stdin_open = True
         self.stdin_is_tty = stdin_tty
         self.to_command = b""
@@ -183,11 +188,15 @@ class Session:
         posix.kill(posix.getpid(), _signal.SIGSTOP)
 
     def _resume(self) -> None:
+        from zeuspy.client import terminal  # only when a terminal is involved
+
         if self.raw is not None and terminal.is_foreground(0):
             self.raw.enter()
         self._resize()
 
     def _resize(self) -> None:
+        from zeuspy.client import terminal  # only when a terminal is involved
+
         source = next((fd for fd in (0, 1, 2) if _is_tty(fd)), None)
         if source is None:
             return
@@ -235,6 +244,8 @@ class Session:
     # -- input ------------------------------------------------------------------------------------
     def on_input(self, data: bytes) -> int | None:
         """Typed bytes go to the command; signal keys act as they would on a local terminal."""
+        from zeuspy.client import terminal  # only when a terminal is involved
+
         keys = None
         if self.out.is_pty and self.stdin_is_tty:
             keys = terminal.signal_keys(self.out.fd)
@@ -271,6 +282,8 @@ class Session:
             self.to_command = self.to_command[written:]
 
     def _stdin_eof(self) -> None:
+        from zeuspy.client import terminal  # only when a terminal is involved
+
         self.stdin_open = False
         if self.raw is not None and self.raw.active:
             return  # a raw terminal that reads EOF has hung up: SIGHUP follows
@@ -333,7 +346,11 @@ class Session:
         for signum in FORWARDED:
             _signal.signal(signum, _noop)
         posix.set_blocking(self.out.fd, False)
-        foreground = self.stdin_is_tty and terminal.is_foreground(0)
+        foreground = False
+        if self.stdin_is_tty:
+            from zeuspy.client import terminal  # only when a terminal is involved
+
+            foreground = terminal.is_foreground(0)
         if self.stdin_is_tty and not foreground:
             self.stdin_open = False  # a background job must not read the terminal
         if self.out.is_pty and foreground:

@@ -26,7 +26,7 @@ import traceback
 
 from zeuspy.plan import Plan, method_name
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import Registration, parse_runner_header
+from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
 from zeuspy.slave import process
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
@@ -104,11 +104,9 @@ def _rebuild_stdio() -> None:
         setattr(sys, f"__{name}__", stream_)
 
 
-def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -> None:
-    """The runner: take the hand-over on ``local``, fork the command, make sure its status is
-    reported. Never returns."""
-    os.setsid()
-    process.set_title(f"zeus runner: {command}")
+def take_handover(local: socket.socket) -> tuple[RunnerHeader, int, int, int]:
+    """The master's datagrams on the runner socket: the header, then the args socket, stdout and
+    stderr fds."""
     local.settimeout(HANDOFF_TIMEOUT)
     reader = wire.FrameReader()
     header_text: str | None = None
@@ -120,9 +118,26 @@ def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -
         for message in reader.messages():
             header_text = header_text or message
     local.settimeout(None)
-    header = parse_runner_header(header_text)
-    args_fd, out_fd, err_fd = reader.fds[:3]
     wire.close_fds(reader.fds[3:])
+    args_fd, out_fd, err_fd = reader.fds[:3]
+    return parse_runner_header(header_text), args_fd, out_fd, err_fd
+
+
+def _report_unless_reported(local: socket.socket, pid: int, status_r: int) -> None:
+    reported, status = wait_for_status(pid, status_r)
+    if not reported:
+        try:
+            wire.send_message(local, str(status))
+        except OSError:
+            pass
+
+
+def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -> None:
+    """A runner forked for one request: take the hand-over, fork the command, make sure its
+    status is reported. Never returns."""
+    os.setsid()
+    process.set_title(f"zeus runner: {command}")
+    header, args_fd, out_fd, err_fd = take_handover(local)
     try:
         arguments = read_arguments(args_fd, header.argc)
     except (OSError, wire.ProtocolError) as exc:
@@ -139,13 +154,76 @@ def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -
                         phase_pid)
     os.close(status_w)
     wire.close_fds([out_fd, err_fd])
-    reported, status = wait_for_status(pid, status_r)
-    if not reported:
-        try:
-            wire.send_message(local, str(status))
-        except OSError:
-            pass
+    _report_unless_reported(local, pid, status_r)
     os._exit(0)
+
+
+def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
+    """A runner forked *before* it is needed, with its command process forked too, so that a
+    request costs no fork at all. Idle, both die with the phase; once the phase hands it a
+    runner socket (``C:<command>`` and an fd on ``control``) they outlive it like any command.
+    Never returns."""
+    os.setsid()
+    process.die_with_parent(phase_pid)
+    process.set_title("zeus runner: (ready)")
+    to_command, from_runner = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    status_r, status_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(status_r)
+        control.close()
+        to_command.close()
+        spare_command(plan, from_runner, status_w, phase_pid)
+    os.close(status_w)
+    from_runner.close()
+    reader = wire.FrameReader()
+    while not reader.fds and not reader.eof:
+        data, fds = wire.receive(control)
+        reader.feed(data, fds)
+    messages = reader.messages()
+    if reader.eof or not reader.fds or not messages or not messages[0].startswith("C:"):
+        os.kill(pid, signal.SIGKILL)  # discarded (the phase died or refreshed its spare)
+        os._exit(0)
+    process.outlive_parent()
+    control.close()
+    command = messages[0][2:]
+    process.set_title(f"zeus runner: {command}")
+    local = socket.socket(fileno=reader.fds[0])
+    header, args_fd, out_fd, err_fd = take_handover(local)
+    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
+    wire.send_message(to_command, f"W:{command}:{header.argc}:{'t' if ctty else ''}")
+    for fd in (args_fd, out_fd, err_fd, local.fileno()):
+        wire.send_fd(to_command, fd)
+    wire.close_fds([args_fd, out_fd, err_fd])
+    to_command.close()
+    _report_unless_reported(local, pid, status_r)
+    os._exit(0)
+
+
+def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, phase_pid: int) -> None:
+    """The command half of a spare: waits for ``W:<command>:<argc>:<flags>`` and four fds
+    (args socket, stdout, stderr, runner socket), then runs. Never returns."""
+    process.die_with_parent(os.getppid())
+    process.set_title("zeus command: (ready)")
+    os.setpgid(0, 0)
+    reader = wire.FrameReader()
+    while len(reader.fds) < 4:
+        data, fds = wire.receive(from_runner)
+        if not data and not fds:
+            os._exit(0)  # the spare was discarded
+        reader.feed(data, fds)
+    process.outlive_parent()
+    from_runner.close()
+    _, command, argc, flags = reader.messages()[0].split(":", 3)
+    args_fd, out_fd, err_fd, local_fd = reader.fds[:4]
+    local = socket.socket(fileno=local_fd)
+    try:
+        arguments = read_arguments(args_fd, int(argc))
+    except (OSError, ValueError, wire.ProtocolError) as exc:
+        print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)  # the runner reports status 1
+    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, "t" in flags,
+                    phase_pid)
 
 
 def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:

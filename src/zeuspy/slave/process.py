@@ -22,32 +22,43 @@ def set_title(title: str) -> None:
         pass
 
 
+def _prctl_pdeathsig(signum: int) -> None:
+    if _LINUX:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+
 def die_with_parent(expected_parent: int) -> None:
     """Exit when the parent exits (Linux: PR_SET_PDEATHSIG; elsewhere the socket EOF does it).
 
     Checks the parent afterwards: if it died between our fork and the prctl, exit now.
     """
-    if _LINUX:
-        import ctypes
-
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _prctl_pdeathsig(signal.SIGKILL)
     if os.getppid() != expected_parent:
         os._exit(1)
 
 
+def outlive_parent() -> None:
+    """Undo :func:`die_with_parent`: a spare that took a command must survive its phase."""
+    _prctl_pdeathsig(0)
+
+
 def reset_signals() -> None:
     """Give every signal a Python handler set back its default, and drop the wakeup fd: a forked
-    process must not run handlers its parent installed (the phase's SIGCHLD reaper, app code's)."""
-    signal.set_wakeup_fd(-1)
-    for signum in signal.valid_signals():
+    process must not run handlers its parent installed (the phase's SIGCHLD reaper, app code's).
+    Uses ``_signal`` directly: ``signal``'s enum wrapping makes this loop 20 times slower."""
+    import _signal
+
+    _signal.set_wakeup_fd(-1)
+    for signum in range(1, _signal.NSIG):
         try:
-            handler = signal.getsignal(signum)
+            handler = _signal.getsignal(signum)
         except (ValueError, OSError):
             continue
-        if callable(handler) and handler is not signal.default_int_handler:
-            signal.signal(signum, signal.SIG_DFL)
-    signal.signal(signal.SIGINT, signal.default_int_handler)
+        if callable(handler) and handler is not _signal.default_int_handler:
+            _signal.signal(signum, _signal.SIG_DFL)
+    _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
 def prepare_fork(log: list[str] | None = None) -> None:

@@ -32,6 +32,9 @@ MASTER_FD_ENV = "ZEUS_MASTER_FD"
 ROOT = "boot"
 #: How often an idle phase looks for modules imported lazily (by a thread or a timer).
 LAZY_IMPORT_CHECK = 0.5
+#: A used spare runner is replaced once the phase has had no request for this long, so that
+#: forking the new one does not compete with a burst of commands.
+SPARE_DELAY = 0.0
 
 
 class PlanLoadError(Exception):
@@ -71,6 +74,9 @@ class Phase:
         self.children: set[int] = set()
         self.sock: socket.socket | None = None
         self.wake: tuple[int, int] = (-1, -1)
+        #: The spare runner (pid, control socket) that takes the next command without a fork.
+        self.spare: tuple[int, socket.socket] | None = None
+        self.want_spare = False
 
     # -- protocol step 2 ----------------------------------------------------------------------
     def register(self, identifier: str, parent_pid: int) -> None:
@@ -135,8 +141,12 @@ class Phase:
         signal.signal(signal.SIGCHLD, _wake_only)
         reader = wire.FrameReader()
         while True:
-            ready, _, _ = select.select([self.sock.fileno(), wake_r], [], [], LAZY_IMPORT_CHECK)
-            self.tracker.report()  # modules a thread or timer imported meanwhile
+            timeout = SPARE_DELAY if self.want_spare else LAZY_IMPORT_CHECK
+            ready, _, _ = select.select([self.sock.fileno(), wake_r], [], [], timeout)
+            if self.tracker.report():
+                self._discard_spare()  # it lacks modules imported since (by a thread, a timer)
+            if not ready and self.want_spare:
+                self._prepare_spare()
             if wake_r in ready:
                 self._reap()
             if self.sock.fileno() in ready:
@@ -179,14 +189,27 @@ class Phase:
                 self.children.discard(pid)
 
     def fork_runner(self, command: str) -> None:
-        """``C:``: hand the master the runner's socket first, then fork the runner, so that the
-        fork and the master's answer overlap."""
+        """``C:``: hand the master the runner's socket first; then give it to the spare runner,
+        or fork a runner (the fork overlaps the master's answer)."""
         assert self.sock is not None and self.plan is not None
         local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             wire.send_fd(self.sock, remote.fileno())
         finally:
             remote.close()
+        if self.spare is not None:
+            control = self.spare[1]
+            self.spare = None
+            self.want_spare = True
+            try:
+                wire.send_message(control, f"C:{command}")
+                wire.send_fd(control, local.fileno())
+                local.close()
+                return
+            except OSError:
+                pass  # the spare died: fork a runner after all
+            finally:
+                control.close()
         if self._fork():
             local.close()
             return
@@ -198,6 +221,33 @@ class Phase:
             traceback.print_exc()
         finally:
             os._exit(1)
+
+    def _prepare_spare(self) -> None:
+        """Fork the spare runner (and, inside it, its command) while nothing else is going on."""
+        self.want_spare = False
+        if self.spare is not None or self.plan is None:
+            return
+        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        pid = self._fork()
+        if pid:
+            theirs.close()
+            self.spare = (pid, control)
+            return
+        try:
+            control.close()
+            parent = self._drop_phase_role()
+            self.bootstrap.close()
+            runner.spare_runner(self.plan, theirs, parent)
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            os._exit(1)
+
+    def _discard_spare(self) -> None:
+        if self.spare is not None:
+            self.spare[1].close()  # EOF: the spare and its command exit
+            self.spare = None
+        self.want_spare = True
 
     def _fork(self) -> int:
         self.tracker.report()
@@ -216,6 +266,9 @@ class Phase:
             self.sock.close()
         self.tracker.close()
         wire.close_fds(self.wake)
+        if self.spare is not None:
+            self.spare[1].close()
+            self.spare = None
         self.children = set()
         return parent
 

@@ -161,14 +161,15 @@ class Tracker:
                 files.append(path)
         return files
 
-    def report(self, extra: Iterable[str] = ()) -> None:
-        """Send every file not sent yet: new modules, opened project files, tracks, ``extra``."""
+    def report(self, extra: Iterable[str] = ()) -> bool:
+        """Send every file not sent yet: new modules, opened project files, tracks, ``extra``.
+        True when there was something new."""
         opened = [p for p in self._opened if p.startswith(self.root) and os.path.isfile(p)]
         self._opened = []
         candidates = [*self.new_module_files(), *opened, *take_tracked(), *extra]
         fresh = [p for p in dict.fromkeys(with_resolved(candidates)) if p not in self._sent]
         if not fresh or self.fd < 0:
-            return
+            return False
         self._sent.update(fresh)
         data = ("\n".join(fresh) + "\n").encode("utf-8", "surrogateescape")
         try:
@@ -176,6 +177,7 @@ class Tracker:
                 data = data[os.write(self.fd, data):]
         except OSError:
             pass  # the master is gone; this process ends when its socket closes
+        return True
 
     def close(self) -> None:
         if self.fd >= 0:
