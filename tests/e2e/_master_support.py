@@ -122,6 +122,21 @@ def project_processes(project: Project) -> set[int]:
     return marked | processes_in(project.root)
 
 
+def spare_processes(pids: set[int]) -> set[int]:
+    """The idle spare runners and commands among ``pids`` (a phase that ran a command keeps one
+    pair forked in advance; their titles end in "(ready)")."""
+    spares = set()
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except OSError:
+            continue
+        if title.startswith((b"zeus runner: (ready)", b"zeus command: (ready)")):
+            spares.add(pid)
+    return spares
+
+
 def fd_count(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
 

@@ -149,15 +149,15 @@ class Master:
         self.exit_code = EXIT_ON_SIGNAL.get(signum, 0)
         self._stop.set()
 
-    def request_restart(self) -> None:
-        log.info("received SIGUSR1: restarting every phase")
-        self.status.message("restarting every phase (SIGUSR1)")
+    def request_restart(self, why: str = "SIGUSR1") -> None:
+        log.info("restarting every phase (%s)", why)
+        self.status.message(f"restarting every phase ({why})")
         self.supervisor.restart_all("restart requested")
 
     def query(self, request: str) -> dict[str, Any]:
         """A question of ``zeus status`` / ``restart`` / ``stop``, asked on the socket."""
         if request == "restart":
-            self.request_restart()
+            self.request_restart("zeus restart")
             return {"ok": True, "pid": os.getpid()}
         if request == "stop":
             self.request_stop(signal.SIGTERM)

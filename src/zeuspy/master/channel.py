@@ -34,6 +34,9 @@ class Channel:
         self.error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
+        # What a peer sent before we looked (a client's whole handshake, usually) is taken now,
+        # not one loop turn later.
+        self._on_readable()
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -75,26 +78,37 @@ class Channel:
             self.error = error
             self._loop.remove_reader(self.sock.fileno())
 
-    async def _wait(self) -> None:
+    async def _wait(self, deadline: float | None) -> None:
         # Several coroutines may wait on one channel (a phase's messages and its runner fds).
+        # A bare future under wait_for: no task is created on this hot path.
         waiter = self._loop.create_future()
         self._waiters.append(waiter)
-        await waiter
+        if deadline is None:
+            await waiter
+        else:
+            await asyncio.wait_for(waiter, max(0.0, deadline - self._loop.time()))
 
-    async def message(self) -> str:
-        """The next message; :class:`ChannelClosed` once none can come."""
+    def _deadline(self, timeout: float | None) -> float | None:
+        return None if timeout is None else self._loop.time() + timeout
+
+    async def message(self, timeout: float | None = None) -> str:
+        """The next message; :class:`ChannelClosed` once none can come, ``asyncio.TimeoutError``
+        after ``timeout`` seconds."""
+        deadline = self._deadline(timeout)
         while not self._messages:
             if self.closed:
                 raise ChannelClosed(self.error or "connection closed")
-            await self._wait()
+            await self._wait(deadline)
         return self._messages.popleft()
 
-    async def fd(self) -> int:
-        """The next received fd (the caller owns it); :class:`ChannelClosed` once none can come."""
+    async def fd(self, timeout: float | None = None) -> int:
+        """The next received fd (the caller owns it); :class:`ChannelClosed` once none can come,
+        ``asyncio.TimeoutError`` after ``timeout`` seconds."""
+        deadline = self._deadline(timeout)
         while not self._fds:
             if self.closed:
                 raise ChannelClosed(self.error or "connection closed")
-            await self._wait()
+            await self._wait(deadline)
         return self._fds.popleft()
 
     def pending_messages(self) -> list[str]:
@@ -106,7 +120,7 @@ class Channel:
     async def wait_closed(self) -> None:
         """Return once the peer has closed (anything it sends meanwhile stays queued)."""
         while not self.closed:
-            await self._wait()
+            await self._wait(None)
 
     def send(self, text: str) -> None:
         """Send one message; a full or broken socket closes the channel."""

@@ -144,21 +144,21 @@ class ClientServer:
 
     async def _handshake(self, session: Session) -> tuple[CommandRequest, bool] | None:
         channel = session.channel
-        first = await channel.message()
+        first = await channel.message(HANDSHAKE_TIMEOUT)
         if first.startswith("Q:"):
             self._answer_query(channel, first[2:])
             return None
         request = parse_command_request(first)
         self.last_activity = time.monotonic()
         for _ in range(3):
-            session.fds.append(await channel.fd())
+            session.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
         extended = any(m.startswith("X:") and "zeuspy=1" in m[2:].split(";")
                        for m in channel.pending_messages())
         return request, extended
 
     async def _run(self, session: Session) -> None:
         try:
-            handshake = await asyncio.wait_for(self._handshake(session), HANDSHAKE_TIMEOUT)
+            handshake = await self._handshake(session)
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
             log.info("dropped a client that did not complete its handshake: %s",
                      exc or "timed out")
@@ -275,7 +275,7 @@ class ClientServer:
         session.close_fds()  # the runner has them now; keeping copies would leak and block EOF
         try:
             registration = parse_registration(
-                await asyncio.wait_for(runner.message(), COMMAND_START_TIMEOUT))
+                await runner.message(COMMAND_START_TIMEOUT))
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
             log.warning("runner for %s did not report its command: %s", request.command, exc)
             self._send_quietly(channel, "0")

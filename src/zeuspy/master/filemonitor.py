@@ -115,9 +115,15 @@ class FileMonitor:
         self._spawn(self._hash(fresh))
 
     async def _hash(self, paths: set[str]) -> None:
-        hashes = await asyncio.to_thread(lambda: {p: content_hash(p) for p in paths})
-        for path, digest in hashes.items():
-            self.hashes.setdefault(path, digest)
+        """Remember the content of newly tracked files, unless they changed since tracking (then
+        the hash would describe the new content, and the change would look like no change)."""
+
+        def hashes() -> dict[str, tuple[Signature, bytes | None]]:
+            return {p: (signature(p), content_hash(p)) for p in paths}
+
+        for path, (sig, digest) in (await asyncio.to_thread(hashes)).items():
+            if sig == self.signatures.get(path) and sig == signature(path):
+                self.hashes.setdefault(path, digest)
 
     def add_features(self, phase: Phase, paths: list[str]) -> None:
         """A phase reported files it loaded. A project file first seen now but saved after the

@@ -195,7 +195,7 @@ class PhaseSupervisor:
     async def _register(self, sock: socket.socket) -> None:
         channel = Channel(sock, name="phase")
         try:
-            text = await asyncio.wait_for(channel.message(), REGISTRATION_TIMEOUT)
+            text = await channel.message(REGISTRATION_TIMEOUT)
             registration = parse_registration(text)
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
             log.warning("dropping a phase connection that did not register: %s", exc)
@@ -220,7 +220,7 @@ class PhaseSupervisor:
         phase.process = process
         log.info("phase %s registered: pid %d", phase.name, registration.pid)
         try:
-            process.features_fd = await asyncio.wait_for(channel.fd(), REGISTRATION_TIMEOUT)
+            process.features_fd = await channel.fd(REGISTRATION_TIMEOUT)
             self._read_features(phase, process)
             while True:
                 message = parse_phase_message(await channel.message())
@@ -390,7 +390,7 @@ class PhaseSupervisor:
         async with lock:  # one request in flight per phase, so each fd answers its own request
             try:
                 process.channel.send(ForkCommand(command).format())
-                fd = await asyncio.wait_for(process.channel.fd(), RUNNER_FORK_TIMEOUT)
+                fd = await process.channel.fd(RUNNER_FORK_TIMEOUT)
             except (ChannelClosed, asyncio.TimeoutError) as exc:
                 raise RunnerUnavailable(
                     f"phase {phase.name} did not start a runner for {command!r}: "

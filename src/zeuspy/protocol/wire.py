@@ -48,6 +48,16 @@ def send_fd(sock: _socket.socket, fd: int, trailer: bytes = b"") -> None:
         sock.sendall((NUL + trailer)[sent:])
 
 
+def send_fds(sock: _socket.socket, fds: list[int], text: str) -> None:
+    """One message and several fds in a single ``sendmsg``. Not Zeus protocol (which passes one fd
+    per message): only for zeuspy's own processes, e.g. a runner handing work to its command."""
+    rights = b"".join(fd.to_bytes(_INT_SIZE, sys.byteorder) for fd in fds)
+    payload = encode(text)
+    sent = sock.sendmsg([payload], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, rights)])
+    if sent < len(payload):
+        sock.sendall(payload[sent:])
+
+
 def fds_from_ancillary(ancillary: Iterable[tuple[int, int, bytes]]) -> list[int]:
     """The file descriptors carried by ``recvmsg`` control messages (all of them, in order)."""
     fds: list[int] = []

@@ -138,13 +138,20 @@ def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -
     os.setsid()
     process.set_title(f"zeus runner: {command}")
     header, args_fd, out_fd, err_fd = take_handover(local)
+    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
+    _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, ctty, phase_pid)
+
+
+def _fork_command(plan: Plan, command: str, argc: int, local: socket.socket, args_fd: int,
+                  out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
+    """In a runner: read the arguments, fork the command, make sure its status is reported,
+    exit. Never returns."""
     try:
-        arguments = read_arguments(args_fd, header.argc)
+        arguments = read_arguments(args_fd, argc)
     except (OSError, wire.ProtocolError) as exc:
         print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
         wire.send_message(local, "1")
         os._exit(1)
-    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
     status_r, status_w = os.pipe()
     process.prepare_fork()
     pid = os.fork()
@@ -191,9 +198,18 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
     local = socket.socket(fileno=reader.fds[0])
     header, args_fd, out_fd, err_fd = take_handover(local)
     ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
-    wire.send_message(to_command, f"W:{command}:{header.argc}:{'t' if ctty else ''}")
-    for fd in (args_fd, out_fd, err_fd, local.fileno()):
-        wire.send_fd(to_command, fd)
+    if ctty:
+        # A process forked before its session took the terminal never has it as its
+        # controlling terminal, so it could not become the foreground group: the spare
+        # command cannot serve a terminal. Replace it with a fresh fork.
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        to_command.close()
+        os.close(status_r)
+        _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, True,
+                      phase_pid)
+    wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
+                  f"W:{command}:{header.argc}:")
     wire.close_fds([args_fd, out_fd, err_fd])
     to_command.close()
     _report_unless_reported(local, pid, status_r)

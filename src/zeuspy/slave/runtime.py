@@ -210,6 +210,7 @@ class Phase:
                 pass  # the spare died: fork a runner after all
             finally:
                 control.close()
+        self.want_spare = True  # a phase that runs commands keeps a spare from now on
         if self._fork():
             local.close()
             return

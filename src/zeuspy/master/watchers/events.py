@@ -92,7 +92,7 @@ class EventWatcher:
         return folders
 
     def _changed_in(self, folders: set[str]) -> set[str]:
-        """Tracked files in ``folders`` that differ from their last known signature."""
+        """Tracked files in ``folders`` that differ from their last known signature (updated)."""
         changed = set()
         for folder in folders:
             for path in self._by_dir.get(folder, ()):
@@ -128,30 +128,36 @@ class EventWatcher:
                     if notify is not None:
                         notify.close()
                     notify = fresh
-                    # Anything that changed before the watch was in place.
-                    changed = self._changed_in(stale | folders)
+                    # Anything that changed while no watch was in place, or while the old
+                    # watcher still held its events: compare every tracked file (a stat each;
+                    # new folders are rare after the boots).
+                    changed = self._changed_in(set(self._by_dir))
                     if changed:
                         on_change(changed)
                 if notify is None:
                     self._wake.rebuild.wait(TIMEOUT_MS / 1000)
                     continue
-                result = notify.watch(GROUP_MS, STEP_MS, TIMEOUT_MS, self._wake)
-                if not isinstance(result, set):
-                    continue
-                changed = set()
-                for _, path in result:
-                    if path in self._signatures:
-                        self._signatures[path] = signature(path)
-                        changed.add(path)
-                    if path in self._by_dir:  # a watched folder itself was removed or replaced
-                        touched.add(path)
-                if changed:
-                    on_change(changed)
+                self._report(notify.watch(GROUP_MS, STEP_MS, TIMEOUT_MS, self._wake), on_change,
+                             touched)
         except Exception as exc:  # inotify limits, a vanished filesystem: polling takes over
             on_failure(_explain(exc))
         finally:
             if notify is not None:
                 notify.close()
+
+    def _report(self, result: object, on_change: ChangeCallback, touched: set[str]) -> None:
+        """Hand over the tracked paths a watch() result names; note named watched folders."""
+        if not isinstance(result, set):
+            return
+        changed = set()
+        for _, path in result:
+            if path in self._signatures:
+                self._signatures[path] = signature(path)
+                changed.add(path)
+            if path in self._by_dir:  # a watched folder itself was removed or replaced
+                touched.add(path)
+        if changed:
+            on_change(changed)
 
     def stop(self) -> None:
         self._wake.stop.set()
