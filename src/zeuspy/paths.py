@@ -43,10 +43,37 @@ def project_root(cwd: bytes | None = None) -> bytes:
     return start
 
 
+#: Longest socket path every supported OS binds (macOS: 104 bytes with the NUL; Linux: 108).
+MAX_SOCKET_PATH = 103
+
+
+def _fnv1a(data: bytes) -> str:
+    """A stable 64-bit digest (FNV-1a) without importing hashlib on the client's path."""
+    value = 0xCBF29CE484222325
+    for byte in data:
+        value = ((value ^ byte) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"{value:016x}"
+
+
+def runtime_dir() -> bytes:
+    """A private per-user folder for sockets whose natural path is too long:
+    ``$XDG_RUNTIME_DIR/zeuspy``, else ``/tmp/zeuspy-<uid>`` (the master creates it, mode 0700)."""
+    base = posix.environ.get(b"XDG_RUNTIME_DIR")
+    if base and base.startswith(b"/"):
+        return base + b"/zeuspy"
+    return b"/tmp/zeuspy-%d" % posix.getuid()
+
+
 def socket_path(root: bytes) -> bytes:
-    """``$ZEUSSOCK`` when set, else ``.zeus.sock`` in the project root."""
+    """``$ZEUSSOCK`` when set, else ``.zeus.sock`` in the project root, else (when that path is
+    longer than the OS allows) a socket named after the root in :func:`runtime_dir`."""
     override = posix.environ.get(SOCKET_ENV.encode())
-    return override if override else root + b"/" + SOCKET_NAME.encode()
+    if override:
+        return override
+    path = root + b"/" + SOCKET_NAME.encode()
+    if len(path) <= MAX_SOCKET_PATH:
+        return path
+    return runtime_dir() + b"/" + _fnv1a(root).encode() + b".sock"
 
 
 def pid_path(root: bytes) -> bytes:

@@ -29,6 +29,9 @@ def main(word: str, args: list[str], config: str | None) -> int:
     root = project_root(config)
     try:
         answer = ask(root, word)
+        if "error" in answer:
+            print(f"zeus: the master refused `{word}`: {answer['error']}", file=sys.stderr)
+            return 1
         pid = int(answer.get("pid", 0))
     except NoMaster:
         pid = running_master(_pid_file(root)) or 0

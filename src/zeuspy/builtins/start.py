@@ -70,6 +70,10 @@ def detach(config_path: Path, args: list[str]) -> int:
     plan = config_module.load(config_path)
     log_path = prepare_state_dir(plan.root)
     forwarded = [a for a in args if a != "--detach"]
+    # The background master runs in the project root: make a relative --log mean the same there.
+    for index, arg in enumerate(forwarded[:-1]):
+        if arg == "--log":
+            forwarded[index + 1] = os.path.abspath(forwarded[index + 1])
     if plan.idle_timeout is not None and "--idle-timeout" not in forwarded:
         forwarded += ["--idle-timeout", str(plan.idle_timeout)]
     command = [sys.executable, "-m", "zeuspy", "start", "--config", str(plan.path),

@@ -25,7 +25,7 @@ from zeuspy.errors import ConfigError, ZeusError
 from zeuspy.master import watchers
 from zeuspy.master.clients import ClientServer
 from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
-from zeuspy.master.lock import PidLock, clear_stale_socket
+from zeuspy.master.lock import PidLock, clear_stale_socket, ensure_private_dir
 from zeuspy.master.phases import PhaseSupervisor
 from zeuspy.master.processes import become_subreaper
 from zeuspy.master.status import LiveChart, StatusLines
@@ -113,15 +113,18 @@ class Master:
         log.info("%s", text)
         self.status.message(text)
 
-    def reload_plan(self, changed: str) -> None:
+    def reload_plan(self, changed: str) -> bool:
         """zeus.json or the plan file changed: reboot the whole tree, under the new plan when it
-        is valid (a plan of another shape gets a new tree), else keep the running one."""
+        is valid (a plan of another shape gets a new tree), else keep the running one. True when
+        the tree restarts."""
         name = os.path.basename(changed)
         try:
             config = config_module.load(self.config.path)
         except ConfigError as exc:
             self.note(f"{exc.message} (keeping the running plan until it is fixed)")
-            return
+            return False
+        if self.monitor is not None:
+            self.monitor.watch_plan(config)
         old = self.config
         same_shape = (config.phases, config.commands, config.command) == (
             old.phases, old.commands, old.command)
@@ -129,9 +132,10 @@ class Master:
         if same_shape:
             self.note(f"{name} changed: restarting every phase")
             self.supervisor.restart_all(f"{name} changed")
-            return
+            return True
         self.note(f"{name} changed the plan: booting the new tree")
         self._reloading = asyncio.ensure_future(self._replace_tree(config, f"{name} changed"))
+        return True
 
     async def _replace_tree(self, config: Config, reason: str) -> None:
         tree = ProcessTree(config)
@@ -233,6 +237,8 @@ def run(config: Config, options: MasterOptions | None = None) -> int:
     lock.acquire()
     try:
         socket_path = os.fsdecode(paths.socket_path(root))
+        if not socket_path.startswith(str(config.root) + "/") and "ZEUSSOCK" not in os.environ:
+            ensure_private_dir(socket_path)
         clear_stale_socket(socket_path)
         log_path = prepare_state_dir(config.root)
         log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from zeuspy.config import Config
 from zeuspy.master.tree import Phase, PhaseState, ProcessTree
 from zeuspy.master.watchers import Watcher
 from zeuspy.master.watchers.polling import DEFAULT_INTERVAL, PollingWatcher, Signature, signature
@@ -43,7 +44,7 @@ class FileMonitor:
     """Owns the tracked files of a tree and turns their changes into restarts."""
 
     def __init__(self, tree: ProcessTree, watcher: Watcher, restart: Restart,
-                 reload_plan: Callable[[str], None], note: Callable[[str], None],
+                 reload_plan: Callable[[str], bool], note: Callable[[str], None],
                  delay: float = DEFAULT_DELAY) -> None:
         self.tree = tree
         self.watcher = watcher
@@ -66,7 +67,10 @@ class FileMonitor:
     # -- set-up --------------------------------------------------------------------------------
     def start(self) -> None:
         self.watcher.start(self._from_thread, self._failed_from_thread)
-        config = self.tree.config
+        self.watch_plan(self.tree.config)
+
+    def watch_plan(self, config: Config) -> None:
+        """zeus.json and the plan file: a change to them reloads the plan."""
         plan = {str(config.path)}
         if config.plan_file is not None:
             plan.add(str(config.plan_file))
@@ -169,9 +173,10 @@ class FileMonitor:
         changed = [path for path in sorted(batch) if await self._really_changed(path)]
         if not changed:
             return
-        if any(path in self.plan_files for path in changed):
-            self.reload_plan(next(p for p in changed if p in self.plan_files))
-            return
+        plan = [path for path in changed if path in self.plan_files]
+        if plan and self.reload_plan(plan[0]):
+            return  # the whole tree restarts
+        changed = [path for path in changed if path not in self.plan_files]
         affected: dict[str, str] = {}
         for path in changed:
             for name in self.owners.get(path, ()):

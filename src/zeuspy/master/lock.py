@@ -58,6 +58,21 @@ def running_master(pid_path: str) -> int | None:
         os.close(fd)
 
 
+def ensure_private_dir(path: str) -> None:
+    """The folder of a socket outside the project (too long a path) must be ours alone: create
+    it with mode 0700, refuse one that another user owns or others can enter."""
+    folder = os.path.dirname(path)
+    try:
+        os.mkdir(folder, 0o700)
+    except FileExistsError:
+        pass
+    info = os.lstat(folder)
+    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder):
+        raise AlreadyRunning(
+            f"zeus: {folder} (for the socket, as the project path is too long) must be a folder "
+            "of yours with mode 0700; fix it or set ZEUSSOCK to a shorter path")
+
+
 def clear_stale_socket(path: str) -> None:
     """Remove a socket left by a dead master; refuse if a live master answers on it."""
     if not os.path.exists(path) and not os.path.islink(path):
