@@ -427,8 +427,13 @@ class Rig:
         self.restarts: list[tuple[str, str]] = []
         self.reloads: list[str] = []
         self.notes: list[str] = []
-        self.monitor = FileMonitor(self.tree, self.watcher, self._restart, self.reloads.append,
+        self.monitor = FileMonitor(self.tree, self.watcher, self._restart, self._reload,
                                    self.notes.append, delay)
+
+    def _reload(self, path: str) -> bool:
+        """A valid plan: the whole tree restarts (so nothing else in the batch needs to)."""
+        self.reloads.append(path)
+        return True
 
     def _restart(self, phase: Phase, reason: str) -> None:
         self.restarts.append((phase.name, reason))

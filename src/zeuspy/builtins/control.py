@@ -20,6 +20,21 @@ def _pid_file(root: object) -> str:
     return os.fsdecode(paths.pid_path(os.fsencode(str(root))))
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # Our own child would linger as a zombie; a detached master is not our child.
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[0] != b"Z"
+    except OSError:
+        return True
+
+
 def main(word: str, args: list[str], config: str | None) -> int:
     from zeuspy.master.lock import running_master
 
@@ -45,7 +60,7 @@ def main(word: str, args: list[str], config: str | None) -> int:
         return 0
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if running_master(_pid_file(root)) is None:
+        if running_master(_pid_file(root)) is None and not _alive(pid):
             print(f"zeus: stopped the master (pid {pid})")
             return 0
         time.sleep(0.05)

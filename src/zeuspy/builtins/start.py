@@ -64,10 +64,16 @@ def main(word: str, args: list[str], config: str | None) -> int:
 def detach(config_path: Path, args: list[str]) -> int:
     """Start ``zeus start`` in a new session, its output appended to .zeus/master.log; return
     once it listens (or explain why it did not)."""
+    from zeuspy import paths
     from zeuspy.builtins.query import NoMaster, ask
     from zeuspy.master.app import prepare_state_dir
+    from zeuspy.master.lock import running_master
 
     plan = config_module.load(config_path)
+    other = running_master(os.fsdecode(paths.pid_path(os.fsencode(plan.root))))
+    if other is not None:
+        raise ZeusError(f"zeus: a master is already running for {plan.root} (pid {other}); "
+                        "use it, or stop it first with `zeus stop`")
     log_path = prepare_state_dir(plan.root)
     forwarded = [a for a in args if a != "--detach"]
     # The background master runs in the project root: make a relative --log mean the same there.
@@ -88,9 +94,12 @@ def detach(config_path: Path, args: list[str]) -> int:
             raise ZeusError(f"zeus: the background master exited with status {code}; see "
                             f"{log_path}")
         try:
-            ask(plan.root, "status")
+            answer = ask(plan.root, "status")
         except NoMaster:
             time.sleep(0.05)
+            continue
+        if (answer.get("master") or {}).get("pid") != child.pid:
+            time.sleep(0.05)  # another master answered; ours will exit (see the log)
             continue
         print(f"zeus: master started in the background (pid {child.pid}); log: {log_path}")
         return 0

@@ -57,7 +57,10 @@ def render(snapshot: dict[str, Any], color: bool) -> str:
         lines.append(f"{name.ljust(width + 2)}{paint('  '.join(details), phase['state'])}")
         inner = prefix + ("" if top else ("    " if last else "│   "))
         if phase["error"]:
-            for text in phase["error"].strip().splitlines()[:ERROR_LINES]:
+            error = phase["error"].strip().splitlines()
+            if len(error) > ERROR_LINES:  # the start, and the exception itself at the end
+                error = [*error[: ERROR_LINES - 2], "...", *error[-2:]]
+            for text in error:
                 lines.append(f"{inner}    {paint(text, 'crashed')}")
         kids = children.get(phase["name"], [])
         for index, child in enumerate(kids):

@@ -141,6 +141,7 @@ class ClientServer:
             session.channel.close()
             self.sessions.discard(session)
             session.done.set()
+            self.last_activity = time.monotonic()  # idle time counts from a command's end
 
     async def _handshake(self, session: Session) -> tuple[CommandRequest, bool] | None:
         channel = session.channel
