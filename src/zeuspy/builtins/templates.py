@@ -38,10 +38,10 @@ def run_python(argv: list[str]) -> int | None:
     return None
 '''
 
-PACKAGE_PLAN = '''\
-"""zeuspy plan, written by `zeus init`: edit freely (docs/plans.md)."""
+_PACKAGE = """\
+\"\"\"zeuspy plan, written by `zeus init`: edit freely (docs/plans.md).\"\"\"
 
-''' + _COMMON + '''
+""" + _COMMON + """
 
 #: Imported once by the `app` phase, so that commands start with them loaded.
 PRELOAD = @PRELOAD@
@@ -60,25 +60,11 @@ class Plan(zeuspy.Plan):
 
     def shell(self, argv: list[str]) -> None:
         code.interact(local={"__name__": "__console__"})
-'''
+"""
 
-PYTEST_PLAN = '''\
-"""zeuspy plan, written by `zeus init`: edit freely (docs/plans.md)."""
+PACKAGE_PLAN = _PACKAGE
 
-''' + _COMMON + '''
-
-#: Imported once by the `app` phase, so that commands start with them loaded.
-PRELOAD = @PRELOAD@
-
-
-class Plan(zeuspy.Plan):
-    def boot(self) -> None:
-        put_project_on_path()
-
-    def app(self) -> None:
-        for name in PRELOAD:
-            importlib.import_module(name)
-
+PYTEST_PLAN = _PACKAGE + """
     def test_environment(self) -> None:
         # pytest's own machinery. Plugins are left to pytest: imported here, before pytest
         # installs its assertion rewriting, they would lose it.
@@ -87,17 +73,11 @@ class Plan(zeuspy.Plan):
                      "_pytest.assertion.rewrite"):
             importlib.import_module(name)
 
-    def run(self, argv: list[str]) -> int | None:
-        return run_python(argv)
-
-    def shell(self, argv: list[str]) -> None:
-        code.interact(local={"__name__": "__console__"})
-
     def pytest(self, argv: list[str]) -> int:
         import pytest
 
         return int(pytest.main(argv))
-'''
+"""
 
 DJANGO_PLAN = '''\
 """zeuspy plan for a Django project, written by `zeus init`: edit freely (docs/plans.md)."""
