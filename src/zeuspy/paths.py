@@ -3,8 +3,6 @@
 The client imports this on every command, so it uses ``posix`` only (``os`` costs 2 ms).
 """
 
-from __future__ import annotations
-
 import posix
 
 SOCKET_NAME = ".zeus.sock"

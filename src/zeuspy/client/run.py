@@ -4,8 +4,6 @@ Protocol steps ("Client <-> master <-> command") are in docs/protocol.md. Every 
 the terminal; output is drained to EOF before the status is returned.
 """
 
-from __future__ import annotations
-
 import _signal
 import _socket
 import posix

@@ -1,7 +1,5 @@
 """Terminal handling for the client: raw mode, window size, the remote PTY's settings."""
 
-from __future__ import annotations
-
 import _signal
 import fcntl
 import posix

@@ -8,8 +8,6 @@ message can be split across reads, so readers buffer (:class:`FrameReader`).
 This module imports only ``_socket`` and builtins: the client imports it on every command.
 """
 
-from __future__ import annotations
-
 import _socket
 import posix
 import sys
@@ -58,7 +56,7 @@ def send_fds(sock: _socket.socket, fds: list[int], text: str) -> None:
         sock.sendall(payload[sent:])
 
 
-def fds_from_ancillary(ancillary: Iterable[tuple[int, int, bytes]]) -> list[int]:
+def fds_from_ancillary(ancillary: "Iterable[tuple[int, int, bytes]]") -> list[int]:
     """The file descriptors carried by ``recvmsg`` control messages (all of them, in order)."""
     fds: list[int] = []
     for level, kind, data in ancillary:
@@ -71,7 +69,7 @@ def fds_from_ancillary(ancillary: Iterable[tuple[int, int, bytes]]) -> list[int]
     return fds
 
 
-def close_fds(fds: Iterable[int]) -> None:
+def close_fds(fds: "Iterable[int]") -> None:
     """Close every fd, ignoring ones already closed."""
     for fd in fds:
         try:
