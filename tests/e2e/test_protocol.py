@@ -333,12 +333,25 @@ def bad_connection(path: Path, kind: int, rng: random.Random) -> None:
         sock.close()
 
 
+def stable_fd_count(pid: int) -> int:
+    """The master's fd count once it stopped moving (a finished command's sockets closing, the
+    file watcher reopening its watches after phases reported files)."""
+    counts = [fd_count(pid)]
+
+    def steady() -> bool:
+        time.sleep(0.2)
+        counts.append(fd_count(pid))
+        return counts[-1] == counts[-2]
+
+    wait_for(steady, timeout=8.0, interval=0.0, what="the master's fd count to settle")
+    return counts[-1]
+
+
 def test_master_survives_bad_connections_without_leaking_fds(master: Master,
                                                              project: Project) -> None:
     pid = master.proc.pid
     assert project.run("hello").returncode == 0
-    time.sleep(0.3)
-    before = fd_count(pid)
+    before = stable_fd_count(pid)
     rng = random.Random(1234)
     kinds = 8
     for i in range(200):

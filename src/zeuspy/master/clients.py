@@ -25,6 +25,7 @@ from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     CommandRequest,
+    Handover,
     RunnerHeader,
     parse_command_request,
     parse_int,
@@ -167,19 +168,27 @@ class ClientServer:
         if handshake is None:
             return
         request, extended = handshake
-        ready = await self._wait_for_phase(session, request)
+        ready = await self._wait_for_phase(session, request, extended)
         if ready is None:
             return
-        runner_sock, process = ready
+        runner_sock, process, handed_over = ready
         runner = Channel(runner_sock, datagram=True, name="runner")
         try:
-            await self._run_command(session, request, extended and process.extensions, runner)
+            await self._run_command(session, request, extended, process, runner, handed_over)
         finally:
             runner.close()
 
+    @staticmethod
+    def _header(session: Session, request: CommandRequest, extended: bool,
+                process: PhaseProcess) -> RunnerHeader:
+        """What the runner needs besides the fds; ``t``: take the client's terminal (both
+        sides accepted the extension and stdout is a terminal)."""
+        ctty = extended and process.extensions and os.isatty(session.fds[1])
+        return RunnerHeader(request.client_pid, request.argc, "t" if ctty else "")
+
     async def _wait_for_phase(
-        self, session: Session, request: CommandRequest
-    ) -> tuple[socket.socket, PhaseProcess] | None:
+        self, session: Session, request: CommandRequest, extended: bool
+    ) -> tuple[socket.socket, PhaseProcess, bool] | None:
         """Wait until the command's phase is ready (or something above it crashed), make sure it
         did not load a file that changed since, and get a runner from it. None: the client was
         answered already (or left)."""
@@ -208,7 +217,11 @@ class ClientServer:
                 stale = self.monitor.stale_files(phase) if self.monitor is not None else []
                 if not stale:
                     try:
-                        return await self.supervisor.fork_runner(phase, spec.name)
+                        return await self.supervisor.fork_runner(
+                            phase, spec.name,
+                            lambda process: Handover(self._header(session, request, extended,
+                                                                  process)),
+                            session.fds)
                     except RunnerUnavailable as exc:
                         if _ready(phase):
                             await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
@@ -261,18 +274,18 @@ class ClientServer:
         return f"{text}\nAvailable commands: {', '.join(names)}.\n"
 
     async def _run_command(self, session: Session, request: CommandRequest, extended: bool,
-                           runner: Channel) -> None:
+                           process: PhaseProcess, runner: Channel, handed_over: bool) -> None:
         channel = session.channel
-        args_fd, out_fd, err_fd = session.fds
-        flags = "t" if extended and os.isatty(out_fd) else ""
-        try:
-            runner.send(RunnerHeader(request.client_pid, request.argc, flags).format())
-            for fd in (args_fd, out_fd, err_fd):
-                runner.send_fd(fd)
-        except ChannelClosed:
-            channel.send("0")
-            channel.send("1")
-            return
+        extended = extended and process.extensions
+        if not handed_over:
+            try:
+                runner.send(self._header(session, request, extended, process).format())
+                for fd in session.fds:
+                    runner.send_fd(fd)
+            except ChannelClosed:
+                channel.send("0")
+                channel.send("1")
+                return
         session.close_fds()  # the runner has them now; keeping copies would leak and block EOF
         try:
             registration = parse_registration(

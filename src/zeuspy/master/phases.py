@@ -26,6 +26,7 @@ from zeuspy.protocol.messages import (
     Extension,
     ForkCommand,
     ForkPhase,
+    Handover,
     parse_phase_message,
     parse_registration,
 )
@@ -228,6 +229,8 @@ class PhaseSupervisor:
                     self._boot_result(phase, process, message)
                 elif isinstance(message, Extension):
                     process.extensions = message.fields.get("zeuspy") == EXTENSION_VERSION
+                    if process.extensions:
+                        process.caps = frozenset(message.fields.get("caps", "").split(","))
                 else:
                     log.warning("phase %s sent an unexpected registration; ignored", phase.name)
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
@@ -380,16 +383,26 @@ class PhaseSupervisor:
             self._start_root()
 
     # -- commands ---------------------------------------------------------------------------------
-    async def fork_runner(self, phase: Phase, command: str) -> tuple[socket.socket, PhaseProcess]:
-        """Ask a ready phase to fork a runner for ``command``; the runner's datagram socket and
-        the phase process it came from. Raises :class:`RunnerUnavailable`."""
+    async def fork_runner(self, phase: Phase, command: str,
+                          handover: Callable[[PhaseProcess], Handover] | None = None,
+                          fds: list[int] | None = None) -> tuple[socket.socket, PhaseProcess, bool]:
+        """Ask a ready phase to fork a runner for ``command``: the runner's datagram socket, the
+        phase process it came from, and whether the client's header and ``fds`` went with the
+        request already (a shim that accepted the ``handover`` extension). Raises
+        :class:`RunnerUnavailable`."""
         process = phase.process
         if process is None or phase.state is not PhaseState.READY:
             raise RunnerUnavailable(f"phase {phase.name} is not ready")
+        direct = handover is not None and fds is not None and "handover" in process.caps
         lock = self._runner_locks.setdefault(id(process), asyncio.Lock())
         async with lock:  # one request in flight per phase, so each fd answers its own request
             try:
                 process.channel.send(ForkCommand(command).format())
+                if direct:
+                    assert handover is not None and fds is not None
+                    process.channel.send(handover(process).format())
+                    for fd in fds:
+                        process.channel.send_fd(fd)
                 fd = await process.channel.fd(RUNNER_FORK_TIMEOUT)
             except (ChannelClosed, asyncio.TimeoutError) as exc:
                 raise RunnerUnavailable(
@@ -403,7 +416,7 @@ class PhaseSupervisor:
         if sock.family != socket.AF_UNIX or sock.type != socket.SOCK_DGRAM:
             sock.close()
             raise RunnerUnavailable(f"phase {phase.name} sent a runner socket of the wrong type")
-        return sock, process
+        return sock, process, direct
 
     # -- stop -------------------------------------------------------------------------------------
     async def stop(self) -> None:

@@ -62,6 +62,8 @@ class PhaseProcess:
     pid: int
     channel: Channel
     extensions: bool = False
+    #: zeuspy extensions the shim accepted (``ctty``, ``handover``).
+    caps: frozenset[str] = frozenset()
     #: Set when the process is known dead (its socket reached EOF, or the master reaped it).
     dead: asyncio.Event = field(default_factory=asyncio.Event)
     #: True once the master decided to kill it: its death is then expected, not a crash.

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zeuspy.protocol.wire import ProtocolError
 
 #: Capabilities a zeuspy shim announces with :class:`Extension` when the master offered them.
-SHIM_CAPABILITIES = ("ctty",)
+SHIM_CAPABILITIES = ("ctty", "handover")
 #: Environment variable by which the master offers extensions to the shims it starts.
 OFFER_ENV = "ZEUSPY_EXTENSIONS"
 #: Version of the extensions this code speaks; see docs/protocol.md.
@@ -110,6 +110,26 @@ class RunnerHeader:
     def format(self) -> str:
         tail = f":{self.flags}" if self.flags else ""
         return f"{self.client_pid}:{self.argc}{tail}"
+
+
+@dataclass(frozen=True)
+class Handover:
+    """``H:<client pid>:<argc>:<flags>``, master to a zeuspy phase that accepted the
+    ``handover`` extension, right after ``C:`` and followed by three fd messages (args socket,
+    stdout, stderr): what the master would otherwise send on the runner socket once the phase
+    answered, so the command starts without waiting for that round trip."""
+
+    header: RunnerHeader
+
+    def format(self) -> str:
+        h = self.header
+        return f"H:{h.client_pid}:{h.argc}:{h.flags}"
+
+
+def parse_handover(text: str) -> Handover:
+    if not text.startswith("H:"):
+        raise ProtocolError(f"expected an H: hand-over, got {text[:40]!r}")
+    return Handover(parse_runner_header(text[2:]))
 
 
 @dataclass(frozen=True)

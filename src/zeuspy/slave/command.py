@@ -132,14 +132,68 @@ def _report_unless_reported(local: socket.socket, pid: int, status_r: int) -> No
             pass
 
 
-def run_runner(plan: Plan, command: str, local: socket.socket, phase_pid: int) -> None:
+class Work:
+    """A command request as a runner gets it: the command, the runner socket, and - when the
+    master sent them along with ``C:`` (the ``handover`` extension) - the header text
+    (``<client pid>:<argc>:<flags>``) and the args, stdout and stderr fds."""
+
+    def __init__(self, command: str, local: socket.socket,
+                 handover: tuple[str, list[int]] | None) -> None:
+        self.command = command
+        self.local = local
+        self.handover = handover
+
+    def send(self, control: socket.socket) -> None:
+        """To a spare runner, in one ``sendmsg``."""
+        if self.handover is None:
+            wire.send_fds(control, [self.local.fileno()], f"C:{self.command}")
+        else:
+            header, fds = self.handover
+            wire.send_fds(control, [*fds, self.local.fileno()], f"W:{self.command}:{header}")
+
+    @classmethod
+    def receive(cls, control: socket.socket) -> Work | None:
+        """What :meth:`send` sent; None when the control socket closed first (discarded)."""
+        reader = wire.FrameReader()
+        while not reader.eof:
+            data, fds = wire.receive(control)
+            reader.feed(data, fds)
+            messages = reader.messages()
+            if messages and reader.fds:
+                kind, _, rest = messages[0].partition(":")
+                if kind == "C" and len(reader.fds) == 1:
+                    return cls(rest, socket.socket(fileno=reader.fds[0]), None)
+                command, _, header = rest.partition(":")
+                if kind == "W" and len(reader.fds) == 4:
+                    return cls(command, socket.socket(fileno=reader.fds[3]),
+                               (header, reader.fds[:3]))
+                break
+        reader.close()
+        return None
+
+    def take(self) -> tuple[RunnerHeader, int, int, int]:
+        """The header and the args, stdout and stderr fds: from the hand-over, or from the
+        master on the runner socket."""
+        if self.handover is None:
+            return take_handover(self.local)
+        header, (args_fd, out_fd, err_fd) = self.handover
+        return parse_runner_header(header), args_fd, out_fd, err_fd
+
+    def close(self) -> None:
+        self.local.close()
+        if self.handover is not None:
+            wire.close_fds(self.handover[1])
+
+
+def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
     """A runner forked for one request: take the hand-over, fork the command, make sure its
     status is reported. Never returns."""
     os.setsid()
-    process.set_title(f"zeus runner: {command}")
-    header, args_fd, out_fd, err_fd = take_handover(local)
+    process.set_title(f"zeus runner: {work.command}")
+    header, args_fd, out_fd, err_fd = work.take()
     ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
-    _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, ctty, phase_pid)
+    _fork_command(plan, work.command, header.argc, work.local, args_fd, out_fd, err_fd, ctty,
+                  phase_pid)
 
 
 def _fork_command(plan: Plan, command: str, argc: int, local: socket.socket, args_fd: int,
@@ -168,8 +222,7 @@ def _fork_command(plan: Plan, command: str, argc: int, local: socket.socket, arg
 def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
     """A runner forked *before* it is needed, with its command process forked too, so that a
     request costs no fork at all. Idle, both die with the phase; once the phase hands it a
-    runner socket (``C:<command>`` and an fd on ``control``) they outlive it like any command.
-    Never returns."""
+    :class:`Work` on ``control`` they outlive it like any command. Never returns."""
     os.setsid()
     process.die_with_parent(phase_pid)
     process.set_title("zeus runner: (ready)")
@@ -183,20 +236,15 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
         spare_command(plan, from_runner, status_w, phase_pid)
     os.close(status_w)
     from_runner.close()
-    reader = wire.FrameReader()
-    while not reader.fds and not reader.eof:
-        data, fds = wire.receive(control)
-        reader.feed(data, fds)
-    messages = reader.messages()
-    if reader.eof or not reader.fds or not messages or not messages[0].startswith("C:"):
+    work = Work.receive(control)
+    if work is None:
         os.kill(pid, signal.SIGKILL)  # discarded (the phase died or refreshed its spare)
         os._exit(0)
     process.outlive_parent()
     control.close()
-    command = messages[0][2:]
+    command, local = work.command, work.local
     process.set_title(f"zeus runner: {command}")
-    local = socket.socket(fileno=reader.fds[0])
-    header, args_fd, out_fd, err_fd = take_handover(local)
+    header, args_fd, out_fd, err_fd = work.take()
     ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
     if ctty:
         # A process forked before its session took the terminal never has it as its

@@ -12,6 +12,7 @@ import signal
 import socket
 import sys
 import traceback
+from collections import deque
 from pathlib import Path
 
 from zeuspy.plan import Plan, method_name
@@ -32,6 +33,8 @@ MASTER_FD_ENV = "ZEUS_MASTER_FD"
 ROOT = "boot"
 #: How often an idle phase looks for modules imported lazily (by a thread or a timer).
 LAZY_IMPORT_CHECK = 0.5
+#: How long a phase waits for the ``H:`` message and fds that follow ``C:`` (sent together).
+HANDOVER_TIMEOUT = 5.0
 #: A used spare runner is replaced once the phase has had no request for this long, so that
 #: forking the new one does not compete with a burst of commands.
 SPARE_DELAY = 0.0
@@ -73,6 +76,10 @@ class Phase:
         self.extensions = extensions
         self.children: set[int] = set()
         self.sock: socket.socket | None = None
+        #: Requests received and not handled yet (a hand-over can arrive with the next ``C:``).
+        self.inbox: deque[str] = deque()
+        #: The extensions this shim accepted (announced in its ``X:`` message).
+        self.accepted = frozenset(SHIM_CAPABILITIES) if extensions else frozenset()
         self.wake: tuple[int, int] = (-1, -1)
         #: The spare runner (pid, control socket) that takes the next command without a fork.
         self.spare: tuple[int, socket.socket] | None = None
@@ -152,7 +159,7 @@ class Phase:
             if self.sock.fileno() in ready:
                 self._read_requests(reader, identifier)
 
-    def _read_requests(self, reader: wire.FrameReader, identifier: str) -> None:
+    def _receive(self, reader: wire.FrameReader) -> None:
         assert self.sock is not None
         try:
             data, fds = wire.receive(self.sock)
@@ -160,18 +167,44 @@ class Phase:
             return
         except OSError:
             data, fds = b"", []
-        wire.close_fds(fds)
-        reader.feed(data, [])
-        for message in reader.messages():
+        reader.feed(data, fds)
+        self.inbox.extend(reader.messages())
+        if reader.eof:
+            os._exit(0)  # the master is gone
+
+    def _read_requests(self, reader: wire.FrameReader, identifier: str) -> None:
+        self._receive(reader)
+        while self.inbox:
+            message = self.inbox.popleft()
             if message.startswith("S:"):
                 self.fork_phase(message[2:])
             elif message.startswith("C:"):
-                self.fork_runner(message[2:])
+                handover = self._take_handover(reader) if "handover" in self.accepted else None
+                self.fork_runner(message[2:], handover)
             else:
                 print(f"zeus: phase {identifier}: unknown request {message[:40]!r}",
                       file=sys.stderr, flush=True)
-        if reader.eof:
-            os._exit(0)  # the master is gone
+        wire.close_fds(reader.fds)  # only hand-overs carry fds to a phase
+        reader.fds.clear()
+
+    def _take_handover(self, reader: wire.FrameReader) -> tuple[str, list[int]] | None:
+        """The ``H:`` message and three fds that follow ``C:`` under the ``handover``
+        extension (they are sent together: wait for them, bounded)."""
+        assert self.sock is not None
+        self.sock.settimeout(HANDOVER_TIMEOUT)
+        try:
+            while not self.inbox or len(reader.fds) < 3:
+                self._receive(reader)
+        except (TimeoutError, OSError):
+            return None
+        finally:
+            self.sock.settimeout(None)
+        header = self.inbox.popleft()
+        if not header.startswith("H:"):
+            self.inbox.appendleft(header)
+            return None
+        fds, reader.fds[:3] = reader.fds[:3], []
+        return header[2:], fds
 
     def _reap(self) -> None:
         """SIGCHLD: reap the child phases and runners that exited."""
@@ -188,23 +221,24 @@ class Phase:
             if done:
                 self.children.discard(pid)
 
-    def fork_runner(self, command: str) -> None:
-        """``C:``: hand the master the runner's socket first; then give it to the spare runner,
-        or fork a runner (the fork overlaps the master's answer)."""
+    def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
+        """``C:``: hand the master the runner's socket first; then give it (and the client's
+        header and fds, when the master sent them along) to the spare runner, or fork a runner
+        (the fork overlaps the master's answer)."""
         assert self.sock is not None and self.plan is not None
         local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
         try:
             wire.send_fd(self.sock, remote.fileno())
         finally:
             remote.close()
+        work = runner.Work(command, local, handover)
         if self.spare is not None:
             control = self.spare[1]
             self.spare = None
             self.want_spare = True
             try:
-                wire.send_message(control, f"C:{command}")
-                wire.send_fd(control, local.fileno())
-                local.close()
+                work.send(control)
+                work.close()
                 return
             except OSError:
                 pass  # the spare died: fork a runner after all
@@ -212,12 +246,12 @@ class Phase:
                 control.close()
         self.want_spare = True  # a phase that runs commands keeps a spare from now on
         if self._fork():
-            local.close()
+            work.close()
             return
         try:
             parent = self._drop_phase_role()
             self.bootstrap.close()
-            runner.run_runner(self.plan, command, local, parent)
+            runner.run_runner(self.plan, work, parent)
         except BaseException:
             traceback.print_exc()
         finally:
