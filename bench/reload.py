@@ -46,6 +46,9 @@ BOOT_TIMEOUT = 30.0
 CHANGE_TIMEOUT = 10.0
 STOP_TIMEOUT = 10.0
 IDLE_SECONDS = 5.0
+#: Wait after the phases are ready before measuring idle: the master hashes the 10,000 reported
+#: files and the watcher rechecks them once after opening their folders.
+SETTLE_SECONDS = 3.0
 #: Pause after a master is up before the first change, and between runs: the event watcher opens
 #: newly reported folders a little late, and the previous restart must be over.
 SETTLE = 0.5
@@ -258,7 +261,7 @@ def bench_idle(workdir: Path) -> list[tuple[str, ...]]:
         project = Project(workdir / f"idle-{len(rows)}")
         env = {"BENCH_TRACK_DIR": str(many)} if tracked else {}
         with running(project, *args, **env) as master:
-            time.sleep(1.0)  # hashing of the reported files, the watcher's set-up
+            time.sleep(SETTLE_SECONDS)  # hashing of the reported files, the watcher's set-up
             pid = master.proc.pid
             cpu0, t0 = cpu_seconds(pid), time.perf_counter()
             time.sleep(IDLE_SECONDS)

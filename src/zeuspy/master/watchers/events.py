@@ -24,8 +24,8 @@ from zeuspy.master.watchers.polling import Signature, signature
 
 #: Longest a batch of OS events is held before it is reported (our own debounce comes after),
 #: and how often watchfiles looks at its queue: every look is a wake-up of an idle master.
-GROUP_MS = 50
-STEP_MS = 50
+GROUP_MS = 20
+STEP_MS = 10
 #: How often the thread wakes without events (to look for folders that appeared).
 TIMEOUT_MS = 500
 STOP_TIMEOUT = 5.0
