@@ -157,20 +157,26 @@ class Master:
             self._out.close()
 
 
-def leftovers(mark: str) -> list[tuple[int, str]]:
-    """(pid, cmdline) of live, non-zombie processes whose environment carries ``mark``."""
+def leftovers(mark: str, root: Path | None = None) -> list[tuple[int, str]]:
+    """(pid, cmdline) of live, non-zombie processes whose environment carries ``mark`` or, with
+    ``root``, whose working directory is inside it (setproctitle may reuse the environment's
+    memory for long process titles)."""
     found = []
     needle = f"{MARK_ENV}={mark}".encode()
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == os.getpid():
             continue
         try:
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
             with open(f"/proc/{entry}/stat", "rb") as f:
                 if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
                     continue
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                marked = needle in f.read().split(b"\0")
+            if not marked and root is not None:
+                cwd = os.readlink(f"/proc/{entry}/cwd")
+                marked = cwd == str(root) or cwd.startswith(f"{root}/")
+            if not marked:
+                continue
             with open(f"/proc/{entry}/cmdline", "rb") as f:
                 cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
         except OSError:

@@ -36,10 +36,11 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from projects import MARK_ENV, leftovers  # bench/ is on sys.path: run as a script
+
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("ZEUSPY_VENV", REPO / ".venv")) / "bin"
 ZEUS = str(VENV_BIN / "zeus")
-MARK_ENV = "ZEUSPY_BENCH_MARK"
 
 RUNS = 5
 BOOT_TIMEOUT = 30.0
@@ -326,28 +327,6 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> N
             print("  " + "  ".join("-" * w for w in widths))
 
 
-def leftovers(mark: str, root: Path) -> list[int]:
-    """Live processes carrying our mark, or whose cwd is inside ``root`` (the shim's process
-    titles may overwrite the environment's memory)."""
-    found = []
-    needle = f"{MARK_ENV}={mark}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-            cwd = os.readlink(f"/proc/{entry}/cwd")
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                marked = needle in f.read().split(b"\0")
-        except OSError:
-            continue
-        if marked or cwd == str(root) or cwd.startswith(f"{root}/"):
-            found.append(int(entry))
-    return found
-
-
 def main() -> int:
     began = time.perf_counter()
     workdir = Path(tempfile.mkdtemp(prefix="zeuspy-reload-bench-")).resolve()
@@ -375,7 +354,7 @@ def main() -> int:
         status = 1
     finally:
         time.sleep(0.2)
-        left = [pid for mark in marks for pid in leftovers(mark, workdir)]
+        left = [pid for mark in marks for pid, _ in leftovers(mark, workdir)]
         for pid in set(left):
             try:
                 os.kill(pid, signal.SIGKILL)

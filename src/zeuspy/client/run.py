@@ -116,6 +116,7 @@ class Session:
         self.raw: RawMode | None = None
         self.stdin_open = True
         self.stdin_is_tty = stdin_tty
+        self.in_background = False
         self.to_command = b""
         self.last_input = b"\n"
         self.args_sock: _socket.socket | None = None
@@ -188,8 +189,14 @@ class Session:
     def _resume(self) -> None:
         from zeuspy.client import terminal  # only when a terminal is involved
 
-        if self.raw is not None and terminal.is_foreground(0):
-            self.raw.enter()
+        if self.stdin_is_tty and terminal.is_foreground(0):
+            if self.in_background:  # started with `&`, now brought to the foreground
+                self.in_background = False
+                self.stdin_open = True
+                if self.out.is_pty and self.raw is None:
+                    self.raw = terminal.RawMode(0)
+            if self.raw is not None:
+                self.raw.enter()
         self._resize()
 
     def _resize(self) -> None:
@@ -351,6 +358,7 @@ class Session:
             foreground = terminal.is_foreground(0)
         if self.stdin_is_tty and not foreground:
             self.stdin_open = False  # a background job must not read the terminal
+            self.in_background = True
         if self.out.is_pty and foreground:
             self.raw = terminal.RawMode(0)
             self.raw.enter()

@@ -13,7 +13,6 @@ import os
 import signal
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,8 +74,6 @@ class MasterOptions:
     color: bool = True
     trace: TransitionTrace | None = None
     idle_timeout: float | None = None
-    #: Called once the socket listens (a detached master tells its parent).
-    ready: Callable[[], None] | None = None
 
 
 class Master:
@@ -194,21 +191,20 @@ class Master:
         loop.add_signal_handler(signal.SIGCHLD, self.supervisor.reap)
         loop.add_signal_handler(signal.SIGWINCH, self.status_resized)
         become_subreaper()
-        self.server.start()
-        self.status.message(f"zeus master (pid {os.getpid()}) listening on {self.server.path}")
-        watcher = watchers.choose(str(self.config.root), self.poll, self.note)
-        self.monitor = FileMonitor(self.tree, watcher, self.supervisor.restart, self.reload_plan,
-                                   self.note, self.delay)
-        self.monitor.start()
-        self.supervisor.on_features = self.monitor.add_features
-        self.server.monitor = self.monitor
-        self.supervisor.start()
         idle = None
-        if self.options.idle_timeout:
-            idle = asyncio.ensure_future(self._idle_watch(self.options.idle_timeout))
-        if self.options.ready is not None:
-            self.options.ready()
-        try:
+        try:  # whatever fails while starting, the teardown below still runs
+            self.server.start()
+            self.status.message(
+                f"zeus master (pid {os.getpid()}) listening on {self.server.path}")
+            watcher = watchers.choose(str(self.config.root), self.poll, self.note)
+            self.monitor = FileMonitor(self.tree, watcher, self.supervisor.restart,
+                                       self.reload_plan, self.note, self.delay)
+            self.monitor.start()
+            self.supervisor.on_features = self.monitor.add_features
+            self.server.monitor = self.monitor
+            self.supervisor.start()
+            if self.options.idle_timeout:
+                idle = asyncio.ensure_future(self._idle_watch(self.options.idle_timeout))
             await self._stop.wait()
         finally:
             self.status.message("stopping")

@@ -148,7 +148,7 @@ class ClientServer:
         channel = session.channel
         first = await channel.message(HANDSHAKE_TIMEOUT)
         if first.startswith("Q:"):
-            self._answer_query(channel, first[2:])
+            await self._answer_query(channel, first[2:])
             return None
         request = parse_command_request(first)
         self.last_activity = time.monotonic()
@@ -252,14 +252,23 @@ class ClientServer:
                 code = os.waitstatus_to_exitcode(wait_status)
                 reaped.set_result(128 - code if code < 0 else code)
 
-    def _answer_query(self, channel: Channel, request: str) -> None:
+    async def _answer_query(self, channel: Channel, request: str) -> None:
         """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never
         sent by a legacy client); answered with one JSON message."""
         if self.on_query is None or request not in ("status", "restart", "stop"):
             answer: dict[str, Any] = {"error": f"unknown query {request[:40]!r}"}
         else:
             answer = self.on_query(request)
-        self._send_quietly(channel, json.dumps(answer))
+        await self._send_large(channel, json.dumps(answer))
+
+    @staticmethod
+    async def _send_large(channel: Channel, text: str) -> None:
+        """A message that may not fit the socket buffer (a status with long tracebacks),
+        written as the peer reads it, bounded by :data:`ERROR_WRITE_TIMEOUT`."""
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(OSError, asyncio.TimeoutError):
+            await asyncio.wait_for(loop.sock_sendall(channel.sock, wire.encode(text)),
+                                   ERROR_WRITE_TIMEOUT)
 
     def _unknown_text(self, command: str) -> str:
         config = self.tree.config
@@ -283,8 +292,8 @@ class ClientServer:
                 for fd in session.fds:
                     runner.send_fd(fd)
             except ChannelClosed:
-                channel.send("0")
-                channel.send("1")
+                self._send_quietly(channel, "0")
+                self._send_quietly(channel, "1")
                 return
         session.close_fds()  # the runner has them now; keeping copies would leak and block EOF
         try:

@@ -12,7 +12,6 @@ import asyncio
 import hashlib
 import logging
 import os
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -106,7 +105,12 @@ class FileMonitor:
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("internal error in the file monitor", exc_info=task.exception())
 
     # -- features --------------------------------------------------------------------------------
     def _track(self, paths: set[str]) -> None:
@@ -169,8 +173,20 @@ class FileMonitor:
 
     async def apply(self, batch: set[str]) -> None:
         """Restart what ``batch`` affects: the whole tree for the plan, else the highest phases
-        that loaded a changed file. Each phase restarts at most once per batch."""
-        changed = [path for path in sorted(batch) if await self._really_changed(path)]
+        that loaded a changed file. Each phase restarts at most once per batch.
+
+        The new signatures are recorded only together with the restarts (no await in between):
+        until then a command's stale check still sees the files as changed and waits."""
+        verdicts = [(path, await self._compare(path)) for path in sorted(batch)]
+        changed = []
+        for path, (really, sig, digest) in verdicts:
+            self.signatures[path] = sig
+            if digest is None:
+                self.hashes.pop(path, None)
+            else:
+                self.hashes[path] = digest
+            if really:
+                changed.append(path)
         if not changed:
             return
         plan = [path for path in changed if path in self.plan_files]
@@ -191,22 +207,17 @@ class FileMonitor:
             self.note(f"{reason}: restarting {phase.name}")
             self.restart(phase, reason)
 
-    async def _really_changed(self, path: str) -> bool:
-        """Whether ``path``'s content differs from what we last knew (a touch does not count)."""
+    async def _compare(self, path: str) -> tuple[bool, Signature, bytes | None]:
+        """(whether ``path``'s content differs from what we last knew - a touch does not count -,
+        its signature now, its content hash now or None when unknown). Records nothing."""
         new = signature(path)
-        old = self.signatures.get(path)
-        if new == old:
-            return False
-        self.signatures[path] = new
         old_hash = self.hashes.get(path)
+        if new == self.signatures.get(path):
+            return False, new, old_hash
         if old_hash is None or new is None or new[2] > HASH_LIMIT:
-            self.hashes.pop(path, None)
-            return True
+            return True, new, None
         new_hash = await asyncio.to_thread(content_hash, path)
-        if new_hash == old_hash:
-            return False
-        self.hashes[path] = new_hash if new_hash is not None else b""
-        return True
+        return new_hash != old_hash, new, new_hash
 
     def stale_files(self, phase: Phase) -> list[str]:
         """Project files loaded by ``phase`` or its ancestors whose signature changed and whose
@@ -237,6 +248,3 @@ def _ancestors(phase: Phase) -> list[Phase]:
         node = node.parent
     return found
 
-
-def now_ns() -> int:
-    return time.time_ns()

@@ -210,7 +210,11 @@ class PhaseSupervisor:
                         registration.pid, registration.identifier)
             channel.close()
             return
-        if phase.state is not PhaseState.BOOTING or phase.process is not None or self.stopping:
+        parent = phase.parent
+        wrong_parent = (parent is not None and (parent.process is None
+                                                 or registration.parent_pid != parent.process.pid))
+        if (phase.state is not PhaseState.BOOTING or phase.process is not None or self.stopping
+                or wrong_parent):
             log.info("late registration of %s (pid %d) after a restart; stopping it",
                      phase.name, registration.pid)
             channel.close()
@@ -405,6 +409,10 @@ class PhaseSupervisor:
                         process.channel.send_fd(fd)
                 fd = await process.channel.fd(RUNNER_FORK_TIMEOUT)
             except (ChannelClosed, asyncio.TimeoutError) as exc:
+                if isinstance(exc, asyncio.TimeoutError) and phase.process is process:
+                    # Its answer may still come and would then answer the next request:
+                    # a phase that cannot keep up is restarted instead.
+                    self.restart(phase, "it did not answer a command request in time")
                 raise RunnerUnavailable(
                     f"phase {phase.name} did not start a runner for {command!r}: "
                     f"{exc or 'timed out'}") from None

@@ -69,7 +69,6 @@ class PhaseProcess:
     #: True once the master decided to kill it: its death is then expected, not a crash.
     doomed: bool = False
     features_fd: int | None = None
-    pending_runners: int = 0
 
 
 @dataclass(eq=False)
@@ -132,8 +131,6 @@ class ProcessTree:
         self.root = self.phases[next(iter(config.phases))]
         self.listeners: list[Listener] = []
         self._changed: asyncio.Future[None] | None = None
-        #: Set when a new plan replaced this tree: waiters re-resolve against the new one.
-        self.retired = False
 
     def command(self, name: str) -> CommandSpec | None:
         return self.config.resolve(name)
@@ -194,8 +191,8 @@ class ProcessTree:
         return {"phases": phases, "commands": commands}
 
     def retire(self) -> None:
-        """This tree was replaced (zeus.json changed shape): wake everyone waiting on it."""
-        self.retired = True
+        """This tree was replaced (zeus.json changed shape): wake everyone waiting on it, so
+        that they look the command up again in the new tree."""
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None

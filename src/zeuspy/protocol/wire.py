@@ -22,6 +22,8 @@ MAX_FDS_PER_READ = 8
 _INT_SIZE = 4
 ANCILLARY_SIZE = _socket.CMSG_SPACE(MAX_FDS_PER_READ * _INT_SIZE)
 READ_SIZE = 65536
+#: Received fds are close-on-exec from the start (Linux), so no spawned program inherits them.
+RECV_FLAGS = getattr(_socket, "MSG_CMSG_CLOEXEC", 0)
 
 
 class ProtocolError(Exception):
@@ -84,8 +86,11 @@ def receive(sock: _socket.socket, size: int = READ_SIZE) -> tuple[bytes, list[in
     Raises :class:`ProtocolError` (after closing what did arrive) when the control data was
     truncated, which means a peer sent more fds than any Zeus message carries.
     """
-    data, ancillary, flags, _ = sock.recvmsg(size, ANCILLARY_SIZE)
+    data, ancillary, flags, _ = sock.recvmsg(size, ANCILLARY_SIZE, RECV_FLAGS)
     fds = fds_from_ancillary(ancillary)
+    if not RECV_FLAGS:
+        for fd in fds:
+            posix.set_inheritable(fd, False)
     if flags & _socket.MSG_CTRUNC:
         close_fds(fds)
         raise ProtocolError("peer sent more file descriptors than the protocol allows")

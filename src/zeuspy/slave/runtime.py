@@ -24,6 +24,7 @@ from zeuspy.protocol.messages import (
     BootResult,
     Extension,
     Registration,
+    parse_handover,
 )
 from zeuspy.slave import command as runner
 from zeuspy.slave import process
@@ -165,6 +166,8 @@ class Phase:
             data, fds = wire.receive(self.sock)
         except wire.ProtocolError:
             return
+        except TimeoutError:
+            raise  # a bounded wait ran out (_take_handover): not the master's EOF
         except OSError:
             data, fds = b"", []
         reader.feed(data, fds)
@@ -200,7 +203,9 @@ class Phase:
         finally:
             self.sock.settimeout(None)
         header = self.inbox.popleft()
-        if not header.startswith("H:"):
+        try:
+            parse_handover(header)
+        except wire.ProtocolError:
             self.inbox.appendleft(header)
             return None
         fds, reader.fds[:3] = reader.fds[:3], []
@@ -305,6 +310,7 @@ class Phase:
             self.spare[1].close()
             self.spare = None
         self.children = set()
+        self.inbox.clear()  # the parent's pending requests are the parent's
         return parent
 
     def fork_phase(self, identifier: str) -> None:
