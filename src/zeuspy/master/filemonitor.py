@@ -62,6 +62,7 @@ class FileMonitor:
         self._timer: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._loop = asyncio.get_running_loop()
+        self._stopped = False
 
     # -- set-up --------------------------------------------------------------------------------
     def start(self) -> None:
@@ -82,6 +83,7 @@ class FileMonitor:
         self.owners.clear()
 
     def stop(self) -> None:
+        self._stopped = True
         if self._timer is not None:
             self._timer.cancel()
         self.watcher.stop()
@@ -95,12 +97,18 @@ class FileMonitor:
         self._loop.call_soon_threadsafe(self._fall_back, reason)
 
     def _fall_back(self, reason: str) -> None:
-        """OS events stopped working: say so once, and poll every tracked file instead."""
+        """OS events stopped working: say so once, and poll every tracked file instead (after
+        acting on what changed while events were failing)."""
+        if self._stopped:
+            return
         self.note(f"warning: {reason}; polling every {DEFAULT_INTERVAL:g} s instead")
         self.watcher.stop()
         self.watcher = PollingWatcher(DEFAULT_INTERVAL)
         self.watcher.start(self._from_thread, self._failed_from_thread)
         self.watcher.track(set(self.signatures))
+        missed = {path for path, sig in self.signatures.items() if signature(path) != sig}
+        if missed:
+            self.changed(missed)
 
     def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coro)

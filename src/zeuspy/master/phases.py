@@ -91,6 +91,9 @@ class PhaseSupervisor:
         self._start_root()
 
     def _start_root(self) -> None:
+        if self.root_pid is not None:
+            log.warning("not starting a root phase: pid %d still runs", self.root_pid)
+            return
         root = self.tree.root
         assert self._bootstrap_remote is not None
         remote_fd = self._bootstrap_remote.fileno()
@@ -358,10 +361,12 @@ class PhaseSupervisor:
                               doomed: list[tuple[Phase, PhaseProcess]], delay: float,
                               boot: bool) -> None:
         root_included = phase is self.tree.root
+        # The root process this restart is about: a root started by a later restart is not ours.
+        root_pid, root_dead = self.root_pid, self.root_dead
         await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {node.name}")
                                for node, proc in doomed))
-        if root_included and self.root_pid is not None:
-            await terminate(self.root_pid, self.root_dead, "root phase")
+        if root_included and root_pid is not None:
+            await terminate(root_pid, root_dead, "root phase")
         if delay:
             await asyncio.sleep(delay)
         if not boot or self.stopping or phase.generation != generation:

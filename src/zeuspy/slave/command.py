@@ -228,12 +228,13 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
     process.set_title("zeus runner: (ready)")
     to_command, from_runner = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     status_r, status_w = os.pipe()
+    runner_pid = os.getpid()
     pid = os.fork()
     if pid == 0:
         os.close(status_r)
         control.close()
         to_command.close()
-        spare_command(plan, from_runner, status_w, phase_pid)
+        spare_command(plan, from_runner, status_w, runner_pid, phase_pid)
     os.close(status_w)
     from_runner.close()
     work = Work.receive(control)
@@ -256,18 +257,27 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
         os.close(status_r)
         _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, True,
                       phase_pid)
-    wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
-                  f"W:{command}:{header.argc}:")
+    try:
+        if os.waitpid(pid, os.WNOHANG)[0]:
+            raise ChildProcessError("the spare command is gone")
+        wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
+                      f"W:{command}:{header.argc}:")
+    except OSError:  # killed while idle (by hand, the OOM killer): fork the command instead
+        to_command.close()
+        os.close(status_r)
+        _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, False,
+                      phase_pid)
     wire.close_fds([args_fd, out_fd, err_fd])
     to_command.close()
     _report_unless_reported(local, pid, status_r)
     os._exit(0)
 
 
-def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, phase_pid: int) -> None:
+def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_pid: int,
+                  phase_pid: int) -> None:
     """The command half of a spare: waits for ``W:<command>:<argc>:<flags>`` and four fds
     (args socket, stdout, stderr, runner socket), then runs. Never returns."""
-    process.die_with_parent(os.getppid())
+    process.die_with_parent(runner_pid)
     process.set_title("zeus command: (ready)")
     os.setpgid(0, 0)
     reader = wire.FrameReader()
