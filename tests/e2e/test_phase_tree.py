@@ -1,0 +1,49 @@
+"""Phases are forked by their own parent, once: requests queued in a parent never leak into the
+children it forks (regression: a child inherited its parent's unread ``S:`` and forked a
+sibling)."""
+
+from __future__ import annotations
+
+import time
+
+from tests.helpers import Master, Project, wait_for
+
+TREE = {"boot": {"a": {"a1": {"deep": None}, "shallow": None}, "b": {"bcmd": None}}}
+PLAN = """
+import zeuspy
+
+class TreePlan(zeuspy.Plan):
+    def boot(self): pass
+    def a(self): pass
+    def a1(self): pass
+    def b(self): pass
+    def deep(self, argv): print("deep")
+    def shallow(self, argv): print("shallow")
+    def bcmd(self, argv): print("b")
+"""
+
+
+def parent_of(pid: int) -> int:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
+
+def test_every_phase_is_forked_once_by_its_parent(project: Project) -> None:
+    project.write(TREE, PLAN)
+    master = Master(project, ("--simple-status",))
+    try:
+        master.wait_ready("boot", "a", "a1", "b")
+        for command in ("shallow", "deep", "bcmd"):  # requests reach every phase
+            assert project.run(command).returncode == 0
+        time.sleep(0.3)
+        pids = {name: master.phase_pid(name) for name in ("boot", "a", "a1", "b")}
+        assert parent_of(pids["a"]) == pids["boot"]
+        assert parent_of(pids["b"]) == pids["boot"]
+        assert parent_of(pids["a1"]) == pids["a"]
+        log = project.log
+        for name in pids:
+            assert log.count(f"phase {name} registered: pid") == 1, log
+        assert "late registration" not in log
+        wait_for(lambda: "ready" in master.output, what="status lines")
+    finally:
+        master.stop()
