@@ -47,3 +47,36 @@ def test_every_phase_is_forked_once_by_its_parent(project: Project) -> None:
         wait_for(lambda: "ready" in master.output, what="status lines")
     finally:
         master.stop()
+
+
+def test_client_ends_when_runner_and_command_both_die(project: Project) -> None:
+    """Nobody is left to report the status: the master notices and the client still ends."""
+    import os
+    import re
+    import signal
+    import subprocess
+
+    from tests.helpers import ZEUS
+
+    master = Master(project, ("--simple-status",))
+    try:
+        master.wait_ready("boot", "app")
+        client = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            assert client.stdout is not None
+            line = client.stdout.readline()
+            match = re.match(rb"sleeping (\d+)", line)
+            assert match, line
+            command = int(match.group(1))
+            runner = parent_of(command)
+            os.kill(runner, signal.SIGKILL)
+            os.kill(command, signal.SIGKILL)
+            status = client.wait(timeout=8)
+            assert status != 0
+        finally:
+            if client.poll() is None:
+                client.kill()
+                client.wait(5)
+    finally:
+        master.stop()

@@ -44,6 +44,10 @@ BOOT_NOTE_DELAY = 1.0
 ERROR_WRITE_TIMEOUT = 2.0
 #: At shutdown, running commands get this long to report after SIGHUP.
 SHUTDOWN_COMMAND_GRACE = 1.0
+#: How often the master checks that a running command still exists, and how long after it is
+#: gone it still waits for its status.
+COMMAND_CHECK_INTERVAL = 2.0
+STATUS_GRACE = 1.0
 #: Exit status for an unknown command (as shells use for "command not found").
 EXIT_UNKNOWN_COMMAND = 127
 
@@ -313,8 +317,18 @@ class ClientServer:
         status_task = asyncio.ensure_future(runner.message())
         gone = asyncio.ensure_future(channel.wait_closed())
         session.reaped = asyncio.get_running_loop().create_future()
-        waits: set[asyncio.Future[Any]] = {status_task, gone, session.reaped}
+        vanished = asyncio.ensure_future(self._watch_command(registration.pid))
+        waits: set[asyncio.Future[Any]] = {status_task, gone, session.reaped, vanished}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+        vanished.cancel()
+        if vanished.done() and not vanished.cancelled() and not status_task.done():
+            # Neither the command nor its runner will report (both died unreaped by us).
+            log.warning("command %s (pid %d) is gone without an exit status", request.command,
+                        registration.pid)
+            status_task.cancel()
+            gone.cancel()
+            self._send_quietly(channel, "1")
+            return
         if session.reaped.done() and not status_task.done():
             # Its phase is gone, so nobody else will report; the command did not either.
             status_task.cancel()
@@ -328,6 +342,22 @@ class ClientServer:
         gone.cancel()
         status = self._status_of(status_task, request.command)
         self._send_quietly(channel, str(status))
+
+    @staticmethod
+    async def _watch_command(pid: int) -> None:
+        """Return once ``pid`` has been gone for :data:`STATUS_GRACE` (a datagram socket has no
+        EOF: without this a client whose runner and command both died would wait forever)."""
+        while True:
+            await asyncio.sleep(COMMAND_CHECK_INTERVAL)
+            try:
+                os.kill(pid, 0)
+                continue
+            except ProcessLookupError:
+                pass
+            except PermissionError:
+                continue
+            await asyncio.sleep(STATUS_GRACE)  # a status sent just before exiting is on its way
+            return
 
     async def _stop_command(self, pid: int, status_task: asyncio.Future[str],
                             grace: float) -> None:
