@@ -13,7 +13,9 @@ import socket
 import sys
 import traceback
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
+from typing import NoReturn
 
 from zeuspy.plan import Plan, method_name
 from zeuspy.protocol import wire
@@ -253,14 +255,8 @@ class Phase:
         if self._fork():
             work.close()
             return
-        try:
-            parent = self._drop_phase_role()
-            self.bootstrap.close()
-            runner.run_runner(self.plan, work, parent)
-        except BaseException:
-            traceback.print_exc()
-        finally:
-            os._exit(1)
+        plan = self.plan
+        self._become_runner(lambda parent: runner.run_runner(plan, work, parent))
 
     def _prepare_spare(self) -> None:
         """Fork the spare runner (and, inside it, its command) while nothing else is going on."""
@@ -273,11 +269,17 @@ class Phase:
             theirs.close()
             self.spare = (pid, control)
             return
+        control.close()
+        plan = self.plan
+        self._become_runner(lambda parent: runner.spare_runner(plan, theirs, parent))
+
+    def _become_runner(self, run: Callable[[int], None]) -> NoReturn:
+        """In a freshly forked child: shed the phase role (and the bootstrap socket, which only
+        phases use) and run ``run(phase pid)``; never returns."""
         try:
-            control.close()
             parent = self._drop_phase_role()
             self.bootstrap.close()
-            runner.spare_runner(self.plan, theirs, parent)
+            run(parent)
         except BaseException:
             traceback.print_exc()
         finally:
