@@ -10,7 +10,7 @@ import json
 import os
 import shlex
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,8 @@ class Config:
     autostart: bool = False
     #: A detached master stops after this many seconds without a command ("idle_timeout").
     idle_timeout: float | None = None
+    #: The built-in plan in use ("python", "django") when there is no zeus.json, else None.
+    builtin: str | None = None
 
     def resolve(self, name: str) -> CommandSpec | None:
         """The command called ``name`` or aliased by it."""
@@ -123,6 +125,45 @@ def load(path: Path) -> Config:
         raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
     except _Duplicate as dup:
         raise ConfigError(f"{path}: the key {dup.key!r} appears twice in one object") from None
+    return _from_data(path, data)
+
+
+def load_builtin(root: Path) -> Config:
+    """The built-in plan for the project in ``root`` (no zeus.json): Django's when ``manage.py``
+    sets ``DJANGO_SETTINGS_MODULE``, else the Python plan."""
+    from zeuspy import plans
+    from zeuspy.plans import project
+
+    name = "django" if project.django_settings(root) else "python"
+    plan_class = plans.DjangoPlan if name == "django" else plans.PythonPlan
+    ref = plans.BUILTIN[name]
+    path = (root / CONFIG_NAME).absolute()
+    config = _from_data(path, {"plan": plan_class.TREE}, builtin=ref)
+    note = (f"{root}: no {CONFIG_NAME}, using the built-in {name} plan "
+            f"(`zeus init` writes it out to edit)")
+    return replace(config, builtin=name, warnings=(note, *config.warnings))
+
+
+def discover(start: Path | None = None) -> Config:
+    """The plan for the project around ``start`` (default: cwd): the nearest zeus.json, else the
+    built-in plan for the project root (:func:`zeuspy.paths.project_root`)."""
+    here = os.fsencode(start or Path.cwd())
+    found = paths.find_upwards(here, CONFIG_NAME.encode())
+    if found is not None:
+        return load(Path(os.fsdecode(found)) / CONFIG_NAME)
+    return load_builtin(Path(os.fsdecode(paths.project_root(here))))
+
+
+def reload(config: Config) -> Config:
+    """``config`` read again: its zeus.json, or (still none there) the built-in plan again."""
+    if config.builtin is not None and not config.path.exists():
+        return load_builtin(config.root)
+    return load(config.path)
+
+
+def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
+    """Validate parsed zeus.json content; ``builtin``: the ``module:Class`` plan to run instead
+    of a plan file."""
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be an object, not {_kind(data)}")
     warnings = tuple(
@@ -195,12 +236,14 @@ def load(path: Path) -> Config:
     root = path.parent
     raw_command = data.get("command")
     plan_file: Path | None = None
-    if raw_command is None:
+    if builtin is not None:
+        command: tuple[str, ...] = (sys.executable, "-m", "zeuspy.slave", builtin)
+    elif raw_command is None:
         plan_name = data.get("plan_file", DEFAULT_PLAN_FILE)
         if not isinstance(plan_name, str) or not plan_name:
             raise ConfigError(f'{path}: "plan_file" must be a file name')
         plan_file = (root / plan_name).absolute()
-        command: tuple[str, ...] = (sys.executable, "-m", "zeuspy.slave", str(plan_file))
+        command = (sys.executable, "-m", "zeuspy.slave", str(plan_file))
     elif isinstance(raw_command, str):
         try:
             command = tuple(shlex.split(raw_command))

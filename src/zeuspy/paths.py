@@ -9,7 +9,9 @@ SOCKET_NAME = ".zeus.sock"
 PID_NAME = ".zeus.pid"
 STATE_DIR = ".zeus"
 SOCKET_ENV = "ZEUSSOCK"
-ROOT_MARKERS = (b"zeus.json", b"pyproject.toml")
+CONFIG_NAME = b"zeus.json"
+#: Files that mark a project's root when no zeus.json is found (the built-in plan's project).
+ROOT_MARKERS = (b"pyproject.toml", b"setup.py", b"setup.cfg", b"manage.py")
 
 
 def _exists(path: bytes) -> bool:
@@ -32,13 +34,20 @@ def find_upwards(start: bytes, name: bytes) -> bytes | None:
 
 
 def project_root(cwd: bytes | None = None) -> bytes:
-    """The nearest folder holding zeus.json, else the nearest holding pyproject.toml, else cwd."""
+    """The nearest folder holding zeus.json; else the nearest holding any of
+    :data:`ROOT_MARKERS`; else ``cwd``."""
     start = cwd or posix.getcwd().encode()
-    for marker in ROOT_MARKERS:
-        found = find_upwards(start, marker)
-        if found is not None:
-            return found
-    return start
+    found = find_upwards(start, CONFIG_NAME)
+    if found is not None:
+        return found
+    here = start.rstrip(b"/") or b"/"
+    while True:
+        for marker in ROOT_MARKERS:
+            if _exists(here + b"/" + marker):
+                return here
+        if here in (b"/", b""):
+            return start
+        here = here.rpartition(b"/")[0] or b"/"
 
 
 #: Longest socket path every supported OS binds (macOS: 104 bytes with the NUL; Linux: 108).

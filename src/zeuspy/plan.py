@@ -2,25 +2,39 @@
 
 A phase's method takes no arguments and prepares the process (imports, settings); a command's method
 takes the argument list (``argv``, without the command word; ``sys.argv`` is ``[command, *argv]``)
-and returns an exit status or ``None`` (0). ``after_fork`` runs in every forked phase and command.
-See docs/plans.md.
+and returns an exit status or ``None`` (0). ``after_fork`` runs in every forked phase and command,
+as do the functions registered with :func:`after_fork`. The built-in plans (``zeuspy.plans``) are
+subclasses to start from. See docs/plans.md.
 """
 
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
+from typing import TypeVar
 
 #: Names a node may not take, because :class:`Plan` uses them itself.
-RESERVED_METHODS = frozenset({"after_fork"})
+RESERVED_METHODS = frozenset({"after_fork", "boot_env"})
+#: Variables that shape a boot whatever the plan: a command whose client has other values would
+#: run against the wrong boot (docs/plans.md, "The client's world").
+DEFAULT_BOOT_ENV = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
 
 _tracked: list[str] = []
+_after_fork_hooks: list[Callable[[], object]] = []
+
+Hook = TypeVar("Hook", bound=Callable[[], object])
 
 
 class Plan:
     """Base class of a zeuspy plan. Methods are looked up by :func:`method_name` of each node."""
 
+    #: Environment variables that shaped the boot, besides :data:`DEFAULT_BOOT_ENV`. A command
+    #: whose client has another value for one of them is refused with a message naming it.
+    boot_env: tuple[str, ...] = ()
+
     def after_fork(self) -> None:
-        """Runs in every forked phase (before its action) and every command process."""
+        """Runs in every forked phase (before its action) and every command process (before its
+        method), after the functions registered with :func:`after_fork`."""
 
 
 def method_name(node: str) -> str:
@@ -38,3 +52,24 @@ def take_tracked() -> list[str]:
     taken = list(_tracked)
     _tracked.clear()
     return taken
+
+
+def after_fork(hook: Hook) -> Hook:
+    """Register ``hook`` (no arguments) to run in every process forked from now on (phases and
+    commands), in registration order, before the plan's ``after_fork`` method. Usable as a
+    decorator; returns ``hook``. A library calls this at import to reopen what a fork cannot
+    share (a connection, a random generator); the hook stays registered in the forks."""
+    _after_fork_hooks.append(hook)
+    return hook
+
+
+def run_after_fork(plan: Plan) -> None:
+    """In a forked phase or command: the registered hooks, then ``plan.after_fork()``."""
+    for hook in list(_after_fork_hooks):
+        hook()
+    plan.after_fork()
+
+
+def boot_variables(plan: Plan) -> tuple[str, ...]:
+    """Every variable that shapes ``plan``'s boot, without repeats."""
+    return tuple(dict.fromkeys((*DEFAULT_BOOT_ENV, *plan.boot_env)))

@@ -45,9 +45,9 @@ def main(word: str, args: list[str], config: str | None) -> int:
     if options.file_change_delay < 0 or (options.poll is not None and options.poll <= 0):
         parser().error("delays must be positive")
     chosen = options.config or config
-    plan = config_module.load(Path(chosen) if chosen else config_module.find_config())
+    plan = config_module.load(Path(chosen)) if chosen else config_module.discover()
     if options.detach:
-        return detach(plan.path, args)
+        return detach(plan, args)
     from zeuspy.master import app
 
     trace = app.TransitionTrace(options.log) if options.log else None
@@ -61,7 +61,7 @@ def main(word: str, args: list[str], config: str | None) -> int:
     ))
 
 
-def detach(config_path: Path, args: list[str]) -> int:
+def detach(plan: config_module.Config, args: list[str]) -> int:
     """Start ``zeus start`` in a new session, its output appended to .zeus/master.log; return
     once it listens (or explain why it did not)."""
     from zeuspy import paths
@@ -69,7 +69,6 @@ def detach(config_path: Path, args: list[str]) -> int:
     from zeuspy.master.app import prepare_state_dir
     from zeuspy.master.lock import running_master
 
-    plan = config_module.load(config_path)
     other = running_master(os.fsdecode(paths.pid_path(os.fsencode(plan.root))))
     if other is not None:
         raise ZeusError(f"zeus: a master is already running for {plan.root} (pid {other}); "
@@ -82,8 +81,9 @@ def detach(config_path: Path, args: list[str]) -> int:
             forwarded[index + 1] = os.path.abspath(forwarded[index + 1])
     if plan.idle_timeout is not None and "--idle-timeout" not in forwarded:
         forwarded += ["--idle-timeout", str(plan.idle_timeout)]
-    command = [sys.executable, "-m", "zeuspy", "start", "--config", str(plan.path),
-               "--simple-status", *forwarded]
+    # A built-in plan has no zeus.json to name: the master finds the project from its cwd.
+    chosen = [] if plan.builtin else ["--config", str(plan.path)]
+    command = [sys.executable, "-m", "zeuspy", "start", *chosen, "--simple-status", *forwarded]
     with open(log_path, "ab") as log:
         child = subprocess.Popen(command, cwd=plan.root, stdin=subprocess.DEVNULL, stdout=log,
                                  stderr=log, start_new_session=True)

@@ -29,6 +29,8 @@ TERM_GRACE = 1.0
 PID_GRACE = 1.0
 #: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md).
 EXTENSION_OFFER = wire.encode("X:zeuspy=1")
+#: Longest world sent (zeuspy.protocol.messages.MAX_WORLD; a unit test keeps both equal).
+MAX_WORLD = 1 << 16
 FORWARDED = (
     _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1,
     _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT, _signal.SIGTSTP,
@@ -141,7 +143,7 @@ class Session:
         wire.send_message(self.sock, request)
         wire.send_fd(self.sock, args_remote.fileno())
         wire.send_fd(self.sock, self.out.remote)
-        wire.send_fd(self.sock, self.err.remote, trailer=EXTENSION_OFFER)
+        wire.send_fd(self.sock, self.err.remote, trailer=extension_offer())
         args_remote.close()
         posix.close(self.out.remote)
         if self.err is not self.out:
@@ -458,6 +460,20 @@ class Session:
                 stream.sock.close()
             else:
                 posix.close(stream.fd)
+
+
+def extension_offer() -> bytes:
+    """``X:zeuspy=1;world=<hex>``: the offer, with this process's working directory and
+    environment (``zeuspy.protocol.messages.encode_world`` documents the encoding; a unit test
+    checks both agree). Without the world when it is too large: the shim then asks the OS."""
+    try:
+        entries = [posix.getcwdb(), *(k + b"=" + v for k, v in posix.environ.items())]
+    except OSError:  # the working directory was removed
+        return EXTENSION_OFFER
+    world = b"\0".join(entries).hex()
+    if len(world) > MAX_WORLD:
+        return EXTENSION_OFFER
+    return b"X:zeuspy=1;world=" + world.encode() + wire.NUL
 
 
 def _noop(signum: int, frame: object) -> None:

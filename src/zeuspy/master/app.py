@@ -116,7 +116,7 @@ class Master:
         the tree restarts."""
         name = os.path.basename(changed)
         try:
-            config = config_module.load(self.config.path)
+            config = config_module.reload(self.config)
         except ConfigError as exc:
             self.note(f"{exc.message} (keeping the running plan until it is fixed)")
             return False

@@ -24,10 +24,13 @@ from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials, signal
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
+    EXTENSION_VERSION,
+    MAX_WORLD,
     CommandRequest,
     Handover,
     RunnerHeader,
     parse_command_request,
+    parse_extension,
     parse_int,
     parse_registration,
 )
@@ -66,6 +69,10 @@ class Session:
     fds: list[int] = field(default_factory=list)
     command_pid: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
+    #: The client's cwd and environment (``world`` extension, hex), passed on to the command.
+    world: str = ""
+    #: The client's pid as the kernel reports it (-1: unknown).
+    peer_pid: int = -1
     #: Set when the master reaped the command itself (its phase was restarted meanwhile).
     reaped: asyncio.Future[int] | None = None
 
@@ -130,12 +137,13 @@ class ClientServer:
                             credentials[1], credentials[0], os.getuid())
                 conn.close()
                 continue
-            task = asyncio.ensure_future(self._serve(conn))
+            peer_pid = credentials[0] if credentials is not None else -1
+            task = asyncio.ensure_future(self._serve(conn, peer_pid))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    async def _serve(self, conn: socket.socket) -> None:
-        session = Session(Channel(conn, name="client"))
+    async def _serve(self, conn: socket.socket, peer_pid: int = -1) -> None:
+        session = Session(Channel(conn, name="client"), peer_pid=peer_pid)
         self.sessions.add(session)
         try:
             await self._run(session)
@@ -149,6 +157,8 @@ class ClientServer:
             self.last_activity = time.monotonic()  # idle time counts from a command's end
 
     async def _handshake(self, session: Session) -> tuple[CommandRequest, bool] | None:
+        """The ``T:`` request and its three fds; True when the client offered extensions (its
+        world, if sent, is kept in ``session.world``)."""
         channel = session.channel
         first = await channel.message(HANDSHAKE_TIMEOUT)
         if first.startswith("Q:"):
@@ -158,8 +168,17 @@ class ClientServer:
         self.last_activity = time.monotonic()
         for _ in range(3):
             session.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
-        extended = any(m.startswith("X:") and "zeuspy=1" in m[2:].split(";")
-                       for m in channel.pending_messages())
+        extended = False
+        for message in channel.pending_messages():
+            if message.startswith("X:"):
+                fields = parse_extension(message).fields
+                if fields.get("zeuspy") == EXTENSION_VERSION:
+                    extended = True
+                    world = fields.get("world", "")
+                    # Opaque to the master: the last field of the runner header, checked by
+                    # the shim that decodes it.
+                    if len(world) <= MAX_WORLD:
+                        session.world = world
         return request, extended
 
     async def _run(self, session: Session) -> None:
@@ -185,10 +204,17 @@ class ClientServer:
     @staticmethod
     def _header(session: Session, request: CommandRequest, extended: bool,
                 process: PhaseProcess) -> RunnerHeader:
-        """What the runner needs besides the fds; ``t``: take the client's terminal (both
-        sides accepted the extension and stdout is a terminal)."""
-        ctty = extended and process.extensions and os.isatty(session.fds[1])
-        return RunnerHeader(request.client_pid, request.argc, "t" if ctty else "")
+        """What the runner needs besides the fds. Flags, for a zeuspy shim only: ``t``, take the
+        client's terminal (the client accepted the extension too, and stdout is a terminal);
+        ``v``, the client pid is the kernel's word for the peer, so the shim may read that
+        process's cwd and environment when the client sent no world (a legacy client)."""
+        if not process.extensions:
+            return RunnerHeader(request.client_pid, request.argc)
+        flags = "t" if extended and os.isatty(session.fds[1]) else ""
+        if request.client_pid == session.peer_pid:
+            flags += "v"
+        world = session.world if extended and "world" in process.caps else ""
+        return RunnerHeader(request.client_pid, request.argc, flags, world)
 
     async def _wait_for_phase(
         self, session: Session, request: CommandRequest, extended: bool

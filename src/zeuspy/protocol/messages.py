@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zeuspy.protocol.wire import ProtocolError
 
 #: Capabilities a zeuspy shim announces with :class:`Extension` when the master offered them.
-SHIM_CAPABILITIES = ("ctty", "handover")
+SHIM_CAPABILITIES = ("ctty", "handover", "world")
 #: Environment variable by which the master offers extensions to the shims it starts.
 OFFER_ENV = "ZEUSPY_EXTENSIONS"
 #: Version of the extensions this code speaks; see docs/protocol.md.
@@ -101,13 +101,17 @@ class CommandRequest:
 class RunnerHeader:
     """``<client pid>:<argc>``, master to runner (first datagram). To a shim that accepted the
     extensions the master may append ``:<flags>``; ``t`` asks the runner to make the client's
-    terminal the command's controlling terminal."""
+    terminal the command's controlling terminal. To a shim that accepted ``world``, when the
+    client sent its world, ``:<flags>:<world>`` (:func:`encode_world`)."""
 
     client_pid: int
     argc: int
     flags: str = ""
+    world: str = ""
 
     def format(self) -> str:
+        if self.world:
+            return f"{self.client_pid}:{self.argc}:{self.flags}:{self.world}"
         tail = f":{self.flags}" if self.flags else ""
         return f"{self.client_pid}:{self.argc}{tail}"
 
@@ -123,7 +127,8 @@ class Handover:
 
     def format(self) -> str:
         h = self.header
-        return f"H:{h.client_pid}:{h.argc}:{h.flags}"
+        tail = f":{h.world}" if h.world else ""
+        return f"H:{h.client_pid}:{h.argc}:{h.flags}{tail}"
 
 
 def parse_handover(text: str) -> Handover:
@@ -198,12 +203,42 @@ def parse_command_request(text: str) -> CommandRequest:
 
 
 def parse_runner_header(text: str) -> RunnerHeader:
-    parts = text.split(":", 2)
+    parts = text.split(":", 3)
     if len(parts) < 2:
         raise ProtocolError(f"malformed runner header {text[:80]!r}")
     return RunnerHeader(
-        _int(parts[0], "client pid"), _int(parts[1], "argc"), parts[2] if len(parts) > 2 else ""
+        _int(parts[0], "client pid"), _int(parts[1], "argc"), parts[2] if len(parts) > 2 else "",
+        parts[3] if len(parts) > 3 else "",
     )
+
+
+#: Longest world (hex) a client sends: it rides in one socket write that a legacy master never
+#: reads, so it must fit the socket buffer. A larger environment is left to the OS fallback.
+MAX_WORLD = 1 << 16
+
+
+def encode_world(cwd: bytes, environ: dict[bytes, bytes]) -> str:
+    """The client's world as it travels: hex of ``cwd NUL KEY=VALUE NUL ...`` (hex: no NUL, no
+    ``:`` or ``;``, so it fits any message). The client builds the same bytes by hand."""
+    entries = [cwd, *(key + b"=" + value for key, value in environ.items())]
+    return b"\0".join(entries).hex()
+
+
+def decode_world(text: str) -> tuple[bytes, dict[bytes, bytes]]:
+    """(cwd, environment) from :func:`encode_world`; :class:`ProtocolError` when malformed."""
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        raise ProtocolError("the client's world is not hex") from None
+    cwd, *entries = raw.split(b"\0")
+    if not cwd.startswith(b"/"):
+        raise ProtocolError("the client's working directory is not absolute")
+    environ: dict[bytes, bytes] = {}
+    for entry in entries:
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            environ[key] = value
+    return cwd, environ
 
 
 def parse_int(text: str, what: str) -> int:

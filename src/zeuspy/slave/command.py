@@ -18,16 +18,17 @@ from __future__ import annotations
 import atexit
 import io
 import os
+import runpy
 import select
 import signal
 import socket
 import sys
 import traceback
 
-from zeuspy.plan import Plan, method_name
+from zeuspy.plan import Plan, boot_variables, method_name, run_after_fork
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
-from zeuspy.slave import process
+from zeuspy.slave import hygiene, process, world
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
 HANDOFF_TIMEOUT = 10.0
@@ -37,6 +38,11 @@ ARGS_TIMEOUT = 5.0
 WAIT_POLL_INTERVAL = 0.25
 #: What a command writes on its status pipe once it has sent its status to the master itself.
 REPORTED = b"r"
+BOOT_MISMATCH = """\
+zeus: not running: variables that shaped the boot differ in this shell:
+{lines}
+The phases were booted for other values, so the command would not run as it would here. Restart
+the master from this shell (`zeus stop`, then `zeus start`), or set the variables as they were."""
 
 
 def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[str]:
@@ -192,16 +198,16 @@ def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
     process.set_title(f"zeus runner: {work.command}")
     header, args_fd, out_fd, err_fd = work.take()
     ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
-    _fork_command(plan, work.command, header.argc, work.local, args_fd, out_fd, err_fd, ctty,
+    _fork_command(plan, work.command, header, work.local, args_fd, out_fd, err_fd, ctty,
                   phase_pid)
 
 
-def _fork_command(plan: Plan, command: str, argc: int, local: socket.socket, args_fd: int,
-                  out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
+def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.socket,
+                  args_fd: int, out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
     """In a runner: read the arguments, fork the command, make sure its status is reported,
     exit. Never returns."""
     try:
-        arguments = read_arguments(args_fd, argc)
+        arguments = read_arguments(args_fd, header.argc)
     except (OSError, wire.ProtocolError) as exc:
         print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
         wire.send_message(local, "1")
@@ -212,7 +218,7 @@ def _fork_command(plan: Plan, command: str, argc: int, local: socket.socket, arg
     if pid == 0:
         os.close(status_r)
         command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
-                        phase_pid)
+                        phase_pid, header)
     os.close(status_w)
     wire.close_fds([out_fd, err_fd])
     _report_unless_reported(local, pid, status_r)
@@ -255,18 +261,18 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
         os.waitpid(pid, 0)
         to_command.close()
         os.close(status_r)
-        _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, True,
-                      phase_pid)
+        _fork_command(plan, command, header, local, args_fd, out_fd, err_fd, True, phase_pid)
     try:
         if os.waitpid(pid, os.WNOHANG)[0]:
             raise ChildProcessError("the spare command is gone")
+        without_terminal = RunnerHeader(header.client_pid, header.argc,
+                                         header.flags.replace("t", ""), header.world)
         wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
-                      f"W:{command}:{header.argc}:")
+                      f"W:{command}:{without_terminal.format()}")
     except OSError:  # killed while idle (by hand, the OOM killer): fork the command instead
         to_command.close()
         os.close(status_r)
-        _fork_command(plan, command, header.argc, local, args_fd, out_fd, err_fd, False,
-                      phase_pid)
+        _fork_command(plan, command, header, local, args_fd, out_fd, err_fd, False, phase_pid)
     wire.close_fds([args_fd, out_fd, err_fd])
     to_command.close()
     _report_unless_reported(local, pid, status_r)
@@ -275,7 +281,7 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
 
 def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_pid: int,
                   phase_pid: int) -> None:
-    """The command half of a spare: waits for ``W:<command>:<argc>:<flags>`` and four fds
+    """The command half of a spare: waits for ``W:<command>:<runner header>`` and four fds
     (args socket, stdout, stderr, runner socket), then runs. Never returns."""
     process.die_with_parent(runner_pid)
     process.set_title("zeus command: (ready)")
@@ -288,16 +294,17 @@ def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_
         reader.feed(data, fds)
     process.outlive_parent()
     from_runner.close()
-    _, command, argc, flags = reader.messages()[0].split(":", 3)
     args_fd, out_fd, err_fd, local_fd = reader.fds[:4]
     local = socket.socket(fileno=local_fd)
     try:
-        arguments = read_arguments(args_fd, int(argc))
+        _, command, header_text = reader.messages()[0].split(":", 2)
+        header = parse_runner_header(header_text)
+        arguments = read_arguments(args_fd, header.argc)
     except (OSError, ValueError, wire.ProtocolError) as exc:
-        print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
+        print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
         os._exit(1)  # the runner reports status 1
-    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, "t" in flags,
-                    phase_pid)
+    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, False,
+                    phase_pid, header)
 
 
 def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
@@ -345,13 +352,15 @@ def _foreground(fd: int) -> None:
 
 def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
                     out_fd: int, err_fd: int, status_w: int, ctty: bool,
-                    phase_pid: int) -> None:
-    """The command: runs the plan's method on the client's streams and reports on ``local``.
-    Never returns."""
+                    phase_pid: int, header: RunnerHeader) -> None:
+    """The command: enters the client's world, runs the plan's method on the client's streams and
+    reports on ``local``. Never returns."""
     status = 1
     try:
         os.setpgid(0, 0)
         process.reset_signals()
+        hygiene.renew_after_fork()
+        hygiene.drop_phase_exit_handlers()
         if ctty:
             _foreground(out_fd)
         flags = "t" if ctty else ""
@@ -368,6 +377,13 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         _rebuild_stdio()
         sys.argv = [command, *arguments]
         process.set_title(f"zeus command: {command}")
+        client = world.of_client(header)
+        if client is not None:
+            differ = world.mismatches(client[1], boot_variables(plan))
+            if differ:
+                print(BOOT_MISMATCH.format(lines="\n".join(differ)), file=sys.stderr)
+                finish(1, local, status_w)
+            world.enter(client)
         status = run_plan_command(plan, command, arguments)
     except BaseException:
         try:
@@ -380,7 +396,7 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
 def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
     """Run the command's method; map its outcome to an exit status as ``python`` would."""
     try:
-        plan.after_fork()
+        run_after_fork(plan)
         result = getattr(plan, method_name(command))(arguments)
     except SystemExit as exc:
         return exit_status(exc.code)
@@ -393,11 +409,21 @@ def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
     return exit_status(result)
 
 
+#: Frames from these files lead into the user's code; a traceback starts after them.
+_ZEUSPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+_RUNNERS = ("<frozen runpy>", os.path.splitext(os.path.abspath(runpy.__file__))[0] + ".py")
+
+
 def _print_user_traceback(exc: BaseException) -> None:
-    """The traceback as ``python`` would print it: through ``sys.excepthook``, without this
-    module's own frame."""
+    """The traceback as ``python`` would print it: through ``sys.excepthook``, without the
+    leading frames of zeuspy and runpy (kept when the error is in zeuspy itself)."""
     tb = exc.__traceback__
-    sys.excepthook(type(exc), exc, tb.tb_next if tb is not None else None)
+    first = tb.tb_next if tb is not None else None
+    user = first
+    while user is not None and (user.tb_frame.f_code.co_filename.startswith(_ZEUSPY_DIR)
+                                or user.tb_frame.f_code.co_filename in _RUNNERS):
+        user = user.tb_next
+    sys.excepthook(type(exc), exc, user if user is not None else first)
 
 
 def finish(status: int, local: socket.socket, status_w: int) -> None:

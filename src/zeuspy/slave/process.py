@@ -9,6 +9,8 @@ import sys
 import threading
 
 _LINUX = sys.platform.startswith("linux")
+#: Set to 0 to fork without ``gc.freeze()`` (to measure what it saves: bench/memory.py).
+GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
 PR_SET_PDEATHSIG = 1
 
 
@@ -73,11 +75,15 @@ def prepare_fork(log: list[str] | None = None) -> None:
             pass
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if others:
-        names = ", ".join(f"{t.name!r}" for t in others)
+        from zeuspy.slave import hygiene
+
+        names = "; ".join(hygiene.describe_thread(t) for t in others)
         print(
-            f"zeus: warning: forking with threads alive ({names}); the child gets none of them and "
-            "any lock they held stays locked. Start threads in after_fork or in commands instead.",
+            f"zeus: warning: phase {hygiene.current_phase} forks with threads alive: {names}. "
+            "The child gets none of them and any lock they held stays locked; start threads in "
+            "after_fork or in commands instead.",
             file=sys.stderr,
             flush=True,
         )
-    gc.freeze()
+    if os.environ.get(GC_FREEZE_ENV, "1") != "0":
+        gc.freeze()

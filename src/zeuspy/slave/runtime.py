@@ -5,6 +5,7 @@ Runs synchronously, one phase per process. Protocol steps refer to docs/protocol
 
 from __future__ import annotations
 
+import importlib
 import importlib.util
 import os
 import select
@@ -17,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from zeuspy.plan import Plan, method_name
+from zeuspy.plan import Plan, method_name, run_after_fork
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     EXTENSION_VERSION,
@@ -29,7 +30,7 @@ from zeuspy.protocol.messages import (
     parse_handover,
 )
 from zeuspy.slave import command as runner
-from zeuspy.slave import process
+from zeuspy.slave import hygiene, process, world
 from zeuspy.slave.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
@@ -47,8 +48,16 @@ class PlanLoadError(Exception):
     """The plan file does not define a usable plan."""
 
 
-def load_plan(path: Path) -> Plan:
-    """Import the plan file and instantiate its one most-derived subclass of :class:`Plan`."""
+def load_plan(source: str) -> Plan:
+    """Instantiate the plan: ``module:Class`` (a built-in plan), or the one most-derived subclass
+    of :class:`Plan` that a plan file defines."""
+    module_name, colon, class_name = source.partition(":")
+    if colon and not os.path.exists(source) and module_name.replace(".", "").isidentifier():
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Plan)):
+            raise PlanLoadError(f"{source}: not a subclass of zeuspy.Plan")
+        return cls()
+    path = Path(source)
     spec = importlib.util.spec_from_file_location("zeus_plan", path)
     if spec is None or spec.loader is None:
         raise PlanLoadError(f"{path}: cannot be imported as a Python module")
@@ -70,9 +79,9 @@ def load_plan(path: Path) -> Plan:
 class Phase:
     """One phase process: the shim's side of the master's phase handle."""
 
-    def __init__(self, plan_file: Path, plan: Plan | None, bootstrap: socket.socket,
+    def __init__(self, plan_source: str, plan: Plan | None, bootstrap: socket.socket,
                  extensions: bool, tracker: Tracker) -> None:
-        self.plan_file = plan_file
+        self.plan_source = plan_source
         self.tracker = tracker
         self.plan = plan
         self.bootstrap = bootstrap
@@ -108,14 +117,16 @@ class Phase:
         """Register, run the action, report ``R:``; on success serve requests forever."""
         self.register(identifier, parent_pid)
         assert self.sock is not None
+        hygiene.current_phase = identifier
         process.set_title(f"zeus phase: {identifier}")
         print(f"zeus: phase {identifier} (pid {os.getpid()}) booting", file=sys.stderr, flush=True)
         self.tracker.begin_action()
         try:
             if self.plan is None:
-                self.plan = load_plan(self.plan_file)
+                self.plan = load_plan(self.plan_source)
             if identifier != ROOT:
-                self.plan.after_fork()
+                hygiene.renew_after_fork()
+                run_after_fork(self.plan)
             action = getattr(self.plan, method_name(identifier), None)
             if action is None:
                 raise PlanLoadError(
@@ -336,14 +347,17 @@ def _wake_only(signum: int, frame: object) -> None:
 def main(argv: list[str]) -> int:
     """``python -m zeuspy.slave <plan file>``: the root phase, started by ``zeus start``."""
     if len(argv) != 1:
-        print("usage: python -m zeuspy.slave PLAN_FILE (started by `zeus start`)", file=sys.stderr)
+        print("usage: python -m zeuspy.slave PLAN_FILE|MODULE:CLASS (started by `zeus start`)",
+              file=sys.stderr)
         return 2
     raw_fd = os.environ.pop(MASTER_FD_ENV, "")
+    extensions = os.environ.pop(OFFER_ENV, "") == EXTENSION_VERSION
+    world.remember_boot_environment()  # before any plan code: what the user's shell gave us
+    hygiene.record_thread_starts()
     if not raw_fd.isdigit():
         print(f"zeuspy.slave: {MASTER_FD_ENV} is not set; this module is run by `zeus start`",
               file=sys.stderr)
         return 2
-    extensions = os.environ.pop(OFFER_ENV, "") == EXTENSION_VERSION
     bootstrap = socket.socket(fileno=int(raw_fd))
     bootstrap.set_inheritable(False)
     # Phase output goes to the master's log: keep it in order with the master's own lines.
@@ -354,5 +368,6 @@ def main(argv: list[str]) -> int:
             pass
     process.die_with_parent(os.getppid())
     tracker = Tracker(os.getcwd())
-    Phase(Path(argv[0]).absolute(), None, bootstrap, extensions, tracker).boot(ROOT, 0)
+    source = argv[0] if ":" in argv[0] and not os.path.exists(argv[0]) else os.path.abspath(argv[0])
+    Phase(source, None, bootstrap, extensions, tracker).boot(ROOT, 0)
     return 0

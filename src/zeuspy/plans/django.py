@@ -1,0 +1,124 @@
+"""The built-in plan for a Django project (a ``manage.py`` that sets ``DJANGO_SETTINGS_MODULE``).
+
+``boot`` (settings module chosen as ``manage.py`` chooses it, Django imported) → ``django``
+(``django.setup()``: apps, models, management commands) → ``test_environment``. Database
+connections are closed in a phase before it forks and in every fork, so no two processes share
+one. docs/plans.md shows how to extend it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, ClassVar
+
+from zeuspy.plan import after_fork
+from zeuspy.plans import project, pytest_support
+from zeuspy.plans.python import PythonPlan, import_modules
+
+SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
+#: Management commands loaded by the ``django`` phase, so that they start warm.
+WARM_COMMANDS = ("check", "migrate", "makemigrations", "runserver", "shell", "test")
+
+
+def close_connections() -> None:
+    """Close every database connection this process opened (each fork opens its own)."""
+    if "django.db" not in sys.modules:
+        return
+    from django.db import connections
+
+    for connection in connections.all(initialized_only=True):
+        try:
+            connection.close()
+        except Exception:  # a connection that broke is closed enough
+            pass
+
+
+def manage(*argv: str) -> None:
+    """``python manage.py ARGV``."""
+    from django.core.management import execute_from_command_line
+
+    execute_from_command_line(["manage.py", *argv])
+
+
+class DjangoPlan(PythonPlan):
+    """Phases and commands for a Django project; ``[tool.zeus]`` settings apply as for
+    :class:`PythonPlan`."""
+
+    TREE: ClassVar[dict[str, Any]] = {
+        "boot": {
+            "django": {
+                "manage": None,
+                "runserver": None,
+                "shell": ["console"],
+                "run": ["python"],
+                "test_environment": {"test": None, "pytest": None},
+            }
+        }
+    }
+
+    def boot(self) -> None:
+        """The project on ``sys.path``, the settings module chosen, Django and
+        ``[tool.zeus] preload`` imported."""
+        project.put_on_path(self.root)
+        settings = project.django_settings(self.root)
+        if settings:
+            os.environ.setdefault(SETTINGS_ENV, settings)
+        import django  # noqa: F401
+
+        if self.settings.preload is not None:
+            import_modules(self.settings.preload, "boot", "listed in [tool.zeus] preload")
+
+    def django(self) -> None:
+        """``django.setup()`` (apps and models), the URL configuration and the common
+        management commands loaded; connections closed around every fork."""
+        import django
+        from django.core.management import get_commands, load_command_class
+
+        django.setup()
+        os.register_at_fork(before=close_connections)
+        after_fork(close_connections)
+        commands = get_commands()
+        for name in WARM_COMMANDS:
+            if name in commands:
+                load_command_class(commands[name], name)
+        import_modules(self.settings.app, "django", "listed in [tool.zeus] app")
+        try:
+            from django.urls import get_resolver
+
+            get_resolver().url_patterns  # noqa: B018 - imports the URLconf and its views
+        except Exception as exc:  # `manage check` reports this better; commands import it anew
+            print(f"zeus: phase django: the URL configuration does not load yet: {exc!r}",
+                  file=sys.stderr)
+
+    def test_environment(self) -> None:
+        """Django's test runner, and pytest with its plugins (pytest-django among them) when
+        pytest is installed."""
+        import django.test.runner
+        import django.test.utils  # noqa: F401
+
+        try:
+            import pytest  # noqa: F401
+        except ImportError:
+            return
+        pytest_support.preload(self.root)
+
+    # -- commands -------------------------------------------------------------------------------
+    def manage(self, argv: list[str]) -> None:
+        """``python manage.py ARGS``."""
+        manage(*argv)
+
+    def runserver(self, argv: list[str]) -> None:
+        """``manage.py runserver`` without Django's reloader: zeuspy restarts the phases."""
+        manage("runserver", *([] if "--noreload" in argv else ["--noreload"]), *argv)
+
+    def shell(self, argv: list[str]) -> None:
+        """``manage.py shell``."""
+        manage("shell", *argv)
+
+    def test(self, argv: list[str]) -> None:
+        """``manage.py test``."""
+        manage("test", *argv)
+
+
+__all__ = ["DjangoPlan", "close_connections", "manage"]

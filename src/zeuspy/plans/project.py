@@ -1,0 +1,107 @@
+"""What a project looks like from its files: its own packages, its ``[tool.zeus]`` settings and
+whether it is a Django project. Standard library only: the master reads this too."""
+
+from __future__ import annotations
+
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from zeuspy.errors import ConfigError
+
+#: Folders at a project's top that hold no package of its own.
+SKIP_DIRS = frozenset({"tests", "test", "docs", "doc", "build", "dist", "examples", "venv",
+                       "env", "node_modules", "site-packages"})
+#: ``manage.py``'s ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")``.
+_SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
+
+
+def source_dirs(root: Path) -> list[Path]:
+    """Where the project's own code lives: ``src/`` (when there is one) and the root."""
+    return [path for path in (root / "src", root) if path.is_dir()]
+
+
+def put_on_path(root: Path) -> None:
+    """The project root and its ``src/`` folder first on ``sys.path`` (root before ``src``)."""
+    for path in source_dirs(root):
+        text = str(path)
+        if text in sys.path:
+            sys.path.remove(text)
+        sys.path.insert(0, text)
+
+
+def own_packages(root: Path) -> list[str]:
+    """The project's own top-level packages (folders with ``__init__.py``), ``src/`` first."""
+    found: list[str] = []
+    for base in source_dirs(root):
+        for entry in sorted(base.iterdir()):
+            name = entry.name
+            if (name.startswith((".", "_")) or name in SKIP_DIRS or not name.isidentifier()
+                    or name in found):
+                continue
+            if entry.is_dir() and (entry / "__init__.py").is_file():
+                found.append(name)
+    return found
+
+
+def django_settings(root: Path) -> str | None:
+    """The settings module ``manage.py`` in ``root`` sets by default, or None."""
+    try:
+        text = (root / "manage.py").read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    found = _SETTINGS.search(text)
+    return found.group(1) if found else None
+
+
+@dataclass(frozen=True)
+class ToolSettings:
+    """``[tool.zeus]`` of pyproject.toml. ``preload`` None means "not set": the default applies."""
+
+    preload: tuple[str, ...] | None = None
+    app: tuple[str, ...] = ()
+    boot_env: tuple[str, ...] = ()
+
+
+def _names(value: object, where: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where} must be a list of strings")
+    return tuple(value)
+
+
+def tool_settings(root: Path) -> ToolSettings:
+    """Read ``[tool.zeus]`` (keys ``preload``, ``app``, ``boot_env``); defaults when absent.
+    Raises :class:`ConfigError` naming the file and key for a wrong value."""
+    path = root / "pyproject.toml"
+    try:
+        raw = path.read_bytes()
+    except OSError:
+        return ToolSettings()
+    if b"tool.zeus" not in raw:
+        return ToolSettings()  # no need to parse TOML (tomllib costs milliseconds)
+    try:
+        import tomllib
+    except ImportError:  # Python 3.10
+        try:
+            import tomli as tomllib
+        except ImportError:
+            raise ConfigError(f"{path}: [tool.zeus] needs Python 3.11 or the tomli package "
+                              "to be read") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    tool = data.get("tool", {}).get("zeus", {})
+    if not isinstance(tool, dict):
+        raise ConfigError(f"{path}: [tool.zeus] must be a table")
+    unknown = set(tool) - {"preload", "app", "boot_env"}
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [tool.zeus]: {', '.join(sorted(unknown))}"
+                          " (known: preload, app, boot_env)")
+    where = f"{path}: [tool.zeus]"
+    return ToolSettings(
+        preload=_names(tool["preload"], f"{where} preload") if "preload" in tool else None,
+        app=_names(tool.get("app", []), f"{where} app"),
+        boot_env=_names(tool.get("boot_env", []), f"{where} boot_env"),
+    )

@@ -1,0 +1,98 @@
+"""pytest in a phase and in commands: ``preload`` warms a ``test_environment`` phase, ``run`` is
+the ``pytest`` command line.
+
+Plugins installed with a ``pytest11`` entry point are imported through pytest's own assertion
+rewriting hook, as pytest itself imports them: imported plainly, pytest would warn in every run
+that they "cannot be rewritten". The root ``conftest.py`` is executed once so that what it imports
+is loaded; pytest imports conftest files anew in each run (it always has), which is then cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+AUTOLOAD_OFF_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+
+
+def preload(root: Path) -> None:
+    """Import pytest, its built-in plugins, the installed plugins and what the root conftest.py
+    imports. A plugin that fails to import raises, as it would make every pytest run fail."""
+    import pytest  # noqa: F401
+    from _pytest.config import default_plugins
+
+    for name in default_plugins:
+        try:
+            importlib.import_module(f"_pytest.{name}")
+        except ImportError:  # a name that is not a module in this pytest version
+            pass
+    if not os.environ.get(AUTOLOAD_OFF_ENV):
+        _load_plugins()
+    conftest = root / "conftest.py"
+    if conftest.is_file():
+        _execute(conftest)
+
+
+def _load_plugins() -> None:
+    entry_points = list(importlib.metadata.entry_points(group="pytest11"))
+    if not entry_points:
+        return
+    config = None
+    packages: set[str] = set()
+    try:
+        from _pytest.assertion import install_importhook
+        from _pytest.config import get_config
+
+        config = get_config()
+        hook = install_importhook(config)
+        config._mark_plugins_for_rewrite(hook, False)
+        packages = set(hook._must_rewrite)
+    except Exception as exc:  # pytest's internals moved: import plainly (pytest may then warn)
+        print(f"zeus: importing pytest plugins without assertion rewriting: {exc!r}",
+              file=sys.stderr)
+    try:
+        for entry_point in entry_points:
+            entry_point.load()
+        # A plugin often imports its package only when a hook first runs (hypothesis does, in
+        # its terminal summary): load the plugins' packages now, while the hook rewrites them.
+        for name in sorted(packages):
+            try:
+                importlib.import_module(name)
+            except Exception as exc:
+                print(f"zeus: not preloading {name}, a pytest plugin's package: {exc!r}",
+                      file=sys.stderr)
+    finally:
+        if config is not None:
+            config._ensure_unconfigure()  # takes the hook off sys.meta_path
+
+
+def _execute(conftest: Path) -> None:
+    spec = importlib.util.spec_from_file_location("conftest", conftest)
+    if spec is None or spec.loader is None:
+        return
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["conftest"] = module
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        # pytest imports each conftest itself and drops a same-named module first anyway.
+        sys.modules.pop("conftest", None)
+
+
+def run(argv: list[str]) -> int:
+    """``pytest ARGS``, as the ``pytest`` script runs it (its entry point: exit status, output
+    flushed, a closed pipe handled)."""
+    sys.argv = ["pytest", *argv]
+    try:
+        from _pytest.config import _console_main  # what the `pytest` script calls (pytest 9)
+    except ImportError:
+        import pytest
+
+        code = int(pytest.main(argv))
+        sys.stdout.flush()
+        return code
+    return int(_console_main())

@@ -1,0 +1,74 @@
+"""What a forked phase or command must not inherit, and what it must renew (docs/plans.md,
+"Fork hygiene"): import caches, random generators, the signal mask, and - in commands - the
+phase's exit handlers. Also records where each thread was started, for the warning that names a
+thread alive at fork time."""
+
+from __future__ import annotations
+
+import atexit
+import importlib
+import signal
+import sys
+import threading
+from typing import Any
+
+#: The phase this process is (or, in a command, was forked from); set by the shim.
+current_phase = "boot"
+
+
+def record_thread_starts() -> None:
+    """Make every ``Thread.start`` note the phase and line that started it (``_zeus_origin``)."""
+    original = threading.Thread.start
+    if getattr(original, "_zeus_wrapped", False):
+        return
+
+    def start(self: threading.Thread) -> None:
+        caller = sys._getframe(1)
+        self._zeus_origin = (  # type: ignore[attr-defined]
+            f"started by phase {current_phase} at {caller.f_code.co_filename}:{caller.f_lineno}")
+        original(self)
+
+    start._zeus_wrapped = True  # type: ignore[attr-defined]
+    threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def describe_thread(thread: threading.Thread) -> str:
+    origin = getattr(thread, "_zeus_origin", f"started in phase {current_phase} or before")
+    return f"{thread.name!r} ({origin})"
+
+
+def renew_after_fork() -> None:
+    """In every forked phase and command: files created since boot become importable, random
+    generators differ from the parent's and siblings', no signal stays blocked."""
+    importlib.invalidate_caches()
+    # `random` reseeds itself after fork (os.register_at_fork); numpy's global generator does not.
+    numpy_random: Any = sys.modules.get("numpy.random")
+    if numpy_random is not None:
+        try:
+            numpy_random.seed()
+        except Exception:
+            pass
+    signal.pthread_sigmask(signal.SIG_SETMASK, ())
+
+
+def drop_phase_exit_handlers() -> None:
+    """In a command: exit handlers registered in the phases clean up after the phases (a temporary
+    folder, a pool of workers), so a command must not run them when it exits. Only the standard
+    library's own flushers come back, acting on what the command itself creates."""
+    atexit._clear()
+    logging: Any = sys.modules.get("logging")
+    if logging is not None:
+        atexit.register(logging.shutdown)
+    weakref: Any = sys.modules.get("weakref")
+    if weakref is not None:
+        finalize = weakref.finalize
+        for info in list(getattr(finalize, "_registry", {}).values()):
+            info.atexit = False  # the phase's objects: finalized by the phase, if ever
+        finalize._registered_with_atexit = False  # the command's own finalizers re-register
+    util: Any = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util._finalizer_registry.clear()
+        process: Any = sys.modules.get("multiprocessing.process")
+        if process is not None:
+            process._children.clear()  # the phase's workers are not the command's children
+        atexit.register(util._exit_function)

@@ -1,0 +1,99 @@
+"""The client's world in a command process: the working directory and environment it runs with.
+
+The zeuspy client sends them with its request (the ``world`` extension, docs/protocol.md). For a
+client that does not (a legacy one), the shim reads them from the OS when the master vouched for
+the client's pid (flag ``v``) and the OS lets it: ``/proc/<pid>/cwd`` and ``/proc/<pid>/environ``
+on Linux. The environment a command ends with is the client's, plus what the plan's phases set
+themselves (say ``DJANGO_SETTINGS_MODULE``) where the client has no value of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterable
+
+from zeuspy.protocol.messages import RunnerHeader, decode_world
+from zeuspy.protocol.wire import ProtocolError
+
+World = tuple[bytes, dict[bytes, bytes]]
+
+#: The environment the root phase started with, before any plan code ran (what shaped the boot).
+_boot_environ: dict[bytes, bytes] = {}
+
+
+def remember_boot_environment() -> None:
+    """Called once, first thing in the root phase."""
+    _boot_environ.clear()
+    _boot_environ.update(os.environb)
+
+
+def from_os(pid: int) -> World | None:
+    """The cwd and environment of process ``pid`` (ours only), or None where the OS does not
+    tell."""
+    if not sys.platform.startswith("linux") or pid <= 0:
+        return None
+    base = f"/proc/{pid}"
+    try:
+        if os.stat(base).st_uid != os.getuid():
+            return None
+        cwd = os.readlink(f"{base}/cwd").encode("utf-8", "surrogateescape")
+        with open(f"{base}/environ", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    environ: dict[bytes, bytes] = {}
+    for entry in raw.split(b"\0"):
+        key, sep, value = entry.partition(b"=")
+        if sep and key:
+            environ[key] = value
+    return os.fsencode(cwd), environ
+
+
+def of_client(header: RunnerHeader) -> World | None:
+    """The client's world: sent along, else read from the OS (vouched pid), else None."""
+    if header.world:
+        try:
+            return decode_world(header.world)
+        except ProtocolError as exc:
+            print(f"zeus: ignoring the client's world: {exc}", file=sys.stderr)
+    if "v" in header.flags:
+        return from_os(header.client_pid)
+    return None
+
+
+def mismatches(environ: dict[bytes, bytes], names: Iterable[str]) -> list[str]:
+    """One line per variable in ``names`` whose value in ``environ`` differs from the boot's."""
+    lines = []
+    for name in names:
+        key = os.fsencode(name)
+        here, booted = environ.get(key), _boot_environ.get(key)
+        if here != booted:
+            lines.append(f"  {name}: {_shown(here)} here, {_shown(booted)} when the phases "
+                         "booted")
+    return lines
+
+
+def _shown(value: bytes | None) -> str:
+    return "unset" if value is None else repr(os.fsdecode(value))
+
+
+def enter(world: World) -> None:
+    """Become the client's world: its environment (plus what the phases set that it lacks) and
+    its working directory (if it can be entered; otherwise say so and stay)."""
+    cwd, environ = world
+    final = dict(environ)
+    for key, value in os.environb.items():
+        if _boot_environ.get(key) != value:
+            final.setdefault(key, value)  # set by the plan's phases, not by the user
+    current = dict(os.environb)
+    for key in current.keys() - final.keys():
+        del os.environb[key]
+    for key, value in final.items():
+        if current.get(key) != value:
+            os.environb[key] = value
+    try:
+        os.chdir(cwd)
+    except OSError as exc:
+        print(f"zeus: cannot enter the client's folder {os.fsdecode(cwd)} ({exc.strerror}); "
+              f"running in {os.getcwd()}", file=sys.stderr)
