@@ -290,14 +290,13 @@ def test_a_builtin_name_in_the_plan_is_refused(project: Project, tree: dict[str,
     assert not (project.root / ".zeus.pid").exists()
 
 
-def test_no_zeus_json_says_to_run_init(project: Project) -> None:
+def test_no_zeus_json_uses_the_builtin_plan(project: Project) -> None:
     empty = project.root.parent / "empty"
     empty.mkdir()
-    for args in (("start",), ("start", "--detach"), ("commands",)):
-        result = subprocess.run([ZEUS, *args], cwd=empty, capture_output=True, timeout=20,
-                                env=project.env())
-        assert result.returncode == 2, (args, result)
-        err = result.stderr.decode()
-        assert err.count("\n") == 1, err
-        assert "no zeus.json" in err and "zeus init" in err
+    result = subprocess.run([ZEUS, "commands"], cwd=empty, capture_output=True, timeout=20,
+                            env=project.env())
+    assert result.returncode == 0, result
+    listed = result.stdout.decode()
+    for line in ("run", "in app", "(alias: python)", "shell", "pytest", "in test_environment"):
+        assert line in listed, listed
     assert list(empty.iterdir()) == []

@@ -1,6 +1,6 @@
 """`zeus init` in a plain package, a pytest project and a Django project: the files it writes
-(`create`, then `exists` and nothing changed), and that the generated plan boots and its
-commands run."""
+(`create`, then `exists` and nothing changed: the built-in plan's tree and a subclass of it), and
+that the generated plan boots and its commands run."""
 
 from __future__ import annotations
 
@@ -65,8 +65,8 @@ def test_init_package_project(project: Project) -> None:
             sys.exit(3)
             """,
     })
-    init(project, "Python package")
-    assert "'mypkg'" in (root / "zeus_plan.py").read_text()
+    init(project, "Python")
+    assert "class Plan(PythonPlan):" in (root / "zeus_plan.py").read_text()
     with running_master(project, "boot", "app"):
         result = project.run("commands")
         assert result.returncode == 0
@@ -106,7 +106,7 @@ SUMMARY = re.compile(rb"(\d+ failed, \d+ passed, \d+ skipped)")
 def test_init_pytest_project(project: Project) -> None:
     root = blank(project)
     write(root, PYTEST_FILES)
-    init(project, "pytest")
+    init(project, "Python")
     plain = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider"],
                            cwd=root, capture_output=True, timeout=60, env=project.env())
     assert plain.returncode == 1, plain
@@ -135,7 +135,7 @@ def test_init_django_project(project: Project) -> None:
                           capture_output=True, timeout=60, env=project.env())
     assert made.returncode == 0, made
     init(project, "Django")
-    assert "site1.settings" in (root / "zeus_plan.py").read_text()
+    assert "class Plan(DjangoPlan):" in (root / "zeus_plan.py").read_text()
     with running_master(project, "boot", "django"):
         result = project.run("manage", "check", timeout=60)
         assert result.returncode == 0, result

@@ -84,7 +84,7 @@ def test_command_request_round_trip(message: m.CommandRequest) -> None:
 
 
 @pytest.mark.parametrize("message", [
-    m.RunnerHeader(4242, 0), m.RunnerHeader(1, 5, "t"), m.RunnerHeader(1, 5, "t:more"),
+    m.RunnerHeader(4242, 0), m.RunnerHeader(1, 5, "t"), m.RunnerHeader(1, 5, "tv", "2f:more"),
 ])
 def test_runner_header_round_trip(message: m.RunnerHeader) -> None:
     assert m.parse_runner_header(message.format()) == message
@@ -172,9 +172,10 @@ def test_command_request_property(argc: int, pid: int, command: str) -> None:
 
 @PROPERTY
 @given(st.integers(min_value=-(2**31), max_value=2**31), st.integers(min_value=0, max_value=10**6),
-       text)
-def test_runner_header_property(pid: int, argc: int, flags: str) -> None:
-    message = m.RunnerHeader(pid, argc, flags)
+       no_colon, text)
+def test_runner_header_property(pid: int, argc: int, flags: str, world: str) -> None:
+    # Flags are letters; the world (hex in practice) is the last field, so anything goes there.
+    message = m.RunnerHeader(pid, argc, flags, world)
     assert m.parse_runner_header(message.format()) == message
 
 

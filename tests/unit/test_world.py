@@ -1,0 +1,97 @@
+"""The client's world: its encoding on both sides, the header field, the shim's use of it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from zeuspy.client import run as client
+from zeuspy.protocol import messages as m
+from zeuspy.protocol.wire import ProtocolError
+from zeuspy.slave import world
+
+keys = st.binary(min_size=1, max_size=8).filter(lambda k: b"=" not in k and b"\0" not in k)
+values = st.binary(max_size=20).filter(lambda v: b"\0" not in v)
+
+
+@settings(database=None, derandomize=True, max_examples=100)
+@given(st.binary(max_size=30).filter(lambda c: b"\0" not in c), st.dictionaries(keys, values))
+def test_world_round_trip(tail: bytes, environ: dict[bytes, bytes]) -> None:
+    cwd = b"/" + tail
+    assert m.decode_world(m.encode_world(cwd, environ)) == (cwd, environ)
+
+
+def test_client_offer_matches_the_protocol_module() -> None:
+    offer = client.extension_offer()
+    assert offer.endswith(b"\0")
+    fields = m.parse_extension(offer[:-1].decode()).fields
+    assert fields["zeuspy"] == m.EXTENSION_VERSION
+    cwd, environ = m.decode_world(fields["world"])
+    assert cwd == os.getcwdb()
+    assert environ == dict(os.environb)
+    assert client.MAX_WORLD == m.MAX_WORLD
+
+
+def test_client_leaves_out_a_huge_world(monkeypatch: pytest.MonkeyPatch) -> None:
+    import posix
+
+    monkeypatch.setitem(posix.environ, b"ZEUSPY_HUGE", b"x" * m.MAX_WORLD)
+    assert client.extension_offer() == client.EXTENSION_OFFER
+
+
+@pytest.mark.parametrize("text", ["zz", "2f61", "", "6162"])
+def test_bad_worlds_are_protocol_errors(text: str) -> None:
+    # not hex, or a working directory that is not absolute
+    if text == "2f61":
+        assert m.decode_world(text) == (b"/a", {})
+        return
+    with pytest.raises(ProtocolError):
+        m.decode_world(text)
+
+
+def test_header_carries_the_world_in_both_forms() -> None:
+    header = m.RunnerHeader(12, 2, "tv", m.encode_world(b"/x", {b"A": b"1"}))
+    assert m.parse_runner_header(header.format()) == header
+    handover = m.Handover(header)
+    assert m.parse_handover(handover.format()) == handover
+    assert m.RunnerHeader(12, 2).format() == "12:2"  # legacy form unchanged
+
+
+def test_of_client_prefers_the_sent_world_and_falls_back_to_proc() -> None:
+    sent = m.RunnerHeader(os.getpid(), 0, "v", m.encode_world(b"/sent", {b"K": b"v"}))
+    assert world.of_client(sent) == (b"/sent", {b"K": b"v"})
+    vouched = m.RunnerHeader(os.getpid(), 0, "v")
+    if sys.platform.startswith("linux"):
+        cwd, environ = world.of_client(vouched)  # type: ignore[misc]
+        assert cwd == os.getcwdb()
+        assert environ.get(b"PATH") == os.environb.get(b"PATH")
+    assert world.of_client(m.RunnerHeader(os.getpid(), 0, "")) is None  # not vouched: no read
+
+
+def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
+    """Run in a fresh interpreter: enter() changes the process's environment and folder."""
+    code = textwrap.dedent(f"""
+        import os
+        from zeuspy.slave import world
+        os.environ["KEPT"] = "boot"; os.environ["GONE"] = "boot"
+        world.remember_boot_environment()
+        os.environ["SET_BY_PLAN"] = "plan"          # a phase's action set it
+        client = {{b"KEPT": b"client", b"NEW": b"1", b"PATH": os.environb[b"PATH"]}}
+        assert world.mismatches(client, ["KEPT"]) == [
+            "  KEPT: 'client' here, 'boot' when the phases booted"]
+        assert world.mismatches(client, ["PATH"]) == []
+        world.enter(({bytes(tmp_path)!r}, client))
+        print(os.getcwd(), os.environ.get("KEPT"), os.environ.get("NEW"),
+              os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"))
+    """)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path), "client", "1", "None", "plan"]
