@@ -4,6 +4,7 @@ editing and history as ``python`` gives them (``sys.__interactivehook__``: readl
 
 from __future__ import annotations
 
+import builtins
 import importlib.util
 import os
 import sys
@@ -34,7 +35,7 @@ def interact(argv: list[str], namespace: dict[str, object] | None = None) -> int
     import code
 
     main = types.ModuleType("__main__")
-    main.__dict__["__builtins__"] = __builtins__
+    main.__dict__["__builtins__"] = builtins
     if namespace:
         main.__dict__.update(namespace)
     sys.modules["__main__"] = main

@@ -9,6 +9,7 @@ frames). The project's folders that the plan put on ``sys.path`` stay there, aft
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 import types
@@ -21,11 +22,16 @@ USAGE_ERROR = 2
 
 
 def _fresh_main(file: str | None) -> dict[str, object]:
-    """A new ``__main__`` module in ``sys.modules``; its namespace."""
+    """A new ``__main__`` module in ``sys.modules``, as ``python`` makes it; its namespace."""
     module = types.ModuleType("__main__")
-    module.__dict__["__builtins__"] = __builtins__
+    module.__dict__["__builtins__"] = builtins
     if file is not None:
         module.__file__ = file
+        module.__cached__ = None  # type: ignore[attr-defined]
+        if os.path.isfile(file):
+            from importlib.machinery import SourceFileLoader
+
+            module.__loader__ = SourceFileLoader("__main__", file)
     sys.modules["__main__"] = module
     return module.__dict__
 
@@ -41,7 +47,9 @@ def _run_script(script: str) -> int | None:
         import runpy
 
         sys.path.insert(0, path)
-        runpy.run_path(path, run_name="__main__")
+        _fresh_main(None)
+        # What `python DIR` or `python ZIP` itself calls: it runs DIR/__main__.py.
+        runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
         return None
     try:
         with open(path, "rb") as handle:

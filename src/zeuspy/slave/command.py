@@ -18,7 +18,6 @@ from __future__ import annotations
 import atexit
 import io
 import os
-import runpy
 import select
 import signal
 import socket
@@ -409,21 +408,24 @@ def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
     return exit_status(result)
 
 
-#: Frames from these files lead into the user's code; a traceback starts after them.
+#: Frames from files in here lead into the user's code; a traceback starts after them.
 _ZEUSPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-_RUNNERS = ("<frozen runpy>", os.path.splitext(os.path.abspath(runpy.__file__))[0] + ".py")
 
 
 def _print_user_traceback(exc: BaseException) -> None:
-    """The traceback as ``python`` would print it: through ``sys.excepthook``, without the
-    leading frames of zeuspy and runpy (kept when the error is in zeuspy itself)."""
+    """The traceback as ``python`` would print it, through ``sys.excepthook``: without zeuspy's
+    leading frames, and none at all for a ``SyntaxError`` in the user's program (zeuspy's frames
+    are kept only when the error is in zeuspy itself)."""
     tb = exc.__traceback__
     first = tb.tb_next if tb is not None else None
     user = first
-    while user is not None and (user.tb_frame.f_code.co_filename.startswith(_ZEUSPY_DIR)
-                                or user.tb_frame.f_code.co_filename in _RUNNERS):
+    while user is not None and user.tb_frame.f_code.co_filename.startswith(_ZEUSPY_DIR):
         user = user.tb_next
-    sys.excepthook(type(exc), exc, user if user is not None else first)
+    if user is None and isinstance(exc, SyntaxError):
+        first = None  # compiling the program failed: python shows no traceback for that
+    shown = user if user is not None else first
+    # excepthook prints the exception's own traceback: give it the trimmed one.
+    sys.excepthook(type(exc), exc.with_traceback(shown), shown)
 
 
 def finish(status: int, local: socket.socket, status_w: int) -> None:
