@@ -293,6 +293,37 @@ def test_shell_is_pythons_console(project: PyProject) -> None:
     assert status == 0, out
 
 
+FAKE_IPYTHON = """
+import sys
+
+def start_ipython(argv=None, user_ns=None):
+    print("fake IPython", argv, sys.stdin.isatty())
+"""
+
+
+def test_shell_uses_ipython_when_installed(project: PyProject) -> None:
+    # A stand-in IPython on the project's path (created after boot: the command finds it) shows
+    # that `shell` hands IPython the arguments and the terminal; ZEUSPY_NO_IPYTHON opts out.
+    package = project.root / "IPython"
+    package.mkdir()
+    try:
+        (package / "__init__.py").write_text(FAKE_IPYTHON)
+        child = spawn(project, "shell", "--no-banner")
+        try:
+            child.expect_exact(b"fake IPython ['--no-banner'] True")
+            out, status = finish(child)
+        finally:
+            child.close(force=True)
+        assert status == 0, out
+        opted_out = project.zeus("shell", "--no-banner", env=project.env(ZEUSPY_NO_IPYTHON="1"))
+        assert opted_out.returncode == 2, opted_out
+        assert b"install IPython" in opted_out.stderr
+    finally:
+        for path in sorted(package.rglob("*"), reverse=True):
+            path.rmdir() if path.is_dir() else path.unlink()
+        package.rmdir()
+
+
 def test_run_without_a_program_on_a_terminal_is_the_console(project: PyProject) -> None:
     child = spawn(project, "run", **console_env(project))
     try:
