@@ -15,13 +15,17 @@ import importlib.util
 import os
 import sys
 from pathlib import Path
+from typing import Any
 
 AUTOLOAD_OFF_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
 def preload(root: Path) -> None:
     """Import pytest, its built-in plugins, the installed plugins and what the root conftest.py
-    imports. A plugin that fails to import raises, as it would make every pytest run fail."""
+    imports, with pytest's assertion rewriting hook in place (as in a pytest run), so that what
+    pytest would rewrite is rewritten: the plugins, and modules the conftest registers with
+    ``pytest.register_assert_rewrite``. A plugin that fails to import raises, as it would make
+    every pytest run fail."""
     import pytest  # noqa: F401
     from _pytest.config import default_plugins
 
@@ -30,48 +34,58 @@ def preload(root: Path) -> None:
             importlib.import_module(f"_pytest.{name}")
         except ImportError:  # a name that is not a module in this pytest version
             pass
-    if not os.environ.get(AUTOLOAD_OFF_ENV):
-        _load_plugins()
-    conftest = root / "conftest.py"
-    if conftest.is_file():
-        _execute(conftest)
-
-
-def _load_plugins() -> None:
-    entry_points = list(importlib.metadata.entry_points(group="pytest11"))
-    if not entry_points:
-        return
-    config = None
-    packages: set[str] = set()
+    config, hook = _rewriting_hook()
     try:
-        from _pytest.assertion import install_importhook
-        from _pytest.config import get_config
-
-        config = get_config()
-        hook = install_importhook(config)
-        config._mark_plugins_for_rewrite(hook, False)
-        packages = set(hook._must_rewrite)
-    except Exception as exc:  # pytest's internals moved: import plainly (pytest may then warn)
-        print(f"zeus: importing pytest plugins without assertion rewriting: {exc!r}",
-              file=sys.stderr)
-    try:
-        for entry_point in entry_points:
-            entry_point.load()
-        # A plugin often imports its package only when a hook first runs (hypothesis does, in
-        # its terminal summary): load the plugins' packages now, while the hook rewrites them.
-        for name in sorted(packages):
-            try:
-                importlib.import_module(name)
-            except Exception as exc:
-                print(f"zeus: not preloading {name}, a pytest plugin's package: {exc!r}",
-                      file=sys.stderr)
+        if not os.environ.get(AUTOLOAD_OFF_ENV):
+            _load_plugins(config, hook)
+        conftest = root / "conftest.py"
+        if conftest.is_file():
+            _execute(conftest, hook)
     finally:
         if config is not None:
             config._ensure_unconfigure()  # takes the hook off sys.meta_path
 
 
-def _execute(conftest: Path) -> None:
-    spec = importlib.util.spec_from_file_location("conftest", conftest)
+def _rewriting_hook() -> tuple[Any, Any]:
+    """(a bare pytest config, its assertion rewriting hook on ``sys.meta_path``), or
+    (None, None) when pytest's internals moved (then modules load without rewriting, and pytest
+    may warn that they were imported before it could rewrite them)."""
+    try:
+        from _pytest.assertion import install_importhook
+        from _pytest.config import get_config
+
+        config = get_config()
+        return config, install_importhook(config)
+    except Exception as exc:
+        print(f"zeus: preloading pytest without assertion rewriting: {exc!r}", file=sys.stderr)
+        return None, None
+
+
+def _load_plugins(config: Any, hook: Any) -> None:
+    entry_points = list(importlib.metadata.entry_points(group="pytest11"))
+    if not entry_points:
+        return
+    packages: set[str] = set()
+    if hook is not None:
+        try:
+            config._mark_plugins_for_rewrite(hook, False)
+            packages = set(hook._must_rewrite)
+        except Exception as exc:
+            print(f"zeus: pytest plugins' packages are not preloaded: {exc!r}", file=sys.stderr)
+    for entry_point in entry_points:
+        entry_point.load()
+    # A plugin often imports its package only when a hook first runs (hypothesis does, in its
+    # terminal summary): load the plugins' packages now, while the hook rewrites them.
+    for name in sorted(packages):
+        try:
+            importlib.import_module(name)
+        except Exception as exc:
+            print(f"zeus: not preloading {name}, a pytest plugin's package: {exc!r}",
+                  file=sys.stderr)
+
+
+def _execute(conftest: Path, hook: Any) -> None:
+    spec = importlib.util.spec_from_file_location("conftest", conftest, loader=hook)
     if spec is None or spec.loader is None:
         return
     module = importlib.util.module_from_spec(spec)
