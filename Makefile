@@ -26,6 +26,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/reload.py
+	$(PY) bench/heavy.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests bench examples

@@ -200,6 +200,26 @@ def test_leaf_file_restarts_only_the_leaf(proj: Project) -> None:
         assert result.stdout == b"root1 leaf2\n"
 
 
+def test_bytecode_caches_are_not_dependencies(proj: Project,
+                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # With bytecode writing on (as on most machines), an import opens the module's .pyc (it may
+    # not exist yet) and writes it: that must count neither as a change during boot nor as a
+    # second change after an edit.
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)
+    for cache in proj.root.rglob("__pycache__"):
+        shutil.rmtree(cache)
+    with running(proj, *FAST) as master:
+        before = readies(master)
+        assert list(proj.root.rglob("*.pyc")), "the imports wrote no bytecode: test is moot"
+        write(proj.root / "mypkg" / "leaf.py", "LEAF = 'leaf2'\n")
+        wait_ready_again(master, "app", before["app"])
+        time.sleep(AFTERMATH)
+        settle_all(master)
+        assert counts(master) == {"boot": 1, "app": 2, "other": 1}, master.output
+        assert "__pycache__" not in master.output, master.output
+        assert "booting it again" not in master.output, master.output
+
+
 def test_root_file_restarts_all(proj: Project) -> None:
     with running(proj, *FAST) as master:
         pids = {name: master.phase_pid(name) for name in PHASES}

@@ -128,7 +128,10 @@ class Tracker:
             return
         if isinstance(path, bytes):
             path = os.fsdecode(path)
-        if isinstance(path, str):
+        # The import system reads a module's cached .pyc before (or instead of) its source; the
+        # source is tracked as the module's file, and the cache, which the import itself may write
+        # moments later, must not count as a dependency (it would restart the phase again).
+        if isinstance(path, str) and not path.endswith((".pyc", ".pyo")):
             self._opened.append(path if path.startswith("/") else os.path.join(os.getcwd(), path))
 
     def attach(self, fd: int) -> None:
