@@ -86,7 +86,12 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
         client = {{b"KEPT": b"client", b"NEW": b"1", b"PATH": os.environb[b"PATH"]}}
         assert world.mismatches(client, ["KEPT"]) == [
             "  KEPT: 'client' here, 'boot' when the phases booted"]
-        assert world.mismatches(client, ["PATH"]) == []
+        assert world.mismatches(client, ["PATH", "SET_BY_PLAN", "UNSET"]) == []
+        assert world.mismatches({{b"SET_BY_PLAN": b"plan"}}, ["SET_BY_PLAN"]) == []
+        assert world.mismatches({{b"SET_BY_PLAN": b"x"}}, ["SET_BY_PLAN"]) == [
+            "  SET_BY_PLAN: 'x' here, 'plan' when the phases booted"]
+        assert world.mismatches({{}}, ["GONE"]) == [
+            "  GONE: unset here, 'boot' when the phases booted"]
         world.enter(({bytes(tmp_path)!r}, client))
         print(os.getcwd(), os.environ.get("KEPT"), os.environ.get("NEW"),
               os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"))

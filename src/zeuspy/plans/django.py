@@ -105,11 +105,15 @@ class DjangoPlan(PythonPlan):
 
     # -- commands -------------------------------------------------------------------------------
     def manage(self, argv: list[str]) -> None:
-        """``python manage.py ARGS``."""
-        manage(*argv)
+        """``python manage.py ARGS`` (``manage runserver`` as the ``runserver`` command)."""
+        if argv and argv[0] == "runserver":
+            self.runserver(argv[1:])
+        else:
+            manage(*argv)
 
     def runserver(self, argv: list[str]) -> None:
-        """``manage.py runserver`` without Django's reloader: zeuspy restarts the phases."""
+        """``manage.py runserver`` without Django's reloader, which would re-execute this
+        process's command line (the shim's): zeuspy restarts the phases instead."""
         manage("runserver", *([] if "--noreload" in argv else ["--noreload"]), *argv)
 
     def shell(self, argv: list[str]) -> None:
