@@ -320,6 +320,26 @@ def test_master_killed_mid_command_client_exits(project: Project) -> None:
         assert elapsed < 3.0
 
 
+def test_master_killed_before_the_client_learns_the_pid(project: Project) -> None:
+    """The master dies while a client that could not react (stopped here; in life, one whose
+    pid reply was still on its way) holds a running command: the command's runner ends it."""
+    with client_master(project) as master:
+        proc = popen(project, "sleep", "30")
+        assert proc.stdout is not None
+        pid = 0
+        try:
+            line = read_until(proc.stdout.fileno(), rb"sleeping \d+\n")
+            pid = int(line.split()[1])
+            proc.send_signal(signal.SIGSTOP)
+            master.proc.kill()
+            wait_for(lambda: is_dead(pid), timeout=5, what="the runner to end the command")
+        finally:
+            proc.kill()
+            proc.wait(timeout=5)
+            if pid:
+                kill_quietly(pid)
+
+
 # -- errors ---------------------------------------------------------------------------------------
 
 def no_autostart(project: Project) -> dict[str, str]:

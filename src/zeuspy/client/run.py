@@ -343,6 +343,12 @@ class Session:
                         "unknown")
                 self._deliver(_signal.SIGHUP)
                 self._leave_soon(1)
+            elif self.status is None and not self.got_pid:
+                # Gone before it told us the pid (a command may already be running, even
+                # printing): its runner ends it once it sees the master is gone.
+                _stderr("zeus: lost the master before the command's pid arrived; its exit status "
+                        "is unknown")
+                self._leave_soon(1)
 
     # -- the relay loop ---------------------------------------------------------------------------
     def relay(self) -> int:

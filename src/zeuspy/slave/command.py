@@ -22,6 +22,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 
 from zeuspy.plan import Plan, boot_variables, method_name, run_after_fork
@@ -35,6 +36,8 @@ ARGS_TIMEOUT = 5.0
 #: How often the runner checks for a command that died without reporting (its status pipe can be
 #: held open by a grandchild, so EOF alone is not proof of death).
 WAIT_POLL_INTERVAL = 0.25
+#: After the master died, a command that ignored SIGHUP gets SIGKILL after this.
+MASTER_GONE_GRACE = 1.0
 #: What a command writes on its status pipe once it has sent its status to the master itself.
 REPORTED = b"r"
 BOOT_MISMATCH = """\
@@ -307,9 +310,19 @@ def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_
 
 
 def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
-    """(whether the command reported itself, its status); returns once it has been reaped."""
+    """(whether the command reported itself, its status); returns once it has been reaped.
+    When the master dies meanwhile, nobody can relay the command's output or status any more,
+    so the command's group gets SIGHUP (as a closed terminal would send) and, after
+    :data:`MASTER_GONE_GRACE`, SIGKILL: the client may not have learnt its pid, and could not
+    end it itself."""
     reported = False
+    hung_up: float | None = None
     while True:
+        if hung_up is None and not process.master_alive():
+            hung_up = time.monotonic()
+            _signal_group(pid, signal.SIGHUP)
+        elif hung_up is not None and time.monotonic() - hung_up > MASTER_GONE_GRACE:
+            _signal_group(pid, signal.SIGKILL)
         ready, _, _ = select.select([status_r], [], [], WAIT_POLL_INTERVAL)
         if ready:
             data = os.read(status_r, 16)
@@ -324,6 +337,17 @@ def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return reported, status_from_wait(status)
+
+
+def _signal_group(pid: int, signum: int) -> None:
+    """Signal the command's process group (it leads one), or the command alone."""
+    try:
+        os.killpg(pid, signum)
+    except OSError:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
 
 
 def _take_terminal(fd: int) -> bool:

@@ -31,6 +31,37 @@ def _prctl_pdeathsig(signum: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
+#: The master's pid: the root phase's parent, recorded by the root phase (0: unknown).
+master_pid = 0
+
+
+def remember_master() -> None:
+    """In the root phase, which the master started: its parent is the master."""
+    global master_pid
+    master_pid = os.getppid()
+
+
+def master_alive() -> bool:
+    """False once the master is known to be gone (its pid no longer exists)."""
+    if master_pid <= 1:
+        return True
+    if _LINUX:
+        # A dead master its parent has not reaped yet is a zombie: gone, though kill() works.
+        try:
+            with open(f"/proc/{master_pid}/stat", "rb") as stat:
+                state = stat.read().rsplit(b")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            return False
+        return state not in (b"Z", b"X")
+    try:
+        os.kill(master_pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True  # exists, but not ours to signal: not our master, yet not proof of death
+    return True
+
+
 def die_with_parent(expected_parent: int) -> None:
     """Exit when the parent exits (Linux: PR_SET_PDEATHSIG; elsewhere the socket EOF does it).
 

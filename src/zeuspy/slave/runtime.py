@@ -367,6 +367,7 @@ def main(argv: list[str]) -> int:
         except AttributeError:
             pass
     process.die_with_parent(os.getppid())
+    process.remember_master()
     tracker = Tracker(os.getcwd())
     source = argv[0] if ":" in argv[0] and not os.path.exists(argv[0]) else os.path.abspath(argv[0])
     Phase(source, None, bootstrap, extensions, tracker).boot(ROOT, 0)
