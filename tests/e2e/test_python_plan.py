@@ -365,6 +365,18 @@ def test_command_gets_the_clients_environment(project: PyProject) -> None:
     assert json.loads(result.stdout)["vars"] == ["added", "new", None], result
 
 
+@pytest.mark.parametrize("size", [20_000, 100_000])
+def test_a_large_environment_still_arrives(project: PyProject, size: int) -> None:
+    # 20 kB: the world is sent, longer than one read on each hop; 100 kB: over the limit, the
+    # shim reads it from /proc instead. Both, several times: the spare and fresh runners.
+    env = client_env(project)
+    env["BIG"] = "x" * size
+    code = "import os; print(len(os.environ.get('BIG', '')), os.environ.get('ADDED'))"
+    for _ in range(3):
+        result = project.zeus("run", "-c", code, env=env)
+        assert (result.returncode, result.stdout) == (0, f"{size} added\n".encode()), result
+
+
 def test_relative_script_is_resolved_from_the_clients_cwd(project: PyProject) -> None:
     here = project.zeus("run", "here.py", cwd="sub")
     assert (here.returncode, here.stdout) == (0, b"sub here\n"), here

@@ -30,7 +30,7 @@ PID_GRACE = 1.0
 #: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md).
 EXTENSION_OFFER = wire.encode("X:zeuspy=1")
 #: Longest world sent (zeuspy.protocol.messages.MAX_WORLD; a unit test keeps both equal).
-MAX_WORLD = 1 << 16
+MAX_WORLD = 60000
 FORWARDED = (
     _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1,
     _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT, _signal.SIGTSTP,

@@ -111,6 +111,10 @@ class Channel:
             await self._wait(deadline)
         return self._fds.popleft()
 
+    def partial(self) -> bytes:
+        """The start of a message still arriving (empty when none)."""
+        return self._reader.pending()
+
     def pending_messages(self) -> list[str]:
         """Messages already received and not yet taken (removed)."""
         taken = list(self._messages)

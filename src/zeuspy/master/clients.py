@@ -168,8 +168,13 @@ class ClientServer:
         self.last_activity = time.monotonic()
         for _ in range(3):
             session.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
+        messages = channel.pending_messages()
+        if not messages and channel.partial().startswith(b"X:"):
+            # An offer with a large world can outrun one read: it rides on the third fd's
+            # sendmsg, so the rest is already on its way.
+            messages = [await channel.message(HANDSHAKE_TIMEOUT)]
         extended = False
-        for message in channel.pending_messages():
+        for message in messages:
             if message.startswith("X:"):
                 fields = parse_extension(message).fields
                 if fields.get("zeuspy") == EXTENSION_VERSION:

@@ -213,8 +213,9 @@ def parse_runner_header(text: str) -> RunnerHeader:
 
 
 #: Longest world (hex) a client sends: it rides in one socket write that a legacy master never
-#: reads, so it must fit the socket buffer. A larger environment is left to the OS fallback.
-MAX_WORLD = 1 << 16
+#: reads, so it must fit the socket buffer, and in a runner header, one datagram that a runner
+#: reads whole (wire.READ_SIZE). A larger environment is left to the OS fallback.
+MAX_WORLD = 60000
 
 
 def encode_world(cwd: bytes, environ: dict[bytes, bytes]) -> str:

@@ -124,6 +124,10 @@ class FrameReader:
         if len(self._buffer) > self.limit and NUL not in self._buffer:
             raise ProtocolError(f"message longer than {self.limit} bytes")
 
+    def pending(self) -> bytes:
+        """The start of a message that has not fully arrived yet (empty when none)."""
+        return self._buffer
+
     def messages(self) -> list[str]:
         """Every complete, non-empty message buffered so far, in order (removed from the buffer)."""
         if NUL not in self._buffer:

@@ -289,17 +289,21 @@ def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_
     process.set_title("zeus command: (ready)")
     os.setpgid(0, 0)
     reader = wire.FrameReader()
-    while len(reader.fds) < 4:
+    messages: list[str] = []
+    # The fds come with the first chunk of the message; a long one (a large world) takes more
+    # reads: wait for both.
+    while len(reader.fds) < 4 or not messages:
         data, fds = wire.receive(from_runner)
         if not data and not fds:
-            os._exit(0)  # the spare was discarded
+            os._exit(0)  # the spare was discarded, or the runner died before handing over
         reader.feed(data, fds)
+        messages += reader.messages()
     process.outlive_parent()
     from_runner.close()
     args_fd, out_fd, err_fd, local_fd = reader.fds[:4]
     local = socket.socket(fileno=local_fd)
     try:
-        _, command, header_text = reader.messages()[0].split(":", 2)
+        _, command, header_text = messages[0].split(":", 2)
         header = parse_runner_header(header_text)
         arguments = read_arguments(args_fd, header.argc)
     except (OSError, ValueError, wire.ProtocolError) as exc:
