@@ -134,6 +134,7 @@ def load_builtin(root: Path) -> Config:
     from zeuspy import plans
     from zeuspy.plans import project
 
+    project.tool_settings(root)  # a wrong [tool.zeus] stops `zeus start` here, in one line
     name = "django" if project.django_settings(root) else "python"
     plan_class = plans.DjangoPlan if name == "django" else plans.PythonPlan
     ref = plans.BUILTIN[name]

@@ -16,8 +16,11 @@ from typing import TypeVar
 #: Names a node may not take, because :class:`Plan` uses them itself.
 RESERVED_METHODS = frozenset({"after_fork", "boot_env"})
 #: Variables that shape a boot whatever the plan: a command whose client has other values would
-#: run against the wrong boot (docs/plans.md, "The client's world").
-DEFAULT_BOOT_ENV = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")
+#: run against the wrong boot (docs/plans.md, "The client's world"). Besides the settings module
+#: and the path, those the interpreter reads once at start-up and cannot follow later.
+DEFAULT_BOOT_ENV = ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "PYTHONHOME", "PYTHONHASHSEED",
+                    "PYTHONOPTIMIZE", "PYTHONDEVMODE", "PYTHONUTF8", "PYTHONIOENCODING",
+                    "PYTHONSAFEPATH", "PYTHONNOUSERSITE", "PYTHONUSERBASE")
 
 _tracked: list[str] = []
 _after_fork_hooks: list[Callable[[], object]] = []

@@ -377,6 +377,36 @@ def test_a_large_environment_still_arrives(project: PyProject, size: int) -> Non
         assert (result.returncode, result.stdout) == (0, f"{size} added\n".encode()), result
 
 
+def test_runtime_variables_take_effect(project: PyProject) -> None:
+    # What python reads at start-up but a running interpreter can follow: the time zone and
+    # warning filters of the client's shell apply, as they would to `python`.
+    code = ("import sys, time, warnings; print(time.tzname[0], sys.warnoptions[-1:]); "
+            "warnings.warn('boom')")
+    env = project.env(TZ="Asia/Tokyo", PYTHONWARNINGS="error")
+    expected = project.python("-c", code, env=env)
+    result = project.zeus("run", "-c", code, env=env)
+    assert expected.stdout == b"JST ['error']\n", expected
+    assert (result.returncode, result.stdout) == (expected.returncode, expected.stdout), result
+    assert b"UserWarning: boom" in result.stderr
+
+
+def test_pytest_missing_is_one_clear_message(tmp_path: Path) -> None:
+    # Without pytest, test_environment is ready anyway (a no-op) and `zeus pytest` says what is
+    # missing. The plan file stands in for an environment without pytest.
+    tree = json.dumps({"plan": PythonPlan.TREE})
+    plan = ("from zeuspy.plans import PythonPlan, pytest_support\n"
+            "pytest_support.installed = lambda: False\n\n"
+            "class Plan(PythonPlan):\n    pass\n")
+    with python_project(tmp_path / "nopytest", {
+        "pyproject.toml": "[project]\nname = 'nopytest'\nversion = '0'\n",
+        "zeus.json": tree, "zeus_plan.py": plan,
+    }) as project, master_for(project, "boot", "app", "test_environment"):
+        result = project.zeus("pytest", "-q")
+    assert result.returncode == 1, result
+    assert b"pytest is not installed" in result.stderr, result
+    assert b"Traceback" not in result.stderr, result
+
+
 def test_relative_script_is_resolved_from_the_clients_cwd(project: PyProject) -> None:
     here = project.zeus("run", "here.py", cwd="sub")
     assert (here.returncode, here.stdout) == (0, b"sub here\n"), here

@@ -145,4 +145,5 @@ def test_boot_variables_include_defaults_and_the_plans_own() -> None:
     class Mine(plan.Plan):
         boot_env = ("MODE", "PYTHONPATH")
 
-    assert plan.boot_variables(Mine()) == ("DJANGO_SETTINGS_MODULE", "PYTHONPATH", "MODE")
+    assert plan.boot_variables(Mine()) == (*plan.DEFAULT_BOOT_ENV, "MODE")
+    assert plan.DEFAULT_BOOT_ENV[:2] == ("DJANGO_SETTINGS_MODULE", "PYTHONPATH")

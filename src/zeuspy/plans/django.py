@@ -15,6 +15,7 @@ from typing import Any, ClassVar
 from zeuspy.plan import after_fork
 from zeuspy.plans import project, pytest_support
 from zeuspy.plans.python import PythonPlan, import_modules
+from zeuspy.slave import process
 
 SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 #: Management commands loaded by the ``django`` phase, so that they start warm.
@@ -27,7 +28,11 @@ def close_connections() -> None:
         return
     from django.db import connections
 
-    for connection in connections.all(initialized_only=True):
+    try:
+        opened = connections.all(initialized_only=True)
+    except TypeError:  # Django before 4.1: every alias (closing an unopened one is a no-op)
+        opened = connections.all()
+    for connection in opened:
         try:
             connection.close()
         except Exception:  # a connection that broke is closed enough
@@ -60,14 +65,14 @@ class DjangoPlan(PythonPlan):
     def boot(self) -> None:
         """The project on ``sys.path``, the settings module chosen, Django and
         ``[tool.zeus] preload`` imported."""
-        project.put_on_path(self.root)
-        settings = project.django_settings(self.root)
+        project.put_on_path(self._root)
+        settings = project.django_settings(self._root)
         if settings:
             os.environ.setdefault(SETTINGS_ENV, settings)
         import django  # noqa: F401
 
-        if self.settings.preload is not None:
-            import_modules(self.settings.preload, "boot", "listed in [tool.zeus] preload")
+        if self._settings.preload is not None:
+            import_modules(self._settings.preload, "boot", "listed in [tool.zeus] preload")
 
     def django(self) -> None:
         """``django.setup()`` (apps and models), the URL configuration and the common
@@ -76,13 +81,15 @@ class DjangoPlan(PythonPlan):
         from django.core.management import get_commands, load_command_class
 
         django.setup()
-        os.register_at_fork(before=close_connections)
+        # Closed by the phase before it forks (only the shim's own forks: a command's own forks,
+        # say in a test, keep their connection as under manage.py), and in every fork.
+        process.before_fork(close_connections)
         after_fork(close_connections)
         commands = get_commands()
         for name in WARM_COMMANDS:
             if name in commands:
                 load_command_class(commands[name], name)
-        import_modules(self.settings.app, "django", "listed in [tool.zeus] app")
+        import_modules(self._settings.app, "django", "listed in [tool.zeus] app")
         try:
             from django.urls import get_resolver
 
@@ -97,11 +104,8 @@ class DjangoPlan(PythonPlan):
         import django.test.runner
         import django.test.utils  # noqa: F401
 
-        try:
-            import pytest  # noqa: F401
-        except ImportError:
-            return
-        pytest_support.preload(self.root)
+        if pytest_support.installed():
+            pytest_support.preload(self._root)
 
     # -- commands -------------------------------------------------------------------------------
     def manage(self, argv: list[str]) -> None:

@@ -20,6 +20,11 @@ from typing import Any
 AUTOLOAD_OFF_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
+def installed() -> bool:
+    """Whether pytest can be imported here."""
+    return importlib.util.find_spec("pytest") is not None
+
+
 def preload(root: Path) -> None:
     """Import pytest, its built-in plugins, the installed plugins and what the root conftest.py
     imports, with pytest's assertion rewriting hook in place (as in a pytest run), so that what
@@ -99,14 +104,20 @@ def _execute(conftest: Path, hook: Any) -> None:
 
 def run(argv: list[str]) -> int:
     """``pytest ARGS``, as the ``pytest`` script runs it (its entry point: exit status, output
-    flushed, a closed pipe handled)."""
+    flushed, a closed pipe handled). Status 1 with a message when pytest is not installed."""
+    if not installed():
+        print(f"zeus: pytest is not installed for {sys.executable}; install it in this "
+              "environment (pip install pytest) and the test_environment phase loads it",
+              file=sys.stderr)
+        return 1
     sys.argv = ["pytest", *argv]
-    try:
-        from _pytest.config import _console_main  # what the `pytest` script calls (pytest 9)
-    except ImportError:
-        import pytest
+    from _pytest import config
 
-        code = int(pytest.main(argv))
-        sys.stdout.flush()
-        return code
-    return int(_console_main())
+    # The `pytest` script's own entry point: `_console_main` since pytest 9.1, `console_main`
+    # before (9.1 deprecated calling that one), `main` as a last resort.
+    entry = getattr(config, "_console_main", None) or getattr(config, "console_main", None)
+    if entry is not None:
+        return int(entry())
+    code = int(config.main(argv))
+    sys.stdout.flush()
+    return code

@@ -44,31 +44,34 @@ class PythonPlan(Plan):
     }
 
     def __init__(self) -> None:
-        #: The project root: the folder the master runs the phases in.
-        self.root = Path(os.getcwd())
-        self.settings = project.tool_settings(self.root)
-        self.boot_env = (*type(self).boot_env, *self.settings.boot_env)
+        #: The project root: the folder the master runs the phases in. (Underscored, like every
+        #: attribute of a built-in plan: a node of that name would be shadowed by it.)
+        self._root = Path(os.getcwd())
+        self._settings = project.tool_settings(self._root)
+        self.boot_env = (*type(self).boot_env, *self._settings.boot_env)
 
     # -- phases ---------------------------------------------------------------------------------
     def boot(self) -> None:
         """The project's folders on ``sys.path``; ``[tool.zeus] preload``, else the project's own
         top-level packages, imported."""
-        project.put_on_path(self.root)
-        if self.settings.preload is not None:
-            import_modules(self.settings.preload, "boot", "listed in [tool.zeus] preload")
+        project.put_on_path(self._root)
+        if self._settings.preload is not None:
+            import_modules(self._settings.preload, "boot", "listed in [tool.zeus] preload")
         else:
-            import_modules(project.own_packages(self.root), "boot",
+            import_modules(project.own_packages(self._root), "boot",
                            "one of the project's own packages, imported because pyproject.toml "
                            "has no [tool.zeus] preload list; set one to choose what boot imports")
 
     def app(self) -> None:
         """``[tool.zeus] app``: modules to load above boot, so that editing them restarts only
         this phase (keep heavy libraries in ``preload`` and your own code here)."""
-        import_modules(self.settings.app, "app", "listed in [tool.zeus] app")
+        import_modules(self._settings.app, "app", "listed in [tool.zeus] app")
 
     def test_environment(self) -> None:
-        """pytest, its built-in and installed plugins, and the root conftest.py."""
-        pytest_support.preload(self.root)
+        """pytest, its built-in and installed plugins, and the root conftest.py (nothing when
+        pytest is not installed: the phase is ready, and ``zeus pytest`` says what is missing)."""
+        if pytest_support.installed():
+            pytest_support.preload(self._root)
 
     # -- commands -------------------------------------------------------------------------------
     def run(self, argv: list[str]) -> int | None:

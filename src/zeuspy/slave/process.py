@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Callable
 
 _LINUX = sys.platform.startswith("linux")
 #: Set to 0 to fork without ``gc.freeze()`` (to measure what it saves: bench/memory.py).
@@ -94,11 +95,26 @@ def reset_signals() -> None:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
+_before_fork_hooks: list[Callable[[], object]] = []
+
+
+def before_fork(hook: Callable[[], object]) -> None:
+    """Run ``hook`` in this process (and the phases forked from it) before each fork the shim
+    makes: phases, runners and commands; never before forks of the user's own code."""
+    _before_fork_hooks.append(hook)
+
+
 def prepare_fork(log: list[str] | None = None) -> None:
-    """Flush stdio (else children print the parent's buffered output again) and freeze the heap
+    """Run the :func:`before_fork` hooks, flush stdio (else children print the parent's buffered
+    output again) and freeze the heap
     (so the garbage collector does not touch, and so copy, pages shared with the children).
     Warns, naming them, when threads other than the main one are alive: fork copies only the
     calling thread, and a lock another thread held stays locked forever in the child."""
+    for hook in list(_before_fork_hooks):
+        try:
+            hook()
+        except Exception as exc:  # a hook's failure must not stop the phase from serving
+            print(f"zeus: a before-fork hook failed: {exc!r}", file=sys.stderr)
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
+from zeuspy.errors import ZeusError
 from zeuspy.plan import Plan, method_name, run_after_fork
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
@@ -136,8 +137,12 @@ class Phase:
             action()
         except BaseException as exc:
             tb = exc.__traceback__
-            # Drop this frame: the user's code is what failed.
-            text = "".join(traceback.format_exception(type(exc), exc, tb.tb_next if tb else None))
+            if isinstance(exc, ZeusError):
+                text = f"zeus: {exc.message}\n"  # a settings problem: one line says it all
+            else:
+                # Drop this frame: the user's code is what failed.
+                text = "".join(traceback.format_exception(type(exc), exc,
+                                                          tb.tb_next if tb else None))
             print(text, file=sys.stderr, end="", flush=True)
             self.tracker.end_action()
             self.tracker.report(traceback_files(exc))

@@ -100,8 +100,32 @@ def enter(world: World) -> None:
     for key, value in final.items():
         if current.get(key) != value:
             os.environb[key] = value
+    _follow_runtime_variables(current, final)
     try:
         os.chdir(cwd)
     except OSError as exc:
         print(f"zeus: cannot enter the client's folder {os.fsdecode(cwd)} ({exc.strerror}); "
               f"running in {os.getcwd()}", file=sys.stderr)
+
+
+def _follow_runtime_variables(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> None:
+    """The variables ``python`` reads at start-up that a running interpreter can still follow
+    (the others are boot variables: :data:`zeuspy.plan.DEFAULT_BOOT_ENV`)."""
+    if before.get(b"TZ") != after.get(b"TZ"):
+        import time
+
+        time.tzset()
+    sys.dont_write_bytecode = bool(after.get(b"PYTHONDONTWRITEBYTECODE"))
+    warnings = after.get(b"PYTHONWARNINGS")
+    if warnings and warnings != before.get(b"PYTHONWARNINGS"):
+        import warnings as warnings_module
+
+        options = [o for o in os.fsdecode(warnings).split(",") if o]
+        sys.warnoptions.extend(options)
+        warnings_module._processoptions(options)  # type: ignore[attr-defined]
+    if after.get(b"PYTHONUNBUFFERED"):
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.reconfigure(write_through=True)  # type: ignore[union-attr]
+            except (AttributeError, ValueError):
+                pass
