@@ -621,6 +621,23 @@ def test_same_settings_module_as_the_boot_runs(ready: Master, site: DjangoProjec
     assert result.stdout == b"RAN mysite.settings mysite.settings\n", result
 
 
+def test_other_settings_by_option_are_refused(migrated: DjangoProject) -> None:
+    # --settings (manage.py) and --ds (pytest-django) cannot switch a running Django either.
+    for args in (("manage", "check", "--settings", "mysite.other_settings"),
+                 ("manage", "check", "--settings=mysite.other_settings"),
+                 ("test", "--settings=mysite.other_settings")):
+        refused = migrated.run(*args, timeout=COMMAND_TIMEOUT)
+        assert refused.returncode == 1, refused
+        assert b"asks for settings 'mysite.other_settings'" in refused.stderr, refused
+        assert b"System check" not in refused.stdout + refused.stderr, refused
+    same = migrated.run("manage", "check", "--settings=mysite.settings", timeout=COMMAND_TIMEOUT)
+    assert same.returncode == 0, same
+    refused = migrated.run("pytest", "--ds", "mysite.other_settings", *PYTEST_ARGS,
+                           timeout=COMMAND_TIMEOUT)
+    assert refused.returncode == 4, refused
+    assert b"asks for settings 'mysite.other_settings'" in refused.stdout + refused.stderr, refused
+
+
 # -- 8. zeus init ---------------------------------------------------------------------------------
 
 

@@ -13,11 +13,11 @@ import sys
 from typing import Any, ClassVar
 
 from zeuspy.plan import after_fork
-from zeuspy.plans import project, pytest_support
+from zeuspy.plans import django_settings, project, pytest_support
 from zeuspy.plans.python import PythonPlan, import_modules
 from zeuspy.slave import process
 
-SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
+SETTINGS_ENV = django_settings.SETTINGS_ENV
 #: Management commands loaded by the ``django`` phase, so that they start warm.
 WARM_COMMANDS = ("check", "migrate", "makemigrations", "runserver", "shell", "test")
 
@@ -108,25 +108,39 @@ class DjangoPlan(PythonPlan):
             pytest_support.preload(self._root)
 
     # -- commands -------------------------------------------------------------------------------
-    def manage(self, argv: list[str]) -> None:
+    def manage(self, argv: list[str]) -> int | None:
         """``python manage.py ARGS`` (``manage runserver`` as the ``runserver`` command)."""
         if argv and argv[0] == "runserver":
-            self.runserver(argv[1:])
-        else:
-            manage(*argv)
+            return self.runserver(argv[1:])
+        return _managed(list(argv))
 
-    def runserver(self, argv: list[str]) -> None:
+    def runserver(self, argv: list[str]) -> int | None:
         """``manage.py runserver`` without Django's reloader, which would re-execute this
-        process's command line (the shim's): zeuspy restarts the phases instead."""
-        manage("runserver", *([] if "--noreload" in argv else ["--noreload"]), *argv)
+        process's command line (the shim's). Restart it after a change to serve the new code."""
+        return _managed(["runserver", *([] if "--noreload" in argv else ["--noreload"]), *argv])
 
-    def shell(self, argv: list[str]) -> None:
+    def shell(self, argv: list[str]) -> int | None:
         """``manage.py shell``."""
-        manage("shell", *argv)
+        return _managed(["shell", *argv])
 
-    def test(self, argv: list[str]) -> None:
+    def test(self, argv: list[str]) -> int | None:
         """``manage.py test``."""
-        manage("test", *argv)
+        return _managed(["test", *argv])
+
+    def pytest(self, argv: list[str]) -> int:
+        """``pytest ARGS``, refused when pytest-django would pick other settings."""
+        return pytest_support.run(["-p", "zeuspy.plans.django_pytest", *argv])
+
+
+def _managed(argv: list[str]) -> int | None:
+    """``manage.py ARGV``, or status 1 with a message when ``--settings`` asks for settings
+    other than the phases set up."""
+    problem = django_settings.mismatch(django_settings.from_arguments(argv), "--settings")
+    if problem:
+        print(problem, file=sys.stderr)
+        return 1
+    manage(*argv)
+    return None
 
 
 __all__ = ["DjangoPlan", "close_connections", "manage"]
