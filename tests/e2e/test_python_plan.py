@@ -480,6 +480,7 @@ def _boot_exit_handler():
 
 atexit.register(_boot_exit_handler)
 HOOK_PIDS = []
+DATABASE_URL = os.environ.get("DATABASE_URL", "sqlite://")  # settings read at import
 
 
 @zeuspy.after_fork
@@ -509,6 +510,19 @@ def tuned(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PyProject]:
     with python_project(folder, TUNED_FILES, {"MY_MODE": "fast", **QUICK_PYTEST}) as project, \
             master_for(project, "boot", "app"):
         yield project
+
+
+def test_a_variable_the_boot_read_warns_when_it_differs(tuned: PyProject) -> None:
+    code = "import preload_mod; print(preload_mod.DATABASE_URL)"
+    same = tuned.zeus("run", "-c", code)
+    assert (same.returncode, same.stdout, same.stderr) == (0, b"sqlite://\n", b""), same
+    other = tuned.zeus("run", "-c", code, env=tuned.env(DATABASE_URL="postgres://x"))
+    assert (other.returncode, other.stdout) == (0, b"sqlite://\n"), other
+    assert other.stderr.startswith(b"zeus: warning: DATABASE_URL differ"), other
+    assert b"Restart the master from this shell" in other.stderr, other
+    # What every terminal sets differently is not worth a warning, even if the boot read it.
+    moved = tuned.zeus("run", "-c", "pass", env=tuned.env(COLUMNS="31", TERM="vt100"))
+    assert (moved.returncode, moved.stderr) == (0, b""), moved
 
 
 def test_tool_zeus_preload_is_imported_by_boot(tuned: PyProject) -> None:

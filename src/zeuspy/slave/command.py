@@ -45,6 +45,10 @@ zeus: not running: variables that shaped the boot differ in this shell:
 {lines}
 The phases were booted for other values, so the command would not run as it would here. Restart
 the master from this shell (`zeus stop`, then `zeus start`), or set the variables as they were."""
+BOOT_DRIFT = """\
+zeus: warning: {names} differ(s) in this shell from when the phases booted, and the boot read \
+them: code that used them then keeps the old values. Restart the master from this shell to use \
+these, or list them in boot_env ([tool.zeus] or the plan) to refuse such commands."""
 
 
 def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[str]:
@@ -406,10 +410,14 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         process.set_title(f"zeus command: {command}")
         client = world.of_client(header)
         if client is not None:
-            differ = world.mismatches(client[1], boot_variables(plan))
+            strict = boot_variables(plan)
+            differ = world.mismatches(client[1], strict)
             if differ:
                 print(BOOT_MISMATCH.format(lines="\n".join(differ)), file=sys.stderr)
                 finish(1, local, status_w)
+            drifted = world.drifted(client[1], strict)
+            if drifted:
+                print(BOOT_DRIFT.format(names=", ".join(drifted)), file=sys.stderr)
             world.enter(client)
         status = run_plan_command(plan, command, arguments)
     except BaseException:

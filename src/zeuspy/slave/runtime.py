@@ -122,6 +122,7 @@ class Phase:
         process.set_title(f"zeus phase: {identifier}")
         print(f"zeus: phase {identifier} (pid {os.getpid()}) booting", file=sys.stderr, flush=True)
         self.tracker.begin_action()
+        world.reading(True)
         try:
             if self.plan is None:
                 self.plan = load_plan(self.plan_source)
@@ -144,10 +145,12 @@ class Phase:
                 text = "".join(traceback.format_exception(type(exc), exc,
                                                           tb.tb_next if tb else None))
             print(text, file=sys.stderr, end="", flush=True)
+            world.reading(False)
             self.tracker.end_action()
             self.tracker.report(traceback_files(exc))
             wire.send_message(self.sock, BootResult(text.rstrip("\n")).format())
             os._exit(1)
+        world.reading(False)
         self.tracker.end_action()
         self.tracker.report(pth_files() if identifier == ROOT else ())
         sys.stdout.flush()
@@ -358,6 +361,7 @@ def main(argv: list[str]) -> int:
     raw_fd = os.environ.pop(MASTER_FD_ENV, "")
     extensions = os.environ.pop(OFFER_ENV, "") == EXTENSION_VERSION
     world.remember_boot_environment()  # before any plan code: what the user's shell gave us
+    world.record_reads()
     hygiene.record_thread_starts()
     if not raw_fd.isdigit():
         print(f"zeuspy.slave: {MASTER_FD_ENV} is not set; this module is run by `zeus start`",

@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable
+from typing import Any
 
 from zeuspy.protocol.messages import RunnerHeader, decode_world
 from zeuspy.protocol.wire import ProtocolError
@@ -20,12 +21,59 @@ World = tuple[bytes, dict[bytes, bytes]]
 
 #: The environment the root phase started with, before any plan code ran (what shaped the boot).
 _boot_environ: dict[bytes, bytes] = {}
+#: Variables the phases' actions read (this process's phase and its ancestors).
+_read_at_boot: set[str] = set()
+_recording = False
+#: Variables that differ between any two terminals and say nothing about the application; a boot
+#: that read them (libraries do, at import) must not make every command warn.
+PER_TERMINAL = frozenset({
+    "TERM", "TERM_PROGRAM", "TERM_PROGRAM_VERSION", "TERM_SESSION_ID", "COLORTERM", "COLUMNS",
+    "LINES", "PWD", "OLDPWD", "SHLVL", "_", "PS1", "PS2", "PROMPT_COMMAND", "SSH_TTY",
+    "SSH_CLIENT", "SSH_CONNECTION", "SSH_AUTH_SOCK", "TMUX", "TMUX_PANE", "STY", "WINDOWID",
+    "GPG_TTY", "PATH", "MANPATH", "VIRTUAL_ENV_PROMPT", "HISTFILE", "LS_COLORS", "NO_COLOR",
+    "FORCE_COLOR", "CLICOLOR", "PAGER", "LESS", "EDITOR", "VISUAL", "DISPLAY", "XAUTHORITY",
+    "DBUS_SESSION_BUS_ADDRESS", "XDG_SESSION_ID", "XDG_VTNR", "XDG_RUNTIME_DIR",
+})
 
 
 def remember_boot_environment() -> None:
     """Called once, first thing in the root phase."""
     _boot_environ.clear()
     _boot_environ.update(os.environb)
+
+
+def record_reads() -> None:
+    """Note every environment variable read through ``os.environ``/``os.getenv`` while
+    :func:`reading` is on (the shim turns it on while a phase's action runs)."""
+    environ_class = type(os.environ)
+    original = environ_class.__getitem__
+    if getattr(original, "_zeus_recording", False):
+        return
+
+    def getitem(self: Any, key: Any) -> Any:
+        if _recording and self is os.environ and isinstance(key, str):
+            _read_at_boot.add(key)
+        return original(self, key)
+
+    getitem._zeus_recording = True  # type: ignore[attr-defined]
+    environ_class.__getitem__ = getitem  # type: ignore[method-assign]
+
+
+def reading(on: bool) -> None:
+    global _recording
+    _recording = on
+
+
+def drifted(environ: dict[bytes, bytes], strict: Iterable[str]) -> list[str]:
+    """Variables a phase read while booting (other than ``strict`` ones, which refuse, and
+    :data:`PER_TERMINAL`) whose value in the client's ``environ`` differs from the phase's."""
+    skip = set(strict) | PER_TERMINAL
+    found = []
+    for name in sorted(_read_at_boot - skip):
+        key = os.fsencode(name)
+        if environ.get(key) != os.environb.get(key):
+            found.append(name)
+    return found
 
 
 def from_os(pid: int) -> World | None:
