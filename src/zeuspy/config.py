@@ -142,6 +142,12 @@ def load_builtin(root: Path) -> Config:
     config = _from_data(path, {"plan": plan_class.TREE}, builtin=ref)
     note = (f"{root}: no {CONFIG_NAME}, using the built-in {name} plan "
             f"(`zeus init` writes it out to edit)")
+    if name == "python":
+        nested = sorted(p.parent.name for p in root.glob("*/manage.py")
+                        if project.django_settings(p.parent))
+        if nested:
+            note += (f"; {nested[0]}/manage.py is a Django project: run zeus in {nested[0]}/ "
+                     "for the Django plan")
     return replace(config, builtin=name, warnings=(note, *config.warnings))
 
 

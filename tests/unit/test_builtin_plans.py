@@ -103,6 +103,13 @@ def test_discover_uses_the_django_plan_for_manage_py(tmp_path: Path) -> None:
     assert set(found.commands) == {"manage", "runserver", "shell", "run", "test", "pytest"}
 
 
+def test_a_django_project_one_folder_down_is_pointed_out(tmp_path: Path) -> None:
+    make(tmp_path, {"pyproject.toml": "", "backend/manage.py": MANAGE})
+    found = config.discover(tmp_path)
+    assert found.builtin == "python"
+    assert any("backend/manage.py is a Django project" in w for w in found.warnings)
+
+
 def test_reload_switches_to_a_zeus_json_once_written(tmp_path: Path) -> None:
     make(tmp_path, {"pyproject.toml": ""})
     builtin = config.discover(tmp_path)
