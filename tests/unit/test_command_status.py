@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from zeuspy.protocol.wire import ProtocolError
-from zeuspy.slave import command
+from zeuspy.slave import command, outcome
 
 
 # -- exit_status ----------------------------------------------------------------------------------
@@ -20,7 +20,7 @@ from zeuspy.slave import command
 ])
 def test_exit_status_of_numbers(code: object, status: int, capsys: pytest.CaptureFixture[str]
                                 ) -> None:
-    assert command.exit_status(code) == status
+    assert outcome.exit_status(code) == status
     assert capsys.readouterr().err == ""
 
 
@@ -32,7 +32,7 @@ def test_exit_status_of_numbers(code: object, status: int, capsys: pytest.Captur
 ])
 def test_exit_status_of_other_values_prints_them(code: object, printed: str,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    assert command.exit_status(code) == 1
+    assert outcome.exit_status(code) == 1
     captured = capsys.readouterr()
     assert captured.err == printed
     assert captured.out == ""
@@ -41,7 +41,7 @@ def test_exit_status_of_other_values_prints_them(code: object, printed: str,
 def test_exit_status_matches_the_interpreter() -> None:
     # What `python -c 'raise SystemExit(x)'` would exit with, for the numeric cases.
     for code in (0, 3, 256, 300, -1):
-        assert command.exit_status(code) == code % 256
+        assert outcome.exit_status(code) == code % 256
 
 
 # -- status_from_wait with real children ----------------------------------------------------------
@@ -64,13 +64,13 @@ def child_status(action: str, value: int) -> int:
 
 @pytest.mark.parametrize("code", [0, 1, 2, 42, 127, 255])
 def test_status_from_wait_exit_codes(code: int) -> None:
-    assert command.status_from_wait(child_status("exit", code)) == code
+    assert outcome.status_from_wait(child_status("exit", code)) == code
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT, signal.SIGHUP,
                                     signal.SIGSEGV, signal.SIGABRT])
 def test_status_from_wait_signals(signum: int) -> None:
-    assert command.status_from_wait(child_status("signal", signum)) == 128 + signum
+    assert outcome.status_from_wait(child_status("signal", signum)) == 128 + signum
 
 
 def _child(body: str) -> tuple[int, int]:

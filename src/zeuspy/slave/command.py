@@ -25,10 +25,11 @@ import sys
 import time
 import traceback
 
-from zeuspy.plan import Plan, boot_variables, method_name, run_after_fork
+from zeuspy.plan import Plan, boot_variables
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
 from zeuspy.slave import hygiene, process, world
+from zeuspy.slave.outcome import run_plan_command, status_from_wait
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
 HANDOFF_TIMEOUT = 10.0
@@ -73,25 +74,6 @@ def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[st
     if len(parts) != argc:
         raise wire.ProtocolError(f"expected {argc} arguments, got {len(parts)}")
     return [os.fsdecode(p) for p in parts]
-
-
-def exit_status(code: object) -> int:
-    """Map a return value or ``SystemExit.code`` to a status, as the interpreter does at exit."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code & 0xFF
-    try:
-        print(code, file=sys.stderr)
-    except (OSError, ValueError):
-        pass
-    return 1
-
-
-def status_from_wait(status: int) -> int:
-    """A waitpid status as a shell shows it: the exit code, or 128+N when killed by signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
 
 
 def _rebuild_stdio() -> None:
@@ -426,42 +408,6 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         except BaseException:
             pass
     finish(status, local, status_w)
-
-
-def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
-    """Run the command's method; map its outcome to an exit status as ``python`` would."""
-    try:
-        run_after_fork(plan)
-        result = getattr(plan, method_name(command))(arguments)
-    except SystemExit as exc:
-        return exit_status(exc.code)
-    except KeyboardInterrupt as exc:
-        _print_user_traceback(exc)
-        return 128 + signal.SIGINT
-    except BaseException as exc:
-        _print_user_traceback(exc)
-        return 1
-    return exit_status(result)
-
-
-#: Frames from files in here lead into the user's code; a traceback starts after them.
-_ZEUSPY_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-
-def _print_user_traceback(exc: BaseException) -> None:
-    """The traceback as ``python`` would print it, through ``sys.excepthook``: without zeuspy's
-    leading frames, and none at all for a ``SyntaxError`` in the user's program (zeuspy's frames
-    are kept only when the error is in zeuspy itself)."""
-    tb = exc.__traceback__
-    first = tb.tb_next if tb is not None else None
-    user = first
-    while user is not None and user.tb_frame.f_code.co_filename.startswith(_ZEUSPY_DIR):
-        user = user.tb_next
-    if user is None and isinstance(exc, SyntaxError):
-        first = None  # compiling the program failed: python shows no traceback for that
-    shown = user if user is not None else first
-    # excepthook prints the exception's own traceback: give it the trimmed one.
-    sys.excepthook(type(exc), exc.with_traceback(shown), shown)
 
 
 def finish(status: int, local: socket.socket, status_w: int) -> None:
