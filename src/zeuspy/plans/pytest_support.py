@@ -49,6 +49,16 @@ def preload(root: Path) -> None:
     finally:
         if config is not None:
             config._ensure_unconfigure()  # takes the hook off sys.meta_path
+    _warm_inspect()
+
+
+def _warm_inspect() -> None:
+    """Fill ``inspect``'s module-by-file caches now: pytest's report of a failure calls
+    ``inspect.getmodule``, which otherwise resolves the path of every loaded module (tens of
+    milliseconds in every failing run on a large stack); a fork then only adds the new ones."""
+    import inspect
+
+    inspect.getmodule(_warm_inspect.__code__)
 
 
 def _rewriting_hook() -> tuple[Any, Any]:
