@@ -59,6 +59,10 @@ COMMANDS = {
     "pytest": ("test_environment", ()),
 }
 GREETING = "Hello from polls v1"
+THIRD_GREETING = "Hello from polls v3"
+#: A save seen by Django's reloader (it polls every second), the phases rebooted, served again.
+RELOAD_TIMEOUT = 30.0
+RELOADER_FIRST_LOOK = 1.5
 NEW_GREETING = "Hello from polls v2"
 #: Bounds: Django's boot and pytest's plugins take ~3 s; one test run or command ~1-3 s.
 MASTER_BOOT_TIMEOUT = 45.0
@@ -441,7 +445,7 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
         commands = wait_for(lambda: marked(migrated, "zeus command: runserver"), 5,
                             what="the runserver command process")
         assert len(commands) == 1, leftover_processes(migrated.mark)
-        # No autoreloader: the command serves itself, with no child process.
+        # Django's reloader watches from inside the command: no child process serves.
         assert children_of(commands[0]) == [], leftover_processes(migrated.mark)
         client.send_signal(signal.SIGINT)
         try:
@@ -455,7 +459,7 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
              what=f"no runserver process left: {leftover_processes(migrated.mark)}")
     output = out.read_text(errors="replace")
     assert f"Starting development server at http://127.0.0.1:{port}/" in output, output
-    assert "Watching for file changes" not in output, output
+    assert "Watching for file changes with StatReloader" in output, output
     assert '"GET /polls/ HTTP/1.1" 200' in output, output
 
 
@@ -593,6 +597,33 @@ def test_editing_a_view_restarts_django_not_boot(migrated: DjangoProject, ready:
         assert fetch(f"http://127.0.0.1:{port}/polls/") == NEW_GREETING
     wait_for(lambda: not marked(migrated, "runserver"), LEAK_GRACE,
              what="no runserver process left")
+
+
+def test_running_server_serves_the_new_code_after_a_save(migrated: DjangoProject,
+                                                         tmp_path: Path) -> None:
+    # The user's one `zeus runserver` keeps running; the server behind it starts again from
+    # the rebooted phases (Django's reloader sees the save; the command runs itself again).
+    views = migrated.root / "polls" / "views.py"
+    out = tmp_path / "reloading.out"
+    with server(migrated, out, "runserver") as (client, port):
+        assert fetch(f"http://127.0.0.1:{port}/polls/") == NEW_GREETING
+        # Django's reloader records each file's first modification time once a second: a save
+        # before its first look would pass for the original, with manage.py as with zeus.
+        time.sleep(RELOADER_FIRST_LOOK)
+        views.write_text(views.read_text().replace(NEW_GREETING, THIRD_GREETING))
+        wait_for(lambda: fetch(f"http://127.0.0.1:{port}/polls/") == THIRD_GREETING,
+                 RELOAD_TIMEOUT, what="the running server to serve the saved view")
+        assert client.poll() is None, out.read_text(errors="replace")
+        client.send_signal(signal.SIGINT)
+        try:
+            code = client.wait(STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the client did not exit within {STOP_TIMEOUT} s of SIGINT")
+    assert code == 0, out.read_text(errors="replace")
+    assert "polls/views.py changed, reloading." in out.read_text(errors="replace")
+    wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")
+    wait_for(lambda: not marked(migrated, "runserver"), LEAK_GRACE,
+             what=f"no runserver process left: {leftover_processes(migrated.mark)}")
 
 
 # -- 7. DJANGO_SETTINGS_MODULE --------------------------------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NoReturn
 
 from zeuspy.plan import after_fork
 from zeuspy.plans import django_settings, project, pytest_support
@@ -18,6 +18,8 @@ from zeuspy.plans.python import PythonPlan, import_modules
 from zeuspy.slave import process
 
 SETTINGS_ENV = django_settings.SETTINGS_ENV
+#: The status Django's reloader ends its serving process with when a watched file changed.
+RELOAD_STATUS = 3
 #: Management commands loaded by the ``django`` phase, so that they start warm.
 WARM_COMMANDS = ("check", "migrate", "makemigrations", "runserver", "shell", "test")
 
@@ -115,9 +117,24 @@ class DjangoPlan(PythonPlan):
         return _managed(list(argv))
 
     def runserver(self, argv: list[str]) -> int | None:
-        """``manage.py runserver`` without Django's reloader, which would re-execute this
-        process's command line (the shim's). Restart it after a change to serve the new code."""
-        return _managed(["runserver", *([] if "--noreload" in argv else ["--noreload"]), *argv])
+        """``manage.py runserver``. Django's reloader watches what the server loaded (modules,
+        templates) from inside this process, in the mode it gives its own serving child (a
+        child it started itself would re-run the shim's command line, and start cold). On a
+        change it ends the server with status 3; the command then becomes ``zeus runserver``
+        again (exec, same terminal), which starts from the phases rebooted for the change.
+        ``--noreload`` serves without watching, as with manage.py."""
+        if "--noreload" in argv:
+            return _managed(["runserver", *argv])
+        from django.utils import autoreload
+
+        os.environ[autoreload.DJANGO_AUTORELOAD_ENV] = "true"
+        try:
+            return _managed(["runserver", *argv])
+        except SystemExit as exc:
+            if exc.code != RELOAD_STATUS:
+                raise
+        del os.environ[autoreload.DJANGO_AUTORELOAD_ENV]
+        _run_again(["runserver", *argv])
 
     def shell(self, argv: list[str]) -> int | None:
         """``manage.py shell``."""
@@ -130,6 +147,17 @@ class DjangoPlan(PythonPlan):
     def pytest(self, argv: list[str]) -> int:
         """``pytest ARGS``, refused when pytest-django would pick other settings."""
         return pytest_support.run(["-p", "zeuspy.plans.django_pytest", *argv])
+
+
+def _run_again(argv: list[str]) -> NoReturn:
+    """Replace this command with ``zeus ARGV`` on the same streams: a new client, whose command
+    forks from the phases as they are now."""
+    for stream in (sys.stdout, sys.stderr):
+        stream.flush()
+    client = os.path.join(os.path.dirname(sys.executable), "zeus")
+    if os.access(client, os.X_OK):
+        os.execv(client, [client, *argv])
+    os.execv(sys.executable, [sys.executable, "-m", "zeuspy", *argv])
 
 
 def _managed(argv: list[str]) -> int | None:
