@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import TypeVar
 
 #: Names a node may not take, because :class:`Plan` uses them itself.
-RESERVED_METHODS = frozenset({"after_fork", "boot_env"})
+RESERVED_METHODS = frozenset({"after_fork", "boot_env", "boot_default"})
 #: Variables that shape a boot whatever the plan: a command whose client has other values would
 #: run against the wrong boot (docs/plans.md, "The client's world"). Besides the settings module
 #: and the path, those the interpreter reads once at start-up and cannot follow later.
@@ -38,6 +38,12 @@ class Plan:
     def after_fork(self) -> None:
         """Runs in every forked phase (before its action) and every command process (before its
         method), after the functions registered with :func:`after_fork`."""
+
+    def boot_default(self, name: str) -> str | None:
+        """The value the plan gives boot variable ``name`` when the environment has none (the
+        Django plan: manage.py's settings module), or None. A client without the variable
+        matches a boot that had this value from the master's shell."""
+        return None
 
 
 def method_name(node: str) -> str:

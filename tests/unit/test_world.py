@@ -92,6 +92,9 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
             "  SET_BY_PLAN: 'x' here, 'plan' when the phases booted"]
         assert world.mismatches({{}}, ["GONE"]) == [
             "  GONE: unset here, 'boot' when the phases booted"]
+        # the master's shell had what the plan would choose anyway (direnv, say)
+        assert world.mismatches({{}}, ["GONE"], lambda name: "boot") == []
+        assert world.mismatches({{}}, ["GONE"], lambda name: "other") != []
         world.enter(({bytes(tmp_path)!r}, client))
         print(os.getcwd(), os.environ.get("KEPT"), os.environ.get("NEW"),
               os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"))

@@ -64,6 +64,10 @@ class DjangoPlan(PythonPlan):
         }
     }
 
+    def boot_default(self, name: str) -> str | None:
+        """manage.py's settings module for ``DJANGO_SETTINGS_MODULE``."""
+        return project.django_settings(self._root) if name == SETTINGS_ENV else None
+
     def boot(self) -> None:
         """The project on ``sys.path``, the settings module chosen, Django and
         ``[tool.zeus] preload`` imported."""

@@ -393,7 +393,7 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         client = world.of_client(header)
         if client is not None:
             strict = boot_variables(plan)
-            differ = world.mismatches(client[1], strict)
+            differ = world.mismatches(client[1], strict, plan.boot_default)
             if differ:
                 print(BOOT_MISMATCH.format(lines="\n".join(differ)), file=sys.stderr)
                 finish(1, local, status_w)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from zeuspy.protocol.messages import RunnerHeader, decode_world
@@ -114,19 +114,23 @@ def of_client(header: RunnerHeader) -> World | None:
     return None
 
 
-def mismatches(environ: dict[bytes, bytes], names: Iterable[str]) -> list[str]:
+def mismatches(environ: dict[bytes, bytes], names: Iterable[str],
+               default: Callable[[str], str | None] = lambda name: None) -> list[str]:
     """One line per variable in ``names`` that would not have the value the phases booted with.
     Call it in a command before :func:`enter`, while the environment is still the phase's.
 
     A variable the client sets must equal the phase's value (the plan's own default included: a
     client that sets ``DJANGO_SETTINGS_MODULE`` to what manage.py chose is fine). A variable the
     client lacks is fine when the master's shell lacked it too (the plan chose the value, as it
-    would for the client), and differs when the boot got it from the master's shell."""
+    would for the client) or had the value the plan would choose (``default``), and differs
+    when the boot got another value from the master's shell."""
     lines = []
     for name in names:
         key = os.fsencode(name)
         here, booted = environ.get(key), os.environb.get(key)
         if here is None and key not in _boot_environ:
+            continue
+        if here is None and booted is not None and default(name) == os.fsdecode(booted):
             continue
         if here != booted:
             lines.append(f"  {name}: {_shown(here)} here, {_shown(booted)} when the phases "
