@@ -63,6 +63,7 @@ from projects import (  # bench/ is on sys.path: run as a script
     bench_env,
     ensure_nothing_left,
     leftovers,
+    table,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -346,16 +347,6 @@ class HeavyMaster:
 def p90(samples: list[float]) -> float:
     ordered = sorted(samples)
     return ordered[max(0, math.ceil(0.9 * len(ordered)) - 1)]  # nearest rank
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n{title}")
-    for i, row in enumerate([header, *rows]):
-        print("  " + "  ".join(str(c).rjust(w) if j else str(c).ljust(w)
-                               for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  " + "  ".join("-" * w for w in widths))
 
 
 def describe_machine(env: dict[str, str]) -> None:

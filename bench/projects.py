@@ -204,3 +204,14 @@ def ensure_nothing_left(mark: str, grace: float = 3.0) -> None:
         listing = "\n".join(f"  pid {pid}: {cmdline}" for pid, cmdline in left)
         raise BenchError(f"processes left running after the masters stopped (now killed):\n"
                          f"{listing}")
+
+
+def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    """Print ``rows`` under ``title`` as aligned columns (first left, others right)."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    print(f"\n{title}")
+    for i, row in enumerate([header, *rows]):
+        print("  " + "  ".join(str(c).rjust(w) if j else str(c).ljust(w)
+                               for j, (c, w) in enumerate(zip(row, widths, strict=True))))
+        if i == 0:
+            print("  " + "  ".join("-" * w for w in widths))

@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from projects import MARK_ENV, leftovers  # bench/ is on sys.path: run as a script
+from projects import MARK_ENV, leftovers, table  # bench/ is on sys.path: run as a script
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("ZEUSPY_VENV", REPO / ".venv")) / "bin"
@@ -315,16 +315,6 @@ def bench_detection(workdir: Path) -> list[tuple[str, ...]]:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
-
-
-def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    print(f"\n{title}")
-    for i, row in enumerate([header, *rows]):
-        print("  " + "  ".join(str(c).rjust(w) if j else str(c).ljust(w)
-                               for j, (c, w) in enumerate(zip(row, widths, strict=True))))
-        if i == 0:
-            print("  " + "  ".join("-" * w for w in widths))
 
 
 def main() -> int:

@@ -331,6 +331,15 @@ def server(project: DjangoProject, out: Path, *args: str) -> Iterator[tuple[
                 client.wait(STOP_TIMEOUT)
 
 
+def interrupt(client: subprocess.Popen[bytes]) -> int:
+    """^C to a server's client, as a user would stop it; its exit status (bounded wait)."""
+    client.send_signal(signal.SIGINT)
+    try:
+        return client.wait(STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"the client did not exit within {STOP_TIMEOUT} s of SIGINT")
+
+
 # -- 1. the tree ------------------------------------------------------------------------------
 
 
@@ -447,11 +456,7 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
         assert len(commands) == 1, leftover_processes(migrated.mark)
         # Django's reloader watches from inside the command: no child process serves.
         assert children_of(commands[0]) == [], leftover_processes(migrated.mark)
-        client.send_signal(signal.SIGINT)
-        try:
-            code = client.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the client did not exit within {STOP_TIMEOUT} s of SIGINT")
+        code = interrupt(client)
     assert code == 0, out.read_text(errors="replace")
     wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")
     wait_for(lambda: all(is_dead(pid) for pid in commands), 5, what="the command to exit")
@@ -614,11 +619,7 @@ def test_running_server_serves_the_new_code_after_a_save(migrated: DjangoProject
         wait_for(lambda: fetch(f"http://127.0.0.1:{port}/polls/") == THIRD_GREETING,
                  RELOAD_TIMEOUT, what="the running server to serve the saved view")
         assert client.poll() is None, out.read_text(errors="replace")
-        client.send_signal(signal.SIGINT)
-        try:
-            code = client.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            pytest.fail(f"the client did not exit within {STOP_TIMEOUT} s of SIGINT")
+        code = interrupt(client)
     assert code == 0, out.read_text(errors="replace")
     assert "polls/views.py changed, reloading." in out.read_text(errors="replace")
     wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")
