@@ -390,6 +390,22 @@ def test_runtime_variables_take_effect(project: PyProject) -> None:
     assert b"UserWarning: boom" in result.stderr
 
 
+def test_detached_master_with_the_builtin_plan(tmp_path: Path) -> None:
+    # `zeus start --detach` has no zeus.json to pass on: the background master finds the project.
+    with python_project(tmp_path / "detached", {
+        "pyproject.toml": "[project]\nname = 'detached'\nversion = '0'\n",
+        "src/pk/__init__.py": "VALUE = 7\n",
+    }) as project:
+        started = project.zeus("start", "--detach")
+        try:
+            assert started.returncode == 0, started
+            result = project.zeus("run", "-c", "import pk; print(pk.VALUE)")
+            assert (result.returncode, result.stdout) == (0, b"7\n"), result
+        finally:
+            stopped = project.zeus("stop")
+        assert stopped.returncode == 0, stopped
+
+
 def test_pytest_missing_is_one_clear_message(tmp_path: Path) -> None:
     # Without pytest, test_environment is ready anyway (a no-op) and `zeus pytest` says what is
     # missing. The plan file stands in for an environment without pytest.
