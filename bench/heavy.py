@@ -8,15 +8,16 @@ keep restarting while measured, a process is left behind).
 The fixture, generated in a temp dir, has no zeus.json: `zeus start` runs the built-in plan
 (boot -> app -> test_environment). Its pyproject.toml preloads the stack in ``boot``
 (``[tool.zeus] preload``) and its own package ``heavyapp`` in ``app``; ``test_environment`` loads
-pytest, the installed plugins and the root conftest.py. One test file with one test, and a
-script.py doing a small computation with every library (its output is checked, cold and warm).
+pytest, the installed plugins and the root conftest.py. One test file with one test, a script.py
+doing a small computation with every library (its output is checked, cold and warm), and an
+imports.py that only needs the stack loaded (the floor of a command on this stack).
 PYTHONDONTWRITEBYTECODE is dropped from the environment: the first (discarded) cold runs write
 the .pyc files and pytest's rewritten-assertion caches, as on a developer's machine.
 
 Measured in one run, each interpreter and script named by its exact path:
   1) cold ``pytest tests/test_one.py`` (the venv's pytest script) against
-     ``zeus pytest tests/test_one.py``, and cold ``python script.py`` against
-     ``zeus run script.py``: wall-clock ms (spawn to exit, output read from pipes), median and
+     ``zeus pytest tests/test_one.py``, and cold ``python script.py`` (and ``imports.py``)
+     against ``zeus run script.py`` (``imports.py``): wall-clock ms (spawn to exit, output read from pipes), median and
      p90 (nearest rank); speed-up = the cold median / this median. The cold runs come first, with
      no master up; then the warm ones against a ready master. Each pair is interleaved (order
      rotating) after discarded warm-up rounds.
@@ -198,6 +199,13 @@ FIXTURE = {
         from heavyapp import report
 
         print(report.render(report.summary(report.sample())), end="")
+        """,
+    # The floor: a program that only needs the stack loaded.
+    "imports.py": """
+        import django, numpy, pandas, scipy.stats, sympy  # noqa: F401
+        import heavyapp  # noqa: F401
+
+        print("stack loaded")
         """,
 }
 
@@ -399,7 +407,8 @@ def latency_rows(cold: dict[str, list[float]], warm: dict[str, list[float]]
     rows = []
     for cold_label, warm_label in ((f"cold {PYTEST} tests/test_one.py",
                                     "zeus pytest tests/test_one.py"),
-                                   (f"cold {PYTHON} script.py", "zeus run script.py")):
+                                   (f"cold {PYTHON} script.py", "zeus run script.py"),
+                                   (f"cold {PYTHON} imports.py", "zeus run imports.py")):
         base = statistics.median(cold[cold_label])
         for label, samples in ((cold_label, cold[cold_label]), (warm_label, warm[warm_label])):
             median = statistics.median(samples)
@@ -479,11 +488,15 @@ def bench(work: Path, mark: str) -> None:
     def same(out: str) -> bool:
         return out == expected
 
+    def loaded(out: str) -> bool:
+        return out == "stack loaded\n"
+
     print(f"\ncold: {COLD_WARMUP} warm-up + {COLD_RUNS} interleaved runs of each, no master up",
           flush=True)
     cold = interleaved({f"cold {PYTEST} tests/test_one.py": ([PYTEST, "tests/test_one.py"],
                                                              passed),
-                        f"cold {PYTHON} script.py": ([PYTHON, "script.py"], same)},
+                        f"cold {PYTHON} script.py": ([PYTHON, "script.py"], same),
+                        f"cold {PYTHON} imports.py": ([PYTHON, "imports.py"], loaded)},
                        root, env, COLD_WARMUP, COLD_RUNS)
     print(f"  took {time.monotonic() - began:.0f} s", flush=True)
 
@@ -497,7 +510,8 @@ def bench(work: Path, mark: str) -> None:
         began = time.monotonic()
         warm = master.steady("the warm runs", lambda: interleaved(
             {"zeus pytest tests/test_one.py": ([ZEUS, "pytest", "tests/test_one.py"], passed),
-             "zeus run script.py": ([ZEUS, "run", "script.py"], same)},
+             "zeus run script.py": ([ZEUS, "run", "script.py"], same),
+             "zeus run imports.py": ([ZEUS, "run", "imports.py"], loaded)},
             root, env, WARM_WARMUP, WARM_RUNS))
         print(f"  took {time.monotonic() - began:.0f} s; memory: {MEMORY_RUNS} runs of each "
               "command", flush=True)
