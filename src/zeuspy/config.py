@@ -75,17 +75,6 @@ class Config:
         return list(self.commands)
 
 
-def find_config(start: Path | None = None) -> Path:
-    """zeus.json in ``start`` (default: cwd) or the nearest parent that has one."""
-    found = paths.find_upwards(os.fsencode(start or Path.cwd()), CONFIG_NAME.encode())
-    if found is None:
-        raise ConfigError(
-            f"no {CONFIG_NAME} in {start or Path.cwd()} or any parent folder; "
-            "run `zeus init` to write one, or pass --config PATH"
-        )
-    return Path(os.fsdecode(found)) / CONFIG_NAME
-
-
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     seen: dict[str, Any] = {}
     for key, value in pairs:

@@ -292,21 +292,13 @@ def test_python_shim_by_default(tmp_path: Path) -> None:
     assert loaded.command == (sys.executable, "-m", "zeuspy.slave", str(tmp_path / "zeus_plan.py"))
 
 
-def test_find_config_walks_up(tmp_path: Path) -> None:
+def test_discover_walks_up_to_zeus_json(tmp_path: Path) -> None:
     write(tmp_path, plan({"boot": {}}))
     deep = tmp_path / "a" / "b"
     deep.mkdir(parents=True)
-    assert config.find_config(deep) == tmp_path / "zeus.json"
-    assert config.find_config(tmp_path) == tmp_path / "zeus.json"
-
-
-def test_find_config_none(tmp_path: Path) -> None:
-    if any((parent / "zeus.json").exists() for parent in tmp_path.parents):
-        pytest.skip("a zeus.json above the temp folder")
-    with pytest.raises(ConfigError, match=r"no zeus\.json in") as info:
-        config.find_config(tmp_path)
-    assert "\n" not in info.value.message
-    assert str(tmp_path) in info.value.message
+    assert config.discover(deep).path == tmp_path / "zeus.json"
+    assert config.discover(tmp_path).path == tmp_path / "zeus.json"
+    assert config.discover(deep).builtin is None
 
 
 def test_builtin_words_are_the_cli_and_registry_words() -> None:
