@@ -18,9 +18,9 @@ Measured in one run, each interpreter and script named by its exact path:
   1) cold ``pytest tests/test_one.py`` (the venv's pytest script) against
      ``zeus pytest tests/test_one.py``, and cold ``python script.py`` (and ``imports.py``)
      against ``zeus run script.py`` (``imports.py``): wall-clock ms (spawn to exit, output read
-     from pipes), median and p90 (nearest rank); speed-up = the cold median / this median. The cold runs come first, with
-     no master up; then the warm ones against a ready master. Each pair is interleaved (order
-     rotating) after discarded warm-up rounds.
+     from pipes), median and p90 (nearest rank); speed-up = the cold median / this median. The
+     cold runs come first, with no master up; then the warm ones against a ready master. Each
+     pair is interleaved (order rotating) after discarded warm-up rounds.
   2) each phase's boot time (``boot_seconds`` of ``zeus status --json``), RSS and private memory
      (smaps_rollup), for both masters of (3), and the wall-clock time from `zeus start` to every
      phase ready.
