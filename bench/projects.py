@@ -1,8 +1,9 @@
-"""Temp projects, real masters and leak checks for the benchmark (bench/run.py).
+"""Temp projects, real masters and leak checks for the benchmark (bench/*.py) and the demo
+(examples/demo.py).
 
-Every process the benchmark starts carries ``ZEUSPY_BENCH_MARK=<unique id>`` in its environment
-(phases, runners and commands inherit it), so :func:`leftovers` finds anything left behind by
-reading ``/proc/*/environ``.
+Every process the benchmark or the demo starts carries ``ZEUSPY_BENCH_MARK=<unique id>`` in its
+environment (phases, runners and commands inherit it), so :func:`leftovers` finds anything left
+behind by reading ``/proc/*/environ`` (and, given a folder, the working directories).
 """
 
 from __future__ import annotations
@@ -188,13 +189,14 @@ def leftovers(mark: str, root: Path | None = None) -> list[tuple[int, str]]:
     return found
 
 
-def ensure_nothing_left(mark: str, grace: float = 3.0) -> None:
-    """Wait up to ``grace`` s for marked processes to go; kill and report any that stay."""
+def ensure_nothing_left(mark: str, grace: float = 3.0, root: Path | None = None) -> None:
+    """Wait up to ``grace`` s for the processes :func:`leftovers` finds to go; kill and report
+    any that stay."""
     deadline = time.monotonic() + grace
-    left = leftovers(mark)
+    left = leftovers(mark, root)
     while left and time.monotonic() < deadline:
         time.sleep(0.05)
-        left = leftovers(mark)
+        left = leftovers(mark, root)
     if left:
         for pid, _ in left:
             try:

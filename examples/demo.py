@@ -8,8 +8,9 @@
 4. prints a table and the commands' output, stops the master and checks nothing is left running.
 
 Exits 0 on success and non-zero with a message on failure. The master is stopped on every path,
-^C included. Every process the demo starts carries ``ZEUSPY_DEMO_MARK=<unique id>`` in its
-environment, which is how the final check finds leftovers.
+^C included. Every process the demo starts carries ``ZEUSPY_BENCH_MARK=<unique id>`` in its
+environment, which is how the final check (bench/projects.py, shared with the benchmark) finds
+leftovers.
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -28,10 +28,20 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+sys.path.insert(0, str(REPO / "bench"))  # the harness the benchmark uses too
+
+from projects import (  # noqa: E402 - found through the line above
+    COLD,
+    STOP_TIMEOUT,
+    BenchError,
+    Master,
+    bench_env,
+    ensure_nothing_left,
+)
+
 VENV_BIN = Path(os.environ.get("ZEUSPY_VENV", REPO / ".venv")) / "bin"
 PYTHON = str(VENV_BIN / "python")
 ZEUS = str(VENV_BIN / "zeus")
-MARK_ENV = "ZEUSPY_DEMO_MARK"
 
 #: The commands shown, as typed after `zeus`.
 COMMANDS = (("greet", "World"), ("hi",), ("about",), ("test",))
@@ -39,29 +49,11 @@ WARM_RUNS = 10  # timed runs per command through the master (after one untimed)
 COLD_RUNS = 5  # timed cold runs per command (after one untimed)
 BOOT_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 20.0
-STOP_TIMEOUT = 10.0
-
-#: The cold equivalent of `zeus COMMAND ARGS`: `python -c COLD PLAN_FILE PHASES METHOD ARGS...`.
-COLD = """\
-import importlib.util, sys
-plan_file, phases, method, argv = sys.argv[1], sys.argv[2].split(","), sys.argv[3], sys.argv[4:]
-spec = importlib.util.spec_from_file_location("zeus_plan", plan_file)
-module = importlib.util.module_from_spec(spec)
-sys.modules["zeus_plan"] = module
-spec.loader.exec_module(module)
-import zeuspy
-plans = [v for v in vars(module).values()
-         if isinstance(v, type) and issubclass(v, zeuspy.Plan) and v is not zeuspy.Plan]
-plan = [c for c in plans if not any(o is not c and issubclass(o, c) for o in plans)][0]()
-for phase in phases:
-    getattr(plan, phase.replace("-", "_"))()
-sys.argv = [method, *argv]
-sys.exit(getattr(plan, method.replace("-", "_"))(argv))
-"""
 
 
-class DemoError(Exception):
-    """A failure the demo reports in one message (and exits non-zero)."""
+
+#: A failure the demo reports in one message (and exits non-zero): the harness's own.
+DemoError = BenchError
 
 
 def read_plan(config: Path) -> tuple[list[str], dict[str, tuple[str, list[str]]]]:
@@ -82,81 +74,6 @@ def read_plan(config: Path) -> tuple[list[str], dict[str, tuple[str, list[str]]]
 
     walk("boot", json.loads(config.read_text())["plan"]["boot"], [])
     return phases, commands
-
-
-def leftovers(mark: str, folder: str) -> list[tuple[int, str]]:
-    """(pid, cmdline) of live processes carrying ``mark`` in their environment or ``folder`` in
-    their command line (a zombie is dead already and does not count)."""
-    found = []
-    needle = f"{MARK_ENV}={mark}".encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        try:
-            with open(f"/proc/{entry}/cmdline", "rb") as f:
-                cmdline = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                if f.read().rsplit(b")", 1)[1].split()[0] == b"Z":
-                    continue
-            with open(f"/proc/{entry}/environ", "rb") as f:
-                marked = needle in f.read().split(b"\0")
-        except OSError:
-            continue
-        if marked or folder in cmdline:
-            found.append((int(entry), cmdline))
-    return found
-
-
-class Master:
-    """`zeus start` in the project, its output in master.out, stopped by :meth:`stop`."""
-
-    def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root = root
-        self.output_path = root.parent / "master.out"
-        self._out = open(self.output_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([ZEUS, "start"], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
-
-    @property
-    def output(self) -> str:
-        return self.output_path.read_text(errors="replace")
-
-    def details(self) -> str:
-        log = self.root / ".zeus" / "master.log"
-        text = log.read_text(errors="replace") if log.exists() else "(no master.log)"
-        return f"--- master output ---\n{self.output}--- .zeus/master.log (end) ---\n" + "\n".join(
-            text.splitlines()[-30:]
-        )
-
-    def wait_ready(self, phases: list[str], timeout: float) -> float:
-        start = time.monotonic()
-        while True:
-            output = self.output
-            if all(f" {name}: ready" in output for name in phases):
-                return time.monotonic() - start
-            crashed = [name for name in phases if f" {name}: crashed" in output]
-            if crashed:
-                raise DemoError(f"phase {', '.join(crashed)} crashed\n{self.details()}")
-            if self.proc.poll() is not None:
-                raise DemoError(f"the master exited early (status {self.proc.returncode})\n"
-                                f"{self.details()}")
-            if time.monotonic() - start > timeout:
-                raise DemoError(f"phases not ready after {timeout:.0f} s\n{self.details()}")
-            time.sleep(0.02)
-
-    def stop(self) -> int | None:
-        """SIGTERM, a bounded wait, then SIGKILL; the exit status (None if it had to be killed)."""
-        try:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-            try:
-                return self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(STOP_TIMEOUT)
-                return None
-        finally:
-            self._out.close()
 
 
 def timed(argv: list[str], cwd: Path, env: dict[str, str]
@@ -190,18 +107,17 @@ def demo(work: Path, mark: str) -> None:
     shutil.copytree(HERE / "hello_app", project,
                     ignore=shutil.ignore_patterns("__pycache__", ".zeus", ".zeus.*"))
     phases, commands = read_plan(project / "zeus.json")
-    env = dict(os.environ, **{MARK_ENV: mark})
-    env.pop("ZEUSSOCK", None)
+    env = bench_env(mark)
     version = subprocess.run([PYTHON, "-c", "import sys; print(sys.version.split()[0])"],
                              capture_output=True, text=True, check=True).stdout.strip()
     print(f"zeuspy demo: the hello app, copied to {project}")
     print(f"python: {PYTHON} ({version})")
     print(f"$ zeus start   ({ZEUS})")
 
-    master = Master(project, env)
+    master = Master(ZEUS, project, env)
     rows = []
     try:
-        took = master.wait_ready(phases, BOOT_TIMEOUT)
+        took = master.wait_ready(tuple(phases), BOOT_TIMEOUT)
         for line in master.output.splitlines():
             print(f"  {line}")
         print(f"all phases ready {took:.2f} s after start\n")
@@ -247,22 +163,9 @@ def demo(work: Path, mark: str) -> None:
         raise DemoError(f"the master exited with status {status} on SIGTERM\n{master.details()}")
 
 
-def check_nothing_left(mark: str, folder: str) -> None:
-    deadline = time.monotonic() + 3.0
-    while True:
-        left = leftovers(mark, folder)
-        if not left or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
-    if left:
-        for pid, _ in left:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        listing = "\n".join(f"  pid {pid}: {cmdline}" for pid, cmdline in left)
-        raise DemoError(f"processes left running after the master stopped (now killed):\n{listing}")
-    print("no process left running (checked /proc/*/environ and cmdline)")
+def check_nothing_left(mark: str, work: Path) -> None:
+    ensure_nothing_left(mark, root=work)
+    print("no process left running (checked /proc/*/environ and cwd)")
 
 
 def main() -> int:
@@ -284,7 +187,7 @@ def main() -> int:
             interrupted = True
         finally:
             try:
-                check_nothing_left(mark, work)
+                check_nothing_left(mark, Path(work))
             except DemoError as exc:
                 failures.append(str(exc))
     for failure in failures:
