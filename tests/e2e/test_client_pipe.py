@@ -249,14 +249,18 @@ def test_twenty_clients_from_threads(project: Project) -> None:
 
 # -- the client's death and signals ---------------------------------------------------------------
 
+def sleeping_pid(proc: subprocess.Popen[bytes]) -> int:
+    """The pid a `sleep`-like command prints once it runs (read from the client's stdout)."""
+    assert proc.stdout is not None
+    return int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+
+
 @pytest.mark.parametrize("command", ["sleep", "stubborn"])
 def test_sigkilled_client_takes_its_command_down(project: Project, command: str) -> None:
     with client_master(project):
         proc = popen(project, command, "30")
-        assert proc.stdout is not None
         try:
-            line = read_until(proc.stdout.fileno(), rb"sleeping \d+\n", timeout=10)
-            pid = int(line.split()[1])
+            pid = sleeping_pid(proc)
             assert not is_dead(pid)
             start = time.monotonic()
             proc.kill()
@@ -287,9 +291,7 @@ def test_sigterm_to_client_reaches_command_handler(project: Project) -> None:
 def test_sigterm_to_client_kills_default_command(project: Project) -> None:
     with client_master(project):
         proc = popen(project, "sleep", "30")
-        assert proc.stdout is not None
-        line = read_until(proc.stdout.fileno(), rb"sleeping \d+\n")
-        pid = int(line.split()[1])
+        pid = sleeping_pid(proc)
         time.sleep(0.2)
         start = time.monotonic()
         proc.send_signal(signal.SIGTERM)
@@ -303,11 +305,9 @@ def test_master_killed_mid_command_client_exits(project: Project) -> None:
     """The master dies while a command runs: the client must not hang, it reports the loss."""
     with client_master(project) as master:
         proc = popen(project, "sleep", "30")
-        assert proc.stdout is not None
         pid = 0
         try:
-            line = read_until(proc.stdout.fileno(), rb"sleeping \d+\n")
-            pid = int(line.split()[1])
+            pid = sleeping_pid(proc)
             start = time.monotonic()
             master.proc.kill()
             _, err = stop(proc, timeout=4)
@@ -325,11 +325,9 @@ def test_master_killed_before_the_client_learns_the_pid(project: Project) -> Non
     pid reply was still on its way) holds a running command: the command's runner ends it."""
     with client_master(project) as master:
         proc = popen(project, "sleep", "30")
-        assert proc.stdout is not None
         pid = 0
         try:
-            line = read_until(proc.stdout.fileno(), rb"sleeping \d+\n")
-            pid = int(line.split()[1])
+            pid = sleeping_pid(proc)
             proc.send_signal(signal.SIGSTOP)
             master.proc.kill()
             wait_for(lambda: is_dead(pid), timeout=5, what="the runner to end the command")
