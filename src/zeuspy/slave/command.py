@@ -253,10 +253,9 @@ def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
     try:
         if os.waitpid(pid, os.WNOHANG)[0]:
             raise ChildProcessError("the spare command is gone")
-        without_terminal = RunnerHeader(header.client_pid, header.argc,
-                                         header.flags.replace("t", ""), header.world)
+        # The spare command never takes the terminal (spare_command passes ctty=False).
         wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
-                      f"W:{command}:{without_terminal.format()}")
+                      f"W:{command}:{header.format()}")
     except OSError:  # killed while idle (by hand, the OOM killer): fork the command instead
         to_command.close()
         os.close(status_r)

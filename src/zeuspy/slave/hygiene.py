@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import atexit
 import importlib
-import signal
 import sys
 import threading
 from typing import Any
@@ -39,7 +38,7 @@ def describe_thread(thread: threading.Thread) -> str:
 
 def renew_after_fork() -> None:
     """In every forked phase and command: files created since boot become importable, random
-    generators differ from the parent's and siblings', no signal stays blocked."""
+    generators differ from the parent's and siblings' (signals: process.reset_signals)."""
     importlib.invalidate_caches()
     # `random` reseeds itself after fork (os.register_at_fork); numpy's global generator does not.
     numpy_random: Any = sys.modules.get("numpy.random")
@@ -48,7 +47,6 @@ def renew_after_fork() -> None:
             numpy_random.seed()
         except Exception:
             pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, ())
 
 
 def drop_phase_exit_handlers() -> None:

@@ -79,12 +79,14 @@ def outlive_parent() -> None:
 
 
 def reset_signals() -> None:
-    """Give every signal a Python handler set back its default, and drop the wakeup fd: a forked
-    process must not run handlers its parent installed (the phase's SIGCHLD reaper, app code's).
-    Uses ``_signal`` directly: ``signal``'s enum wrapping makes this loop 20 times slower."""
+    """Give every signal a Python handler set back its default, drop the wakeup fd and unblock
+    every signal: a forked process must not run handlers its parent installed (the phase's
+    SIGCHLD reaper, app code's) nor inherit its mask. Uses ``_signal`` directly: ``signal``'s
+    enum wrapping makes this loop 20 times slower."""
     import _signal
 
     _signal.set_wakeup_fd(-1)
+    _signal.pthread_sigmask(_signal.SIG_SETMASK, ())
     for signum in range(1, _signal.NSIG):
         try:
             handler = _signal.getsignal(signum)
