@@ -165,11 +165,24 @@ class ClientPlan(zeuspy.Plan):
 
     def big(self, argv):
         sys.stdout.buffer.write(BIG_BYTES)
+
+    def session(self, argv):
+        info = {"pid": os.getpid(), "sid": os.getsid(0), "pgrp": os.getpgrp()}
+        try:
+            info["tcpgrp"] = os.tcgetpgrp(0)
+        except OSError:
+            info["tcpgrp"] = None
+        try:
+            os.close(os.open("/dev/tty", os.O_RDWR))
+            info["devtty"] = True
+        except OSError:
+            info["devtty"] = False
+        print("SESSION", json.dumps(info), flush=True)
 """
 
 COMMANDS = ("hello", "exit_with", "say_exit", "exit_code", "exit_text", "exit_none", "returns_none",
             "boom", "suicide", "args_json", "both", "cat", "lines", "ttys", "winsize", "winch",
-            "ask", "colors", "interrupt", "sleep", "stubborn", "term", "resume", "big")
+            "ask", "colors", "interrupt", "sleep", "stubborn", "term", "resume", "big", "session")
 CLIENT_TREE: dict[str, Any] = {
     "boot": {"app": {name: (["hi"] if name == "hello" else None) for name in COMMANDS}}
 }
@@ -255,6 +268,20 @@ def children_of(ppid: int) -> list[int]:
             continue
         if int(fields[1]) == ppid:
             found.append(int(entry))
+    return found
+
+
+def command_children(pid: int) -> list[int]:
+    """The children of a command process other than its guard (slave/guard.py)."""
+    found = []
+    for child in children_of(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if f.read().startswith(b"zeus guard: "):
+                    continue
+        except OSError:
+            continue
+        found.append(child)
     return found
 
 

@@ -123,18 +123,21 @@ def project_processes(project: Project) -> set[int]:
 
 
 def spare_processes(pids: set[int]) -> set[int]:
-    """The idle spare runners and commands among ``pids`` (a phase that ran a command keeps one
-    pair forked in advance; their titles end in "(ready)")."""
+    """The idle spares among ``pids`` (a phase that ran a command keeps a command forked in
+    advance, titled "zeus command: (ready)", and its guard, titled with its pid)."""
     spares = set()
+    guards: dict[int, int] = {}
     for pid in pids:
         try:
             with open(f"/proc/{pid}/cmdline", "rb") as f:
                 title = f.read()
         except OSError:
             continue
-        if title.startswith((b"zeus runner: (ready)", b"zeus command: (ready)")):
+        if title.startswith(b"zeus command: (ready)"):
             spares.add(pid)
-    return spares
+        elif title.startswith(b"zeus guard: "):
+            guards[pid] = int(title.split()[2].strip(b"\0"))
+    return spares | {pid for pid, leader in guards.items() if leader in spares}
 
 
 def fd_count(pid: int) -> int:

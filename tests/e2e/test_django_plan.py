@@ -34,7 +34,7 @@ from typing import Any
 
 import pytest
 
-from tests.e2e._client_support import children_of, exit_code, finish, is_dead, spawn
+from tests.e2e._client_support import command_children, exit_code, finish, is_dead, spawn
 from tests.helpers import (
     VENV_BIN,
     ZEUS,
@@ -455,7 +455,7 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
                             what="the runserver command process")
         assert len(commands) == 1, leftover_processes(migrated.mark)
         # Django's reloader watches from inside the command: no child process serves.
-        assert children_of(commands[0]) == [], leftover_processes(migrated.mark)
+        assert command_children(commands[0]) == [], leftover_processes(migrated.mark)
         code = interrupt(client)
     assert code == 0, out.read_text(errors="replace")
     wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")

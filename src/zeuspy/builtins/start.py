@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 from zeuspy import config as config_module
+from zeuspy import launcher
 from zeuspy.errors import ZeusError
 
 #: How long `--detach` waits for the background master to listen.
@@ -44,6 +45,8 @@ def main(word: str, args: list[str], config: str | None) -> int:
     options = parser().parse_args(args)
     if options.file_change_delay < 0 or (options.poll is not None and options.poll <= 0):
         parser().error("delays must be positive")
+    # Once per installation in effect: every later client call saves the exec of /bin/sh.
+    launcher.make_direct(sys.argv[0], sys.executable)
     chosen = options.config or config
     plan = config_module.load(Path(chosen)) if chosen else config_module.discover()
     if options.detach:

@@ -370,6 +370,8 @@ class Session:
         if self.out.is_pty and foreground:
             self.raw = terminal.RawMode(0)
             self.raw.enter()
+        if self.out.is_pty or self.err.is_pty:
+            self._resize()  # the pixel sizes too, which the hand-over left out
         try:
             return self._loop(wake_r)
         finally:

@@ -1,14 +1,15 @@
 """Commands: the runner and the command process.
 
-On ``C:<command>`` the phase creates the runner's datagram socket, hands its remote end to the
-master and *then* forks the runner (``zeus runner: NAME``), so the fork overlaps the master's
-answer. The runner calls ``setsid``, receives ``<client pid>:<argc>`` and the three fds, and forks
-the command, which takes a process group of its own in the runner's session: with its parent in
-the same session, that group is not orphaned, so ^Z really stops it (the kernel drops stop signals
-sent to an orphaned group). The command attaches the client's fds as 0/1/2, runs the plan's
-method, and reports its own status on the runner socket *before* it exits: it has flushed and
-closed the client's streams by then, so the client finishes while the command's teardown has not
-even begun.
+A request normally goes to the phase's spare, a command forked in advance (spare.py). Without
+one, on ``C:<command>`` the phase creates the runner's datagram socket, hands its remote end to
+the master and *then* forks a runner (``zeus runner: NAME``), so the fork overlaps the master's
+answer. The runner calls ``setsid``, receives ``<client pid>:<argc>`` and the three fds, takes the
+client's terminal when asked, and forks the command, which takes a process group of its own in
+the runner's session: with its parent in the same session, that group is not orphaned, so ^Z
+really stops it (the kernel drops stop signals sent to an orphaned group). The command attaches
+the client's fds as 0/1/2, runs the plan's method, and reports its own status on the runner
+socket *before* it exits: it has flushed and closed the client's streams by then, so the client
+finishes while the command's teardown has not even begun.
 When a command dies without reporting (killed, ``os._exit``, ``exec``), the runner reports the
 status from ``waitpid``; if the runner is killed too, the master, their subreaper, does.
 """
@@ -16,18 +17,26 @@ status from ``waitpid``; if the runner is killed too, the master, their subreape
 from __future__ import annotations
 
 import atexit
+import fcntl
 import io
 import os
 import select
 import signal
 import socket
 import sys
+import termios
 import time
 import traceback
 
 from zeuspy.plan import Plan, boot_variables
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import Registration, RunnerHeader, parse_runner_header
+from zeuspy.protocol.messages import (
+    Registration,
+    RunnerHeader,
+    decode_world,
+    encode_world,
+    parse_runner_header,
+)
 from zeuspy.slave import hygiene, process, world
 from zeuspy.slave.outcome import run_plan_command, status_from_wait
 
@@ -137,34 +146,6 @@ class Work:
         self.local = local
         self.handover = handover
 
-    def send(self, control: socket.socket) -> None:
-        """To a spare runner, in one ``sendmsg``."""
-        if self.handover is None:
-            wire.send_fds(control, [self.local.fileno()], f"C:{self.command}")
-        else:
-            header, fds = self.handover
-            wire.send_fds(control, [*fds, self.local.fileno()], f"W:{self.command}:{header}")
-
-    @classmethod
-    def receive(cls, control: socket.socket) -> Work | None:
-        """What :meth:`send` sent; None when the control socket closed first (discarded)."""
-        reader = wire.FrameReader()
-        while not reader.eof:
-            data, fds = wire.receive(control)
-            reader.feed(data, fds)
-            messages = reader.messages()
-            if messages and reader.fds:
-                kind, _, rest = messages[0].partition(":")
-                if kind == "C" and len(reader.fds) == 1:
-                    return cls(rest, socket.socket(fileno=reader.fds[0]), None)
-                command, _, header = rest.partition(":")
-                if kind == "W" and len(reader.fds) == 4:
-                    return cls(command, socket.socket(fileno=reader.fds[3]),
-                               (header, reader.fds[:3]))
-                break
-        reader.close()
-        return None
-
     def take(self) -> tuple[RunnerHeader, int, int, int]:
         """The header and the args, stdout and stderr fds: from the hand-over, or from the
         master on the runner socket."""
@@ -185,13 +166,13 @@ def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
     os.setsid()
     process.set_title(f"zeus runner: {work.command}")
     header, args_fd, out_fd, err_fd = work.take()
-    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
+    ctty = "t" in header.flags and os.isatty(out_fd) and take_terminal(out_fd)
     _fork_command(plan, work.command, header, work.local, args_fd, out_fd, err_fd, ctty,
                   phase_pid)
 
 
 def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.socket,
-                  args_fd: int, out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
+                 args_fd: int, out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
     """In a runner: read the arguments, fork the command, make sure its status is reported,
     exit. Never returns."""
     try:
@@ -211,91 +192,6 @@ def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.
     wire.close_fds([out_fd, err_fd])
     _report_unless_reported(local, pid, status_r)
     os._exit(0)
-
-
-def spare_runner(plan: Plan, control: socket.socket, phase_pid: int) -> None:
-    """A runner forked *before* it is needed, with its command process forked too, so that a
-    request costs no fork at all. Idle, both die with the phase; once the phase hands it a
-    :class:`Work` on ``control`` they outlive it like any command. Never returns."""
-    os.setsid()
-    process.die_with_parent(phase_pid)
-    process.set_title("zeus runner: (ready)")
-    to_command, from_runner = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    status_r, status_w = os.pipe()
-    runner_pid = os.getpid()
-    pid = os.fork()
-    if pid == 0:
-        os.close(status_r)
-        control.close()
-        to_command.close()
-        spare_command(plan, from_runner, status_w, runner_pid, phase_pid)
-    os.close(status_w)
-    from_runner.close()
-    work = Work.receive(control)
-    if work is None:
-        os.kill(pid, signal.SIGKILL)  # discarded (the phase died or refreshed its spare)
-        os._exit(0)
-    process.outlive_parent()
-    control.close()
-    command, local = work.command, work.local
-    process.set_title(f"zeus runner: {command}")
-    header, args_fd, out_fd, err_fd = work.take()
-    ctty = "t" in header.flags and os.isatty(out_fd) and _take_terminal(out_fd)
-    if ctty:
-        # A process forked before its session took the terminal never has it as its
-        # controlling terminal, so it could not become the foreground group: the spare
-        # command cannot serve a terminal. Replace it with a fresh fork.
-        os.kill(pid, signal.SIGKILL)
-        os.waitpid(pid, 0)
-        to_command.close()
-        os.close(status_r)
-        _fork_command(plan, command, header, local, args_fd, out_fd, err_fd, True, phase_pid)
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0]:
-            raise ChildProcessError("the spare command is gone")
-        # The spare command never takes the terminal (spare_command passes ctty=False).
-        wire.send_fds(to_command, [args_fd, out_fd, err_fd, local.fileno()],
-                      f"W:{command}:{header.format()}")
-    except OSError:  # killed while idle (by hand, the OOM killer): fork the command instead
-        to_command.close()
-        os.close(status_r)
-        _fork_command(plan, command, header, local, args_fd, out_fd, err_fd, False, phase_pid)
-    wire.close_fds([args_fd, out_fd, err_fd])
-    to_command.close()
-    _report_unless_reported(local, pid, status_r)
-    os._exit(0)
-
-
-def spare_command(plan: Plan, from_runner: socket.socket, status_w: int, runner_pid: int,
-                  phase_pid: int) -> None:
-    """The command half of a spare: waits for ``W:<command>:<runner header>`` and four fds
-    (args socket, stdout, stderr, runner socket), then runs. Never returns."""
-    process.die_with_parent(runner_pid)
-    process.set_title("zeus command: (ready)")
-    os.setpgid(0, 0)
-    reader = wire.FrameReader()
-    messages: list[str] = []
-    # The fds come with the first chunk of the message; a long one (a large world) takes more
-    # reads: wait for both.
-    while len(reader.fds) < 4 or not messages:
-        data, fds = wire.receive(from_runner)
-        if not data and not fds:
-            os._exit(0)  # the spare was discarded, or the runner died before handing over
-        reader.feed(data, fds)
-        messages += reader.messages()
-    process.outlive_parent()
-    from_runner.close()
-    args_fd, out_fd, err_fd, local_fd = reader.fds[:4]
-    local = socket.socket(fileno=local_fd)
-    try:
-        _, command, header_text = messages[0].split(":", 2)
-        header = parse_runner_header(header_text)
-        arguments = read_arguments(args_fd, header.argc)
-    except (OSError, ValueError, wire.ProtocolError) as exc:
-        print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
-        os._exit(1)  # the runner reports status 1
-    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, False,
-                    phase_pid, header)
 
 
 def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
@@ -339,12 +235,9 @@ def _signal_group(pid: int, signum: int) -> None:
             pass
 
 
-def _take_terminal(fd: int) -> bool:
-    """Make the client's PTY the runner's session's controlling terminal (the runner leads the
-    session); the command then makes its own group the foreground one."""
-    import fcntl
-    import termios
-
+def take_terminal(fd: int) -> bool:
+    """Make the client's PTY the controlling terminal of our session, which we lead (a runner,
+    or a spare command); the command then makes its own group the foreground one."""
     try:
         fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
     except OSError:
@@ -362,17 +255,41 @@ def _foreground(fd: int) -> None:
         signal.signal(signal.SIGTTOU, previous)
 
 
+def prepare_command_process() -> None:
+    """What a command does first, whatever the request: a process group of its own (a spare
+    command leads a session, and so a group, already), the phase's signal handlers and mask
+    gone, caches and generators renewed, the phase's exit handlers dropped."""
+    if os.getpgrp() != os.getpid():
+        os.setpgid(0, 0)
+    process.reset_signals()
+    hygiene.renew_after_fork()
+    hygiene.drop_phase_exit_handlers()
+
+
+def rehearse(plan: Plan) -> None:
+    """While a spare waits: go once through the start of a command that does not depend on the
+    request (new stdio objects, the world's decoding, checks and entry), on the phase's own
+    streams and world, where it changes nothing. Every first write to a page the spare still
+    shares with the phase costs a page copy; made now, those copies are off the request's path
+    (measured: about 1 ms of a no-op command's start)."""
+    _rebuild_stdio()
+    client = decode_world(encode_world(os.getcwdb(), dict(os.environb)))
+    strict = boot_variables(plan)
+    world.mismatches(client[1], strict, plan.boot_default)
+    world.drifted(client[1], strict)
+    world.enter(client)
+
+
 def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
                     out_fd: int, err_fd: int, status_w: int, ctty: bool,
-                    phase_pid: int, header: RunnerHeader) -> None:
+                    phase_pid: int, header: RunnerHeader, prepared: bool = False) -> None:
     """The command: enters the client's world, runs the plan's method on the client's streams and
-    reports on ``local``. Never returns."""
+    reports on ``local``. ``prepared``: :func:`prepare_command_process` was called already (a
+    spare command does it while it waits). Never returns."""
     status = 1
     try:
-        os.setpgid(0, 0)
-        process.reset_signals()
-        hygiene.renew_after_fork()
-        hygiene.drop_phase_exit_handlers()
+        if not prepared:
+            prepare_command_process()
         if ctty:
             _foreground(out_fd)
         flags = "t" if ctty else ""

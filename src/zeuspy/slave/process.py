@@ -25,11 +25,19 @@ def set_title(title: str) -> None:
         pass
 
 
-def _prctl_pdeathsig(signum: int) -> None:
-    if _LINUX:
-        import ctypes
+_prctl: Callable[..., int] | None = None
 
-        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
+
+def _prctl_pdeathsig(signum: int) -> None:
+    global _prctl
+    if _LINUX:
+        if _prctl is None:
+            # Looked up once, in the first phase: spares and commands call this on the path of a
+            # request, where loading the C library again would cost a fraction of a millisecond.
+            import ctypes
+
+            _prctl = ctypes.CDLL(None, use_errno=True).prctl
+        _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 #: The master's pid: the root phase's parent, recorded by the root phase (0: unknown).

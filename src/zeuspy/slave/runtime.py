@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -31,7 +32,7 @@ from zeuspy.protocol.messages import (
     parse_handover,
 )
 from zeuspy.slave import command as runner
-from zeuspy.slave import hygiene, process, world
+from zeuspy.slave import hygiene, process, spare, world
 from zeuspy.slave.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
@@ -40,11 +41,13 @@ ROOT = "boot"
 LAZY_IMPORT_CHECK = 0.5
 #: How long a phase waits for the ``H:`` message and fds that follow ``C:`` (sent together).
 HANDOVER_TIMEOUT = 5.0
-#: A used spare runner is replaced once the phase has had no request for this long: forking the
-#: new one (a copy of the phase, then of the runner) right away competes for the CPU with the
-#: command just handed over, and costs it several milliseconds on two cores (measured: 33 ms
-#: against 30 ms for a no-op); after 15 ms a short command is done. A burst of requests waits
-#: until it is over (those commands fork their runners).
+#: A used spare is replaced this long after the request that used it: forking the new one (a
+#: copy of the phase) right away competes for the CPU with the command just handed over, and
+#: costs it several milliseconds on two cores (measured: 33 ms against 30 ms for a no-op); after
+#: 15 ms a short command is done. Counted from the request, not from the phase's last wake-up
+#: (reaping the command wakes it): back-to-back requests 25 ms apart then find a spare every
+#: time. Each request postpones it, so a burst waits until it is over (its commands fork
+#: runners).
 SPARE_DELAY = 0.015
 
 
@@ -97,9 +100,13 @@ class Phase:
         #: The extensions this shim accepted (announced in its ``X:`` message).
         self.accepted = frozenset(SHIM_CAPABILITIES) if extensions else frozenset()
         self.wake: tuple[int, int] = (-1, -1)
-        #: The spare runner (pid, control socket) that takes the next command without a fork.
-        self.spare: tuple[int, socket.socket] | None = None
-        self.want_spare = False
+        #: The spare command that takes the next request without a fork.
+        self.spare: spare.Spare | None = None
+        #: Commands handed to spares, by pid: this phase reports their status if they die
+        #: without reporting it themselves.
+        self.running: dict[int, spare.Handed] = {}
+        #: When to fork the next spare (monotonic time), or None: no spare wanted.
+        self.spare_due: float | None = None
 
     # -- protocol step 2 ----------------------------------------------------------------------
     def register(self, identifier: str, parent_pid: int) -> None:
@@ -173,11 +180,13 @@ class Phase:
         signal.signal(signal.SIGCHLD, _wake_only)
         reader = wire.FrameReader()
         while True:
-            timeout = SPARE_DELAY if self.want_spare else LAZY_IMPORT_CHECK
+            timeout = LAZY_IMPORT_CHECK
+            if self.spare_due is not None:
+                timeout = max(0.0, self.spare_due - time.monotonic())
             ready, _, _ = select.select([self.sock.fileno(), wake_r], [], [], timeout)
             if self.tracker.report():
                 self._discard_spare()  # it lacks modules imported since (by a thread, a timer)
-            if not ready and self.want_spare:
+            if self.spare_due is not None and time.monotonic() >= self.spare_due:
                 self._prepare_spare()
             if wake_r in ready:
                 self._reap()
@@ -236,7 +245,8 @@ class Phase:
         return header[2:], fds
 
     def _reap(self) -> None:
-        """SIGCHLD: reap the child phases and runners that exited."""
+        """SIGCHLD: reap the child phases, runners and commands that exited; report for a
+        command that did not."""
         try:
             while os.read(self.wake[0], 512):
                 pass
@@ -244,11 +254,14 @@ class Phase:
             pass
         for pid in list(self.children):
             try:
-                done, _ = os.waitpid(pid, os.WNOHANG)
+                done, wait_status = os.waitpid(pid, os.WNOHANG)
             except ChildProcessError:
-                done = pid
+                done, wait_status = pid, 1 << 8  # reaped elsewhere: report status 1
             if done:
                 self.children.discard(pid)
+                handed = self.running.pop(pid, None)
+                if handed is not None:
+                    handed.reaped(wait_status)
 
     def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
         """``C:``: hand the master the runner's socket first; then give it (and the client's
@@ -261,19 +274,15 @@ class Phase:
         finally:
             remote.close()
         work = runner.Work(command, local, handover)
-        if self.spare is not None:
-            control = self.spare[1]
-            self.spare = None
-            self.want_spare = True
+        if self.spare is not None and handover is not None:
+            ready, self.spare = self.spare, None
+            self._want_spare()
             try:
-                work.send(control)
-                work.close()
+                self.running[ready.pid] = ready.give(work)
                 return
             except OSError:
-                pass  # the spare died: fork a runner after all
-            finally:
-                control.close()
-        self.want_spare = True  # a phase that runs commands keeps a spare from now on
+                ready.discard()  # it died while idle: fork a runner after all
+        self._want_spare()  # a phase that runs commands keeps a spare from now on
         if self._fork():
             work.close()
             return
@@ -281,19 +290,24 @@ class Phase:
         self._become_runner(lambda parent: runner.run_runner(plan, work, parent))
 
     def _prepare_spare(self) -> None:
-        """Fork the spare runner (and, inside it, its command) while nothing else is going on."""
-        self.want_spare = False
-        if self.spare is not None or self.plan is None:
+        """Fork the spare command while nothing else is going on (only for a master that sends
+        the hand-over along: spare.py)."""
+        self.spare_due = None
+        if self.spare is not None or self.plan is None or "handover" not in self.accepted:
             return
-        control, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        status_r, status_w = os.pipe()
         pid = self._fork()
         if pid:
             theirs.close()
-            self.spare = (pid, control)
+            os.close(status_w)
+            os.set_blocking(status_r, False)
+            self.spare = spare.Spare(pid, ours, status_r)
             return
-        control.close()
+        ours.close()
+        os.close(status_r)
         plan = self.plan
-        self._become_runner(lambda parent: runner.spare_runner(plan, theirs, parent))
+        self._become_runner(lambda parent: spare.spare_command(plan, theirs, status_w, parent))
 
     def _become_runner(self, run: Callable[[int], None]) -> NoReturn:
         """In a freshly forked child: shed the phase role (and the bootstrap socket, which only
@@ -309,9 +323,14 @@ class Phase:
 
     def _discard_spare(self) -> None:
         if self.spare is not None:
-            self.spare[1].close()  # EOF: the spare and its command exit
+            self.spare.discard()
             self.spare = None
-        self.want_spare = True
+            self._want_spare()
+
+    def _want_spare(self) -> None:
+        """Fork a spare :data:`SPARE_DELAY` after now (a later request postpones it; the
+        phase's other wake-ups, such as reaping, do not)."""
+        self.spare_due = time.monotonic() + SPARE_DELAY
 
     def _fork(self) -> int:
         self.tracker.report()
@@ -331,8 +350,11 @@ class Phase:
         self.tracker.close()
         wire.close_fds(self.wake)
         if self.spare is not None:
-            self.spare[1].close()
+            self.spare.close()
             self.spare = None
+        for handed in self.running.values():
+            handed.close()
+        self.running = {}
         self.children = set()
         self.inbox.clear()  # the parent's pending requests are the parent's
         return parent

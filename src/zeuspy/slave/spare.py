@@ -1,0 +1,151 @@
+"""Spares: a command process forked before it is needed, so that a request costs no fork.
+
+A phase that runs commands keeps one :class:`Spare` (runtime.Phase): a fork of the phase that
+leads a session of its own (its guard keeps its process group a job that ^Z can stop: guard.py)
+and has done the part of a command's start-up that does not depend on the request
+(command.prepare_command_process). Leading a session, it can take the client's terminal as its
+controlling terminal itself, which a process forked before its session took a terminal never
+can; so a terminal costs no fork either.
+
+A request whose fds came along (the master's ``handover`` extension) goes from the phase
+straight to the waiting command: ``W:<command>:<runner header>`` with the args socket, stdout,
+stderr and runner socket, in one ``sendmsg``. The phase keeps its own copy of the runner socket
+and the read end of the command's status pipe (:class:`Handed`): when it reaps a command that
+died without reporting (killed, ``os._exit``, ``exec``), it reports the status, as a runner
+would. If the phase goes first (restarted while the command runs), the master, the subreaper,
+reaps the command and reports. The guard's keeper ends the command if the master dies.
+
+Without the hand-over (a master that did not accept it) there is no spare: the phase forks a
+runner for each request (command.run_runner).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import socket
+import sys
+
+from zeuspy.plan import Plan
+from zeuspy.protocol import wire
+from zeuspy.protocol.messages import parse_runner_header
+from zeuspy.slave import guard, process
+from zeuspy.slave.command import (
+    REPORTED,
+    Work,
+    command_process,
+    prepare_command_process,
+    read_arguments,
+    rehearse,
+    take_terminal,
+)
+from zeuspy.slave.outcome import status_from_wait
+
+
+class Handed:
+    """What the phase keeps of a command it handed to a spare: the runner socket and the read end
+    of the command's status pipe (non-blocking)."""
+
+    def __init__(self, local: socket.socket, status_r: int) -> None:
+        self.local = local
+        self.status_r = status_r
+
+    def reaped(self, wait_status: int) -> None:
+        """The command was reaped: report its status unless it did (it writes
+        :data:`~zeuspy.slave.command.REPORTED` on its status pipe once it has); then let go."""
+        try:
+            reported = REPORTED in os.read(self.status_r, 16)
+        except OSError:  # nothing written, a forked child of the command holds the pipe open
+            reported = False
+        if not reported:
+            try:
+                wire.send_message(self.local, str(status_from_wait(wait_status)))
+            except OSError:
+                pass
+        self.close()
+
+    def close(self) -> None:
+        self.local.close()
+        os.close(self.status_r)
+
+
+class Spare:
+    """The phase's end of a spare: the command's pid, its socket, the read end of its status
+    pipe."""
+
+    def __init__(self, pid: int, sock: socket.socket, status_r: int) -> None:
+        self.pid = pid
+        self.sock = sock
+        self.status_r = status_r
+
+    def give(self, work: Work) -> Handed:
+        """Hand ``work`` (which must carry the hand-over) to the command. :class:`OSError` when
+        it is gone (the caller discards it and forks a runner instead)."""
+        assert work.handover is not None
+        header, fds = work.handover
+        wire.send_fds(self.sock, [*fds, work.local.fileno()], f"W:{work.command}:{header}")
+        self.sock.close()
+        wire.close_fds(fds)  # the command has them now
+        return Handed(work.local, self.status_r)
+
+    def discard(self) -> None:
+        """Kill the waiting command (the phase reaps it) and let go of it."""
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        self.close()
+
+    def close(self) -> None:
+        """The phase's ends, as in a child the phase forks: the command is not its to use."""
+        self.sock.close()
+        os.close(self.status_r)
+
+
+def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
+    """The ``W:`` message and its four fds. Exits when the phase closes the socket first (the
+    spare was discarded, or the phase is gone)."""
+    reader = wire.FrameReader()
+    messages: list[str] = []
+    # The fds come with the first chunk of the message; a long one (a large world) takes more
+    # reads: wait for both.
+    while len(reader.fds) < 4 or not messages:
+        try:
+            select.select([sock], [], [])
+            data, fds = wire.receive(sock)
+        except (OSError, wire.ProtocolError):
+            data, fds = b"", []
+        if not data and not fds:
+            os._exit(0)
+        reader.feed(data, fds)
+        messages += reader.messages()
+    return messages[0], reader.fds[:4]
+
+
+def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int) -> None:
+    """The spare: leads a session with its guard, prepares, waits for ``W:<command>:<runner
+    header>`` and four fds (args socket, stdout, stderr, runner socket), takes the client's
+    terminal if asked (flag ``t``), and runs. Idle, it dies with the phase; once it has a
+    request it outlives it like any command. Never returns."""
+    process.die_with_parent(phase_pid)
+    process.set_title("zeus command: (ready)")
+    os.setsid()
+    guard.start()
+    prepare_command_process()
+    rehearse(plan)
+    message, (args_fd, out_fd, err_fd, local_fd) = _wait_for_work(sock)
+    process.outlive_parent()
+    sock.close()
+    local = socket.socket(fileno=local_fd)
+    try:
+        _, command, header_text = message.split(":", 2)
+        header = parse_runner_header(header_text)
+        arguments = read_arguments(args_fd, header.argc)
+    except (OSError, ValueError, wire.ProtocolError) as exc:
+        print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
+        os._exit(1)  # the phase reports status 1
+    ctty = "t" in header.flags and os.isatty(out_fd) and take_terminal(out_fd)
+    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
+                    phase_pid, header, prepared=True)
+

@@ -1,0 +1,224 @@
+"""Commands served by the phase's spare (slave/spare.py) and its guard (slave/guard.py): the
+spare leads a session, takes the client's terminal itself, stays a job ^Z can stop, and is
+reported and cleaned up as a forked command is.
+
+Each test first runs a command (the first request of a phase forks a runner; the phase keeps a
+spare from then on), waits for the spare, and checks that the command under test ran in it."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+
+import pexpect
+import pytest
+
+from tests.e2e._client_support import (
+    check_no_leftovers,
+    client_master,
+    client_pid_under,
+    exit_code,
+    finish,
+    is_dead,
+    kill_quietly,
+    proc_state,
+    read_until,
+    spawn,
+)
+from tests.helpers import ZEUS, Project, leftover_processes, wait_for
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(project: Project) -> Iterator[None]:
+    yield
+    check_no_leftovers(project.root)
+
+
+def titled(project: Project, prefix: str) -> list[int]:
+    return [pid for pid, title in leftover_processes(project.mark) if title.startswith(prefix)]
+
+
+def warm_spare(project: Project) -> int:
+    """Run a first command, then wait for the spare it leaves behind; its pid."""
+    assert project.run("hello").returncode == 0
+    found = wait_for(lambda: titled(project, "zeus command: (ready)"), timeout=5,
+                     what="the spare command")
+    assert len(found) == 1, leftover_processes(project.mark)
+    return found[0]
+
+
+def session_info(output: bytes) -> dict[str, object]:
+    line = output.split(b"SESSION ", 1)[1].splitlines()[0]
+    info: dict[str, object] = json.loads(line)
+    return info
+
+
+def stat_fields(pid: int) -> list[bytes]:
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        return f.read().rsplit(b")", 1)[1].split()
+
+
+def test_a_terminal_command_from_the_spare_owns_the_terminal(project: Project) -> None:
+    with client_master(project):
+        spare = warm_spare(project)
+        child = spawn(project, "session")
+        info = session_info(finish(child))
+        assert exit_code(child) == 0
+    assert info["pid"] == spare
+    assert info["sid"] == info["pgrp"] == spare  # it leads its session
+    assert info["tcpgrp"] == spare  # its group is the terminal's foreground group
+    assert info["devtty"] is True  # the client's PTY is its controlling terminal
+
+
+def test_a_piped_command_from_the_spare_has_no_terminal(project: Project) -> None:
+    with client_master(project):
+        spare = warm_spare(project)
+        done = project.run("session")
+    assert done.returncode == 0, done.stderr
+    info = session_info(done.stdout)
+    assert info["pid"] == info["sid"] == spare
+    assert info["tcpgrp"] is None
+    assert info["devtty"] is False  # as for a program started without a terminal
+
+
+def test_the_guard_keeps_the_spare_a_job_and_goes_with_it(project: Project) -> None:
+    with client_master(project):
+        spare = warm_spare(project)
+        guard = wait_for(lambda: len(titled(project, f"zeus guard: {spare}")) == 2 and
+                         titled(project, f"zeus guard: {spare}"), timeout=5, what="the guard")
+        keeper = next(pid for pid in guard if int(stat_fields(pid)[1]) == spare)
+        member = next(pid for pid in guard if pid != keeper)
+        # fields after the name: state, ppid, pgrp, session
+        assert int(stat_fields(keeper)[2]) == keeper  # a group of its own...
+        assert int(stat_fields(keeper)[3]) == spare  # ...in the spare's session
+        assert int(stat_fields(member)[1]) == keeper  # its parent is in the session...
+        assert int(stat_fields(member)[2]) == spare  # ...and it is in the spare's group
+        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+            assert pid == spare
+            proc.send_signal(signal.SIGTERM)  # forwarded to the command
+            proc.communicate(timeout=10)
+            wait_for(lambda: is_dead(pid), timeout=5, what="the command to end")
+            wait_for(lambda: not any(map(proc_state, (keeper, member))), timeout=5,
+                     what="the guard to end with its command")
+        finally:
+            proc.kill()
+            proc.communicate(timeout=5)
+
+
+def test_sigtstp_stops_a_piped_spare_command(project: Project) -> None:
+    """The client forwards SIGTSTP and stops itself; the kernel would ignore the signal in an
+    orphaned group, which the guard prevents."""
+    with client_master(project):
+        spare = warm_spare(project)
+        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+            assert pid == spare
+            time.sleep(0.2)  # let the master's pid message reach the client
+            proc.send_signal(signal.SIGTSTP)
+            wait_for(lambda: proc_state(pid) == "T", timeout=5, what="the command to stop")
+            proc.send_signal(signal.SIGCONT)
+            wait_for(lambda: proc_state(pid) not in ("T", None), timeout=5,
+                     what="the command to continue")
+            proc.send_signal(signal.SIGTERM)
+            proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=5)
+            kill_quietly(spare)
+
+
+def test_ctrl_z_stops_a_terminal_spare_command_and_fg_resumes(project: Project) -> None:
+    env = project.env(PS1="ZP> ", TERM="dumb")
+    shell = pexpect.spawn("bash", ["--norc", "--noprofile", "--noediting", "-i"],
+                          cwd=str(project.root), env=env, timeout=10, dimensions=(24, 80))
+    try:
+        with client_master(project):
+            spare = warm_spare(project)
+            shell.expect_exact(b"ZP> ")
+            shell.sendline(f"{ZEUS} resume")
+            shell.expect(rb"pid (\d+)\r\n", timeout=10)
+            pid = int(shell.match.group(1))
+            assert pid == spare
+            time.sleep(0.2)
+            client = client_pid_under(shell.pid)
+            shell.sendcontrol("z")
+            shell.expect(rb"Stopped", timeout=5)
+            wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
+            wait_for(lambda: proc_state(client) == "T", timeout=3, what="the client to stop")
+            shell.expect_exact(b"ZP> ")
+            shell.sendline("fg")
+            wait_for(lambda: proc_state(pid) not in ("T", None), timeout=3,
+                     what="the command to continue")
+            time.sleep(0.2)
+            shell.sendline("again")
+            shell.expect_exact(b"resumed again\r\n")
+            shell.expect_exact(b"ZP> ")
+            shell.sendline("echo rc=$?")
+            shell.expect_exact(b"rc=5")
+            shell.sendline("exit")
+            shell.expect(pexpect.EOF, timeout=5)
+    finally:
+        shell.close(force=True)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_spare_command_killed_by_a_signal_gives_128_plus_n(project: Project,
+                                                           signum: int) -> None:
+    """It cannot report itself: its phase, which reaps it, does."""
+    with client_master(project):
+        spare = warm_spare(project)
+        done = project.run("suicide", str(int(signum)))
+    assert done.returncode == 128 + signum, done.stderr
+    assert done.stdout == b"dying\n"
+    assert is_dead(spare)
+
+
+def test_a_spare_command_outlives_a_restart_of_its_phases(project: Project) -> None:
+    with client_master(project) as master:
+        spare = warm_spare(project)
+        proc = subprocess.Popen([ZEUS, "sleep", "1.5"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+            assert pid == spare
+            assert project.run("restart", timeout=30).returncode == 0
+            master.wait_ready("boot", "app")
+            _, err = proc.communicate(timeout=10)
+        finally:
+            proc.kill()
+            proc.communicate(timeout=5)
+    assert proc.returncode == 0, err
+
+
+def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> None:
+    """The client is stopped, so it cannot end the command itself: the guard's keeper does."""
+    with client_master(project) as master:
+        spare = warm_spare(project)
+        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            assert proc.stdout is not None
+            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+            assert pid == spare
+            proc.send_signal(signal.SIGSTOP)
+            master.proc.kill()
+            wait_for(lambda: is_dead(pid), timeout=5, what="the keeper to end the command")
+        finally:
+            proc.kill()
+            proc.wait(timeout=5)
+            kill_quietly(spare)
