@@ -6,6 +6,7 @@ import os
 import re
 import select
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,7 +14,7 @@ from typing import Any
 
 import pexpect
 
-from tests.helpers import ZEUS, Master, Project, running_master
+from tests.helpers import ZEUS, Master, Project, running_master, wait_for
 
 #: What the `colors` command writes: escape sequences, a bell, an OSC title, UTF-8, DEL, backspace.
 COLOR_BYTES = (b"\x1b[1;31mRED\x1b[0m|\x1b]0;a title\x07|\xe2\x9c\x93 \xc3\xa9|\x08\x7f\x1b[2J"
@@ -427,3 +428,45 @@ def check_no_leftovers(root: os.PathLike[str] | str, grace: float = 5.0) -> None
     for pid, _ in left:
         kill_quietly(pid)
     assert not left, f"processes left behind: {left}"
+
+
+@contextmanager
+def sleeping_client(project: Project, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus ARGS`` (a command that prints ``sleeping PID``) on pipes: the client and the pid of
+    its command; the client is killed and reaped on the way out."""
+    proc = subprocess.Popen([ZEUS, *args], cwd=project.root, env=project.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        assert proc.stdout is not None
+        yield proc, int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+    finally:
+        proc.kill()
+        proc.communicate(timeout=5)
+
+
+def suspend_and_resume(shell: pexpect.spawn, pid: int, client: int) -> None:
+    """In an interactive bash (prompt ``ZP> ``) running ``zeus resume`` as its foreground job:
+    ^Z stops the command and the client, ``fg`` resumes both, the command reads a line and
+    exits 5; then the shell exits."""
+    shell.sendcontrol("z")
+    shell.expect(rb"Stopped", timeout=5)
+    shell.expect_exact(b"ZP> ")
+    wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
+    wait_for(lambda: proc_state(client) == "T", timeout=3, what="the client to stop")
+    time.sleep(0.3)  # still stopped a moment later
+    assert (proc_state(pid), proc_state(client)) == ("T", "T")
+
+    shell.sendline("fg")
+    wait_for(lambda: proc_state(pid) not in ("T", None), timeout=3,
+             what="the command to continue")
+    wait_for(lambda: proc_state(client) not in ("T", None), timeout=3,
+             what="the client to continue")
+    time.sleep(0.2)
+    shell.sendline("again")
+    shell.expect_exact(b"resumed again\r\n")
+    shell.expect_exact(b"ZP> ")
+    shell.sendline("echo rc=$?")
+    shell.expect_exact(b"rc=5")
+    shell.sendline("exit")
+    shell.expect(pexpect.EOF, timeout=5)

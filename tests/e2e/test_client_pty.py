@@ -23,9 +23,9 @@ from tests.e2e._client_support import (
     finish,
     is_dead,
     kill_quietly,
-    proc_state,
     spawn,
     spawn_sh,
+    suspend_and_resume,
 )
 from tests.helpers import ZEUS, Project, wait_for
 
@@ -226,27 +226,7 @@ def test_ctrl_z_stops_command_and_client_fg_resumes(project: Project) -> None:
             shell.sendline(f"{ZEUS} resume")
             pid = ready_pid(shell, b"pid")
             client = client_pid_under(shell.pid)
-            shell.sendcontrol("z")
-            shell.expect(rb"Stopped", timeout=5)
-            shell.expect_exact(b"ZP> ")
-            wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
-            wait_for(lambda: proc_state(client) == "T", timeout=3, what="the client to stop")
-            time.sleep(0.3)  # still stopped a moment later
-            assert (proc_state(pid), proc_state(client)) == ("T", "T")
-
-            shell.sendline("fg")
-            wait_for(lambda: proc_state(pid) not in ("T", None), timeout=3,
-                     what="the command to continue")
-            wait_for(lambda: proc_state(client) not in ("T", None), timeout=3,
-                     what="the client to continue")
-            time.sleep(0.2)
-            shell.sendline("again")
-            shell.expect_exact(b"resumed again\r\n")
-            shell.expect_exact(b"ZP> ")
-            shell.sendline("echo rc=$?")
-            shell.expect_exact(b"rc=5")
-            shell.sendline("exit")
-            shell.expect(pexpect.EOF, timeout=5)
+            suspend_and_resume(shell, pid, client)
     finally:
         shell.close(force=True)
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
 import time
 from collections.abc import Iterator
 
@@ -23,10 +22,10 @@ from tests.e2e._client_support import (
     exit_code,
     finish,
     is_dead,
-    kill_quietly,
     proc_state,
-    read_until,
+    sleeping_client,
     spawn,
+    suspend_and_resume,
 )
 from tests.helpers import ZEUS, Project, leftover_processes, wait_for
 
@@ -44,9 +43,9 @@ def titled(project: Project, prefix: str) -> list[int]:
 def warm_spare(project: Project) -> int:
     """Run a first command, then wait for the spare it leaves behind; its pid."""
     assert project.run("hello").returncode == 0
-    found = wait_for(lambda: titled(project, "zeus command: (ready)"), timeout=5,
-                     what="the spare command")
-    assert len(found) == 1, leftover_processes(project.mark)
+    # Exactly one: the guard's keeper, forked from the spare, shows its title for an instant.
+    found = wait_for(lambda: len(ready := titled(project, "zeus command: (ready)")) == 1 and ready,
+                     timeout=5, what="the spare command")
     return found[0]
 
 
@@ -89,28 +88,20 @@ def test_the_guard_keeps_the_spare_a_job_and_goes_with_it(project: Project) -> N
         spare = warm_spare(project)
         guard = wait_for(lambda: len(titled(project, f"zeus guard: {spare}")) == 2 and
                          titled(project, f"zeus guard: {spare}"), timeout=5, what="the guard")
-        keeper = next(pid for pid in guard if int(stat_fields(pid)[1]) == spare)
-        member = next(pid for pid in guard if pid != keeper)
         # fields after the name: state, ppid, pgrp, session
-        assert int(stat_fields(keeper)[2]) == keeper  # a group of its own...
-        assert int(stat_fields(keeper)[3]) == spare  # ...in the spare's session
+        keeper = next(pid for pid in guard if int(stat_fields(pid)[2]) == pid)
+        member = next(pid for pid in guard if pid != keeper)
+        assert int(stat_fields(keeper)[3]) == spare  # a group of its own in the spare's session
+        assert int(stat_fields(keeper)[1]) != spare  # not the command's child (os.wait())
         assert int(stat_fields(member)[1]) == keeper  # its parent is in the session...
         assert int(stat_fields(member)[2]) == spare  # ...and it is in the spare's group
-        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout is not None
-            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+        with sleeping_client(project, "sleep", "30") as (proc, pid):
             assert pid == spare
             proc.send_signal(signal.SIGTERM)  # forwarded to the command
             proc.communicate(timeout=10)
             wait_for(lambda: is_dead(pid), timeout=5, what="the command to end")
             wait_for(lambda: not any(map(proc_state, (keeper, member))), timeout=5,
                      what="the guard to end with its command")
-        finally:
-            proc.kill()
-            proc.communicate(timeout=5)
 
 
 def test_sigtstp_stops_a_piped_spare_command(project: Project) -> None:
@@ -118,25 +109,18 @@ def test_sigtstp_stops_a_piped_spare_command(project: Project) -> None:
     orphaned group, which the guard prevents."""
     with client_master(project):
         spare = warm_spare(project)
-        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout is not None
-            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+        with sleeping_client(project, "sleep", "30") as (proc, pid):
             assert pid == spare
             time.sleep(0.2)  # let the master's pid message reach the client
             proc.send_signal(signal.SIGTSTP)
             wait_for(lambda: proc_state(pid) == "T", timeout=5, what="the command to stop")
+            # As a shell does: continue the client once it has stopped itself.
+            wait_for(lambda: proc_state(proc.pid) == "T", timeout=5, what="the client to stop")
             proc.send_signal(signal.SIGCONT)
             wait_for(lambda: proc_state(pid) not in ("T", None), timeout=5,
                      what="the command to continue")
             proc.send_signal(signal.SIGTERM)
             proc.communicate(timeout=10)
-        finally:
-            proc.kill()
-            proc.communicate(timeout=5)
-            kill_quietly(spare)
 
 
 def test_ctrl_z_stops_a_terminal_spare_command_and_fg_resumes(project: Project) -> None:
@@ -152,23 +136,7 @@ def test_ctrl_z_stops_a_terminal_spare_command_and_fg_resumes(project: Project) 
             pid = int(shell.match.group(1))
             assert pid == spare
             time.sleep(0.2)
-            client = client_pid_under(shell.pid)
-            shell.sendcontrol("z")
-            shell.expect(rb"Stopped", timeout=5)
-            wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
-            wait_for(lambda: proc_state(client) == "T", timeout=3, what="the client to stop")
-            shell.expect_exact(b"ZP> ")
-            shell.sendline("fg")
-            wait_for(lambda: proc_state(pid) not in ("T", None), timeout=3,
-                     what="the command to continue")
-            time.sleep(0.2)
-            shell.sendline("again")
-            shell.expect_exact(b"resumed again\r\n")
-            shell.expect_exact(b"ZP> ")
-            shell.sendline("echo rc=$?")
-            shell.expect_exact(b"rc=5")
-            shell.sendline("exit")
-            shell.expect(pexpect.EOF, timeout=5)
+            suspend_and_resume(shell, pid, client_pid_under(shell.pid))
     finally:
         shell.close(force=True)
 
@@ -188,19 +156,11 @@ def test_a_spare_command_killed_by_a_signal_gives_128_plus_n(project: Project,
 def test_a_spare_command_outlives_a_restart_of_its_phases(project: Project) -> None:
     with client_master(project) as master:
         spare = warm_spare(project)
-        proc = subprocess.Popen([ZEUS, "sleep", "1.5"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout is not None
-            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+        with sleeping_client(project, "sleep", "1.5") as (proc, pid):
             assert pid == spare
             assert project.run("restart", timeout=30).returncode == 0
             master.wait_ready("boot", "app")
             _, err = proc.communicate(timeout=10)
-        finally:
-            proc.kill()
-            proc.communicate(timeout=5)
     assert proc.returncode == 0, err
 
 
@@ -208,17 +168,8 @@ def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> N
     """The client is stopped, so it cannot end the command itself: the guard's keeper does."""
     with client_master(project) as master:
         spare = warm_spare(project)
-        proc = subprocess.Popen([ZEUS, "sleep", "30"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            assert proc.stdout is not None
-            pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+        with sleeping_client(project, "sleep", "30") as (proc, pid):
             assert pid == spare
             proc.send_signal(signal.SIGSTOP)
             master.proc.kill()
             wait_for(lambda: is_dead(pid), timeout=5, what="the keeper to end the command")
-        finally:
-            proc.kill()
-            proc.wait(timeout=5)
-            kill_quietly(spare)

@@ -259,7 +259,9 @@ def prepare_command_process() -> None:
     """What a command does first, whatever the request: a process group of its own (a spare
     command leads a session, and so a group, already), the phase's signal handlers and mask
     gone, caches and generators renewed, the phase's exit handlers dropped."""
-    if os.getpgrp() != os.getpid():
+    if os.getsid(0) == os.getpid():
+        hygiene.own_group_calls_as_noops()
+    else:
         os.setpgid(0, 0)
     process.reset_signals()
     hygiene.renew_after_fork()

@@ -6,17 +6,18 @@ a terminal never has it). Two things a runner did for a command in its session f
 
 - **^Z.** The kernel drops the stop signals (^Z, SIGTSTP) sent to an *orphaned* process group:
   one where no member has a parent in the same session outside the group. A session leader's
-  parent is always outside its session, so its group starts orphaned. The leader forks a
+  parent is always outside its session, so its group starts orphaned. The leader starts a
   *keeper*, which moves to a group of its own in the session, and the keeper starts a *member*
   that joins the leader's group: the member's parent is in the session but outside the group, so
-  the group is not orphaned, as a shell's job is not. The member ignores the signals a terminal
-  or the client sends to the whole group.
+  the group is not orphaned, as a shell's job is not. The member ignores every signal it can.
 - **The master's death.** Nobody can relay the command's output or status then, and the client
   may not have learnt its pid: the keeper sends the leader's group SIGHUP (as a closed terminal
   would), then SIGKILL after ``MASTER_GONE_GRACE`` (command.py).
 
-Both live until the leader and everything it forked without exec have exited (the guard pipe's
-EOF); on Linux they also die with their parent.
+The keeper is not the command's child (a double fork: its parent exits at once), so the command
+has no child it did not make (``os.wait()`` would wait for it). The keeper watches the leader's
+pid, not a pipe, so the guard stays when the command execs another program, and it leaves with
+the leader; the member leaves with the keeper (its stdin is a pipe the keeper holds).
 """
 
 from __future__ import annotations
@@ -29,98 +30,120 @@ import time
 from zeuspy.slave import process
 from zeuspy.slave.command import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
 
-#: What the guard ignores: signals sent to the whole group that must not end or stop it.
-IGNORED = (
-    signal.SIGINT, signal.SIGQUIT, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
-    signal.SIGHUP, signal.SIGWINCH, signal.SIGUSR1, signal.SIGUSR2,
-)
-#: Highest fd the guard closes (everything but the guard pipe).
-MAX_FD = 65536
-#: Where ``cat`` may be: the member runs it on the guard pipe (it reads until EOF and writes
-#: nothing), a spawn that copies none of the phase's memory; without it, a fork.
+#: Signals that cannot be ignored, or whose being ignored would change nothing for ``cat``.
+UNIGNORABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGCONT}
+#: Where ``cat`` may be: the member runs it on a pipe (it reads until EOF and writes nothing), a
+#: spawn that copies none of the phase's memory; without it, a fork.
 CAT = ("/bin/cat", "/usr/bin/cat")
 
 
-def start() -> int:
-    """In a session leader: start the keeper and the member; returns the guard pipe's write
-    end, which must stay open (it is close-on-exec, so exec'd children do not keep it) for as
-    long as the group must stay a job. Both show ``zeus guard: <leader pid>`` in ``ps``."""
-    keep_r, keep_w = os.pipe()
+def start() -> None:
+    """In a session leader: start the keeper (which starts the member); returns at once. Both
+    show ``zeus guard: <leader pid>`` in ``ps``."""
     leader = os.getpid()
-    if os.fork():
-        os.close(keep_r)
-        return keep_w
-    try:  # the keeper
-        _shed_everything_but(keep_r)
-        os.setpgid(0, 0)
-        process.die_with_parent(leader)
-        process.reset_signals()  # none of the phase's handlers
-        for signum in IGNORED:
-            signal.signal(signum, signal.SIG_IGN)  # the member inherits these
-        title = f"zeus guard: {leader}"
-        _start_member(leader, keep_r, title)
-        process.set_title(title)
-        _keep(leader, keep_r)
+    middle = os.fork()
+    if middle:
+        os.waitpid(middle, 0)  # it forks the keeper and exits
+        return
+    try:
+        if os.fork() == 0:
+            _keeper(leader)
     finally:
         os._exit(0)
 
 
-def _start_member(leader: int, keep_r: int, title: str) -> None:
-    cat = next((path for path in CAT if os.access(path, os.X_OK)), None)
-    if cat is not None:
+def _keeper(leader: int) -> None:
+    try:
+        title = f"zeus guard: {leader}"
+        process.set_title(title)  # first: until then it shows the leader's
+        _close_fds_from(3)  # it must hold nothing of the phase's or the command's
+        os.setpgid(0, 0)
+        process.reset_signals()  # none of the phase's handlers
+        hold = _start_member(leader, title)
+        _watch(leader)
+        os.close(hold)
+    finally:
+        os._exit(0)
+
+
+def _start_member(leader: int, title: str) -> int:
+    """The member, in the leader's group; returns the write end of its stdin pipe, which the
+    keeper keeps open for as long as the member must stay."""
+    stdin, hold = os.pipe()
+    ignorable = [s for s in signal.valid_signals() if s not in UNIGNORABLE]
+    previous = {}
+    for signum in ignorable:
         try:
-            os.posix_spawn(cat, [title], os.environ, setpgroup=leader,
-                           file_actions=[(os.POSIX_SPAWN_DUP2, keep_r, 0)])
-            return
-        except OSError:
+            previous[signum] = signal.signal(signum, signal.SIG_IGN)  # inherited by the spawn
+        except (OSError, ValueError):
             pass
-    keeper = os.getpid()
-    if os.fork() == 0:
-        try:
-            os.setpgid(0, leader)
-            process.die_with_parent(keeper)
-            process.set_title(title)
-            while os.read(keep_r, 1):
-                pass
-        finally:
-            os._exit(0)
-
-
-def _keep(leader: int, keep_r: int) -> None:
-    """Wait for the guard pipe's EOF; end the leader's group if the master dies first."""
-    master = _watch_master()
-    hung_up: float | None = None
-    while True:
-        if hung_up is not None:
-            timeout: float | None = max(0.0, hung_up + MASTER_GONE_GRACE - time.monotonic())
-        else:
-            timeout = None if master is not None else WAIT_POLL_INTERVAL
-        waiting = [keep_r] if master is None or hung_up is not None else [keep_r, master]
-        ready, _, _ = select.select(waiting, [], [], timeout)
-        if keep_r in ready:
+    try:
+        cat = next((path for path in CAT if os.access(path, os.X_OK)), None)
+        if cat is not None:
             try:
-                if not os.read(keep_r, 1):
-                    return
+                os.posix_spawn(cat, [title], os.environ, setpgroup=leader,
+                               file_actions=[(os.POSIX_SPAWN_DUP2, stdin, 0)])
+                return hold
             except OSError:
-                return
-            continue
-        if hung_up is None and (master in ready or not process.master_alive()):
-            hung_up = time.monotonic()
-            _signal_group(leader, signal.SIGHUP)
-        elif hung_up is not None and time.monotonic() >= hung_up + MASTER_GONE_GRACE:
-            _signal_group(leader, signal.SIGKILL)
+                pass
+        if os.fork() == 0:
+            try:
+                os.close(hold)
+                os.setpgid(0, leader)
+                while os.read(stdin, 1):
+                    pass
+            finally:
+                os._exit(0)
+        return hold
+    finally:
+        os.close(stdin)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def _watch(leader: int) -> None:
+    """Return when the leader is gone; end the leader's group first if the master goes."""
+    leader_fd, master_fd = _pidfd(leader), _pidfd(process.master_pid)
+    hung_up: float | None = None  # when the group got SIGHUP
+    killed = False
+    while True:
+        waiting = [fd for fd in (leader_fd, master_fd if hung_up is None else None)
+                   if fd is not None]
+        exact = leader_fd is not None and (master_fd is not None or process.master_pid <= 1)
+        timeout: float | None = None if exact else WAIT_POLL_INTERVAL
+        if hung_up is not None and not killed:
+            left = max(0.0, hung_up + MASTER_GONE_GRACE - time.monotonic())
+            timeout = left if timeout is None else min(timeout, left)
+        ready, _, _ = select.select(waiting, [], [], timeout)
+        if leader_fd in ready or (leader_fd is None and not _exists(leader)):
             return
+        if hung_up is None:
+            if master_fd in ready or (master_fd is None and not process.master_alive()):
+                hung_up = time.monotonic()
+                _signal_group(leader, signal.SIGHUP)
+        elif not killed and time.monotonic() >= hung_up + MASTER_GONE_GRACE:
+            killed = True
+            _signal_group(leader, signal.SIGKILL)
 
 
-def _watch_master() -> int | None:
-    """A pidfd that becomes readable when the master exits (Linux 5.3+), or None (then the
-    keeper polls)."""
-    if process.master_pid <= 1 or not hasattr(os, "pidfd_open"):
+def _pidfd(pid: int) -> int | None:
+    """A pidfd that becomes readable when ``pid`` exits (Linux 5.3+), or None (then: polling)."""
+    if pid <= 1 or not hasattr(os, "pidfd_open"):
         return None
     try:
-        return os.pidfd_open(process.master_pid)
+        return os.pidfd_open(pid)
     except OSError:
         return None
+
+
+def _exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
 
 
 def _signal_group(leader: int, signum: int) -> None:
@@ -130,8 +153,10 @@ def _signal_group(leader: int, signum: int) -> None:
         pass
 
 
-def _shed_everything_but(fd: int) -> None:
-    """Close every fd above stderr except ``fd``: sockets and pipes held by the guard would keep
-    their other ends from seeing EOF (the phase's hand-over socket, the status pipe)."""
-    os.closerange(3, fd)
-    os.closerange(fd + 1, MAX_FD)
+def _close_fds_from(low: int) -> None:
+    """Close every fd from ``low`` up (``close_range`` where there is one: cheap for any bound)."""
+    try:
+        high = os.sysconf("SC_OPEN_MAX")
+    except (OSError, ValueError):
+        high = 65536
+    os.closerange(low, max(high, 65536))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import os
 import sys
 import threading
 from typing import Any
@@ -70,3 +71,27 @@ def drop_phase_exit_handlers() -> None:
         if process is not None:
             process._children.clear()  # the phase's workers are not the command's children
         atexit.register(util._exit_function)
+
+
+def own_group_calls_as_noops() -> None:
+    """In a command that leads its session (a spare: slave/spare.py). ``os.setpgrp()``, or
+    ``os.setpgid(0, 0)``, asks for a process group of its own, which it has: run from a shell it
+    would be a no-op, but the kernel refuses any such call to a session leader (EPERM). Make the
+    calls that would change nothing return as they would elsewhere; the others, made by the
+    command's children included, go to the kernel."""
+    setpgid = os.setpgid
+    if getattr(setpgid, "_zeus_wrapped", False):
+        return
+
+    def own_setpgid(pid: int, pgrp: int) -> None:
+        me = os.getpid()
+        if pid in (0, me) and pgrp in (0, me) and os.getpgrp() == me:
+            return  # already the leader of its own group
+        setpgid(pid, pgrp)
+
+    def own_setpgrp() -> None:
+        own_setpgid(0, 0)
+
+    own_setpgid._zeus_wrapped = True  # type: ignore[attr-defined]
+    os.setpgid = own_setpgid
+    os.setpgrp = own_setpgrp

@@ -262,6 +262,12 @@ class Phase:
                 handed = self.running.pop(pid, None)
                 if handed is not None:
                     handed.reaped(wait_status)
+                if self.spare is not None and self.spare.pid == pid:
+                    # The idle spare died (killed by hand, the OOM killer): its pid is not
+                    # ours to signal any more.
+                    self.spare.close()
+                    self.spare = None
+                    self._want_spare()
 
     def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
         """``C:``: hand the master the runner's socket first; then give it (and the client's
@@ -333,7 +339,8 @@ class Phase:
         self.spare_due = time.monotonic() + SPARE_DELAY
 
     def _fork(self) -> int:
-        self.tracker.report()
+        if self.tracker.report():
+            self._discard_spare()  # the spare lacks what was just reported
         process.prepare_fork()
         pid = os.fork()
         if pid:

@@ -13,7 +13,9 @@ stderr and runner socket, in one ``sendmsg``. The phase keeps its own copy of th
 and the read end of the command's status pipe (:class:`Handed`): when it reaps a command that
 died without reporting (killed, ``os._exit``, ``exec``), it reports the status, as a runner
 would. If the phase goes first (restarted while the command runs), the master, the subreaper,
-reaps the command and reports. The guard's keeper ends the command if the master dies.
+reaps the command and reports (on Linux; elsewhere, where there is no subreaper, the master
+gives such a command status 1 once it is gone). The guard's keeper ends the command if the
+master dies.
 
 Without the hand-over (a master that did not accept it) there is no spare: the phase forks a
 runner for each request (command.run_runner).
@@ -133,7 +135,10 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     os.setsid()
     guard.start()
     prepare_command_process()
-    rehearse(plan)
+    try:
+        rehearse(plan)
+    except Exception:  # only ever a head start (a removed working folder, say)
+        pass
     message, (args_fd, out_fd, err_fd, local_fd) = _wait_for_work(sock)
     process.outlive_parent()
     sock.close()

@@ -1,0 +1,134 @@
+"""A command served by the spare (slave/spare.py) behaves as it does run directly or through a
+runner, where leading a session and having a guard (slave/guard.py) could make it differ: after
+an exec, with children of its own, asking for a group of its own."""
+
+from __future__ import annotations
+
+import copy
+import signal
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from tests.e2e._client_support import (
+    CLIENT_TREE,
+    check_no_leftovers,
+    cmdline,
+    is_dead,
+    kill_quietly,
+    plan_source,
+    proc_state,
+    sleeping_client,
+)
+from tests.helpers import Master, Project, leftover_processes, running_master, wait_for
+
+EXTRA = r"""
+    def exec_sleep(self, argv):
+        _ready("sleeping")
+        os.execv("/bin/sleep", ["sleep", argv[0] if argv else "30"])
+
+    def reap_all(self, argv):
+        # A child of its own, waited for; then "reap whatever is left", as a supervisor does.
+        child = os.fork()
+        if child == 0:
+            os._exit(0)
+        os.waitpid(child, 0)
+        try:
+            print("REAP", list(os.waitpid(-1, os.WNOHANG)), flush=True)
+        except ChildProcessError:
+            print("REAP none", flush=True)
+        print("PID", os.getpid(), flush=True)
+
+    def own_group(self, argv):
+        try:
+            os.setpgrp()
+            print("SETPGRP ok", flush=True)
+        except OSError as exc:
+            print("SETPGRP", exc.__class__.__name__, exc.errno, flush=True)
+        print("PID", os.getpid(), flush=True)
+
+"""
+ANCHOR = "    def session(self, argv):\n"
+
+
+@contextmanager
+def review_master(project: Project) -> Iterator[Master]:
+    tree = copy.deepcopy(CLIENT_TREE)
+    for name in ("exec_sleep", "reap_all", "own_group"):
+        tree["boot"]["app"][name] = None
+    project.write(tree=tree, plan=plan_source().replace(ANCHOR, EXTRA + ANCHOR, 1))
+    with running_master(project, "boot", "app") as master:
+        yield master
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers(project: Project) -> Iterator[None]:
+    yield
+    check_no_leftovers(project.root)
+
+
+def warm_spare(project: Project) -> int:
+    assert project.run("hello").returncode == 0
+
+    def ready() -> list[int]:
+        found = [pid for pid, title in leftover_processes(project.mark)
+                 if title.startswith("zeus command: (ready)")]
+        return found if len(found) == 1 else []
+
+    return int(wait_for(ready, timeout=5, what="the spare command")[0])
+
+
+def served_pid(output: bytes) -> int:
+    return int(output.split(b"PID ", 1)[1].split()[0])
+
+
+def test_sigtstp_stops_a_spare_command_that_execd(project: Project) -> None:
+    with review_master(project):
+        spare = warm_spare(project)
+        pid = 0
+        try:
+            with sleeping_client(project, "exec_sleep", "30") as (proc, pid):
+                assert pid == spare
+                wait_for(lambda: "sleep" in cmdline(pid), timeout=5,
+                         what="the exec")
+                proc.send_signal(signal.SIGTSTP)  # forwarded to the command, as for a runner's
+                wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
+        finally:
+            if pid:
+                kill_quietly(pid)
+
+
+def test_master_death_ends_a_spare_command_that_execd(project: Project) -> None:
+    with review_master(project) as master:
+        spare = warm_spare(project)
+        pid = 0
+        try:
+            with sleeping_client(project, "exec_sleep", "30") as (proc, pid):
+                assert pid == spare
+                wait_for(lambda: "sleep" in cmdline(pid), timeout=5,
+                         what="the exec")
+                proc.send_signal(signal.SIGSTOP)  # the client cannot end it either
+                master.proc.kill()
+                wait_for(lambda: is_dead(pid), timeout=4, what="the command to be ended")
+        finally:
+            if pid:
+                kill_quietly(pid)
+
+
+def test_a_spare_command_has_no_unexpected_children(project: Project) -> None:
+    with review_master(project):
+        spare = warm_spare(project)
+        done = project.run("reap_all")
+    assert done.returncode == 0, done.stderr
+    assert served_pid(done.stdout) == spare
+    assert b"REAP none" in done.stdout, done.stdout
+
+
+def test_os_setpgrp_works_in_a_spare_command(project: Project) -> None:
+    with review_master(project):
+        spare = warm_spare(project)
+        done = project.run("own_group")
+    assert done.returncode == 0, done.stderr
+    assert served_pid(done.stdout) == spare
+    assert b"SETPGRP ok" in done.stdout, done.stdout
