@@ -6,7 +6,9 @@ not work (a command exits non-zero, a master does not boot, a process is left be
 Measured in one run, each interpreter named by its exact path:
   a) `python -I -S -c pass` and `python -c pass`                     (the floor; interleaved rounds)
   b) `zeus version`: the client's own start-up, no master needed       (interleaved rounds)
-  c) `zeus noop` through a running master, stdout a pipe and a PTY     (interleaved rounds)
+  c) `zeus noop` through a running master, stdout a pipe and a PTY     (interleaved rounds), and
+     the same back to back (each run started when the last one ended: the latency of a stream of
+     commands, each slowed by the work the one before left behind)
   d) the cold equivalent of (c): a fresh python runs the plan's phases and the command
   e) the same with a heavy plan whose boot imports a chunk of the standard library
 
@@ -15,7 +17,8 @@ output read to EOF, its status reaped). Pipe runs use subprocess (stdout and std
 runs spawn the process with os.posix_spawn in a new session whose controlling terminal is a fresh
 PTY (as a shell would: the client sees a foreground terminal and goes raw), so they carry their own
 baseline: `python -I -S -c pass` spawned the same way. Each kind is warmed up (its first runs
-discarded) before timing.
+discarded) before timing. Interleaved rounds run every kind once, in a new random order each round
+(seeded), so that no kind always follows the same other kind.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from __future__ import annotations
 import math
 import os
 import platform
+import random
 import shutil
 import statistics
 import subprocess
@@ -56,6 +60,8 @@ HEAVY_WARM_RUNS = 100  # the warm half of (e)
 RUN_TIMEOUT = 20.0
 TARGET_CLIENT = 1.2  # client start-up vs -I -S
 TARGET_NOOP = 1.6  # no-op command vs -I -S
+ORDER_SEED = 2  # the rounds' orders (any seed: fixed so that runs are comparable)
+BACK_TO_BACK_RUNS = 100  # (c) again, each run started as soon as the last one ended
 
 Runner = Callable[[list[str]], float]
 
@@ -171,14 +177,18 @@ def describe_machine() -> None:
 
 # -- the measurements -----------------------------------------------------------------------------
 def interleaved(kinds: list[tuple[str, Runner, list[str]]], rounds: int) -> dict[str, list[float]]:
-    """Warm each kind up, then ``rounds`` rounds running every kind once (order rotating)."""
+    """Warm each kind up, then ``rounds`` rounds running every kind once, each round in a new
+    random order. A fixed order would favour some kinds: a zeus command leaves work behind it
+    (its teardown, the next spare's fork), which slows whatever runs next; in a fixed cycle one
+    kind would nearly always follow another (the PTY run followed the pipe run in 5 of 6
+    rounds, and paid for it)."""
     for _, runner, argv in kinds:
         for _ in range(WARMUP):
             runner(argv)
     samples: dict[str, list[float]] = {name: [] for name, _, _ in kinds}
-    for index in range(rounds):
-        shift = index % len(kinds)
-        for name, runner, argv in kinds[shift:] + kinds[:shift]:
+    order = random.Random(ORDER_SEED)
+    for _ in range(rounds):
+        for name, runner, argv in order.sample(kinds, len(kinds)):
             samples[name].append(runner(argv))
     return samples
 
@@ -214,6 +224,9 @@ def bench(work: Path, mark: str) -> list[Row]:
         ], ROUNDS)
         print(f"  took {time.monotonic() - started:.1f} s; (d) cold light plan, "
               f"{COLD_RUNS} runs", flush=True)
+        print(f"  (c) back to back: {BACK_TO_BACK_RUNS} runs of each", flush=True)
+        back_pipe = block(run_pipe, [ZEUS, "noop"], BACK_TO_BACK_RUNS)
+        back_pty = block(run_pty, [ZEUS, "noop"], BACK_TO_BACK_RUNS)
         cold_light = block(run_pipe, cold_argv(PYTHON, light), COLD_RUNS)
     finally:
         status = master.stop()
@@ -246,6 +259,8 @@ def bench(work: Path, mark: str) -> list[Row]:
         Row("(b) zeus version   (client start-up, no master)", samples["b"], base),
         Row("(c) zeus noop, light plan   [pipe]", samples["c1"], base),
         Row("(c) zeus noop, light plan   [pty]", samples["c2"], pty_base),
+        Row("(c) the same, back to back   [pipe]", back_pipe, base),
+        Row("(c) the same, back to back   [pty]", back_pty, pty_base),
         Row(f"(d) cold {py}: light plan + noop", cold_light, base),
         Row("(e) zeus noop, heavy plan   [pipe]", heavy_warm, base),
         Row(f"(e) cold {py}: heavy plan + noop", heavy_cold, base),
@@ -291,14 +306,14 @@ def main() -> int:
     client = rows[3].ratio or 0.0
     noop_pipe = rows[4].ratio or 0.0
     noop_pty = rows[5].ratio or 0.0
-    heavy_speedup = rows[8].median / rows[7].median
-    light_speedup = rows[6].median / rows[4].median
+    heavy_speedup = rows[10].median / rows[9].median
+    light_speedup = rows[8].median / rows[4].median
     print()
     print(target("client start-up", client, TARGET_CLIENT))
     print(target("no-op command median", noop_pipe, TARGET_NOOP) + "  [pipe]")
     print(target("no-op command median", noop_pty, TARGET_NOOP) + "  [pty, vs the pty baseline]")
     print(f"cold / warm no-op: light plan {light_speedup:.1f}x, heavy plan {heavy_speedup:.1f}x "
-          f"(heavy boot imports {rows[8].median - rows[6].median:.0f} ms more of the stdlib)")
+          f"(heavy boot imports {rows[10].median - rows[8].median:.0f} ms more of the stdlib)")
     print(f"\nbench done in {time.monotonic() - started:.1f} s; no process left running")
     return 0
 
