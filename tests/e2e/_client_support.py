@@ -14,7 +14,7 @@ from typing import Any
 
 import pexpect
 
-from tests.helpers import ZEUS, Master, Project, running_master, wait_for
+from tests.helpers import ZEUS, Master, Project, leftover_processes, running_master, wait_for
 
 #: What the `colors` command writes: escape sequences, a bell, an OSC title, UTF-8, DEL, backspace.
 COLOR_BYTES = (b"\x1b[1;31mRED\x1b[0m|\x1b]0;a title\x07|\xe2\x9c\x93 \xc3\xa9|\x08\x7f\x1b[2J"
@@ -470,3 +470,18 @@ def suspend_and_resume(shell: pexpect.spawn, pid: int, client: int) -> None:
     shell.expect_exact(b"rc=5")
     shell.sendline("exit")
     shell.expect(pexpect.EOF, timeout=5)
+
+
+def titled(project: Project, prefix: str) -> list[int]:
+    """This test's live processes whose title starts with ``prefix``."""
+    return [pid for pid, title in leftover_processes(project.mark) if title.startswith(prefix)]
+
+
+def warm_spare(project: Project) -> int:
+    """Run a first command (a phase's first request forks a runner; it keeps a spare from then
+    on), then wait for the spare it leaves behind; its pid."""
+    assert project.run("hello").returncode == 0
+    # Exactly one: the guard's keeper, forked from the spare, shows its title for an instant.
+    found = wait_for(lambda: len(ready := titled(project, "zeus command: (ready)")) == 1 and ready,
+                     timeout=5, what="the spare command")
+    return int(found[0])

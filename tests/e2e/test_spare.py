@@ -26,27 +26,16 @@ from tests.e2e._client_support import (
     sleeping_client,
     spawn,
     suspend_and_resume,
+    titled,
+    warm_spare,
 )
-from tests.helpers import ZEUS, Project, leftover_processes, wait_for
+from tests.helpers import ZEUS, Project, wait_for
 
 
 @pytest.fixture(autouse=True)
 def no_leftovers(project: Project) -> Iterator[None]:
     yield
     check_no_leftovers(project.root)
-
-
-def titled(project: Project, prefix: str) -> list[int]:
-    return [pid for pid, title in leftover_processes(project.mark) if title.startswith(prefix)]
-
-
-def warm_spare(project: Project) -> int:
-    """Run a first command, then wait for the spare it leaves behind; its pid."""
-    assert project.run("hello").returncode == 0
-    # Exactly one: the guard's keeper, forked from the spare, shows its title for an instant.
-    found = wait_for(lambda: len(ready := titled(project, "zeus command: (ready)")) == 1 and ready,
-                     timeout=5, what="the spare command")
-    return found[0]
 
 
 def session_info(output: bytes) -> dict[str, object]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import copy
 import signal
+import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -20,8 +21,9 @@ from tests.e2e._client_support import (
     plan_source,
     proc_state,
     sleeping_client,
+    warm_spare,
 )
-from tests.helpers import Master, Project, leftover_processes, running_master, wait_for
+from tests.helpers import Master, Project, running_master, wait_for
 
 EXTRA = r"""
     def exec_sleep(self, argv):
@@ -68,67 +70,47 @@ def no_leftovers(project: Project) -> Iterator[None]:
     check_no_leftovers(project.root)
 
 
-def warm_spare(project: Project) -> int:
-    assert project.run("hello").returncode == 0
-
-    def ready() -> list[int]:
-        found = [pid for pid, title in leftover_processes(project.mark)
-                 if title.startswith("zeus command: (ready)")]
-        return found if len(found) == 1 else []
-
-    return int(wait_for(ready, timeout=5, what="the spare command")[0])
-
-
 def served_pid(output: bytes) -> int:
     return int(output.split(b"PID ", 1)[1].split()[0])
 
 
+@contextmanager
+def execd_sleep(project: Project) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus exec_sleep`` served by the spare, once the command has exec'd ``sleep``."""
+    spare = warm_spare(project)
+    pid = 0
+    try:
+        with sleeping_client(project, "exec_sleep", "30") as (proc, pid):
+            assert pid == spare
+            wait_for(lambda: "sleep" in cmdline(pid), timeout=5, what="the exec")
+            yield proc, pid
+    finally:
+        if pid:
+            kill_quietly(pid)
+
+
 def test_sigtstp_stops_a_spare_command_that_execd(project: Project) -> None:
-    with review_master(project):
-        spare = warm_spare(project)
-        pid = 0
-        try:
-            with sleeping_client(project, "exec_sleep", "30") as (proc, pid):
-                assert pid == spare
-                wait_for(lambda: "sleep" in cmdline(pid), timeout=5,
-                         what="the exec")
-                proc.send_signal(signal.SIGTSTP)  # forwarded to the command, as for a runner's
-                wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
-        finally:
-            if pid:
-                kill_quietly(pid)
+    with review_master(project), execd_sleep(project) as (proc, pid):
+        proc.send_signal(signal.SIGTSTP)  # forwarded to the command, as for a runner's
+        wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
 
 
 def test_master_death_ends_a_spare_command_that_execd(project: Project) -> None:
-    with review_master(project) as master:
-        spare = warm_spare(project)
-        pid = 0
-        try:
-            with sleeping_client(project, "exec_sleep", "30") as (proc, pid):
-                assert pid == spare
-                wait_for(lambda: "sleep" in cmdline(pid), timeout=5,
-                         what="the exec")
-                proc.send_signal(signal.SIGSTOP)  # the client cannot end it either
-                master.proc.kill()
-                wait_for(lambda: is_dead(pid), timeout=4, what="the command to be ended")
-        finally:
-            if pid:
-                kill_quietly(pid)
+    with review_master(project) as master, execd_sleep(project) as (proc, pid):
+        proc.send_signal(signal.SIGSTOP)  # the client cannot end it either
+        master.proc.kill()
+        wait_for(lambda: is_dead(pid), timeout=4, what="the command to be ended")
 
 
-def test_a_spare_command_has_no_unexpected_children(project: Project) -> None:
+@pytest.mark.parametrize(("command", "expected"), [
+    ("reap_all", b"REAP none"),  # no child it did not make (os.wait() would wait for it)
+    ("own_group", b"SETPGRP ok"),  # os.setpgrp() is the no-op it is for a command from a shell
+])
+def test_a_spare_command_behaves_as_one_run_directly(project: Project, command: str,
+                                                    expected: bytes) -> None:
     with review_master(project):
         spare = warm_spare(project)
-        done = project.run("reap_all")
+        done = project.run(command)
     assert done.returncode == 0, done.stderr
     assert served_pid(done.stdout) == spare
-    assert b"REAP none" in done.stdout, done.stdout
-
-
-def test_os_setpgrp_works_in_a_spare_command(project: Project) -> None:
-    with review_master(project):
-        spare = warm_spare(project)
-        done = project.run("own_group")
-    assert done.returncode == 0, done.stderr
-    assert served_pid(done.stdout) == spare
-    assert b"SETPGRP ok" in done.stdout, done.stdout
+    assert expected in done.stdout, done.stdout
