@@ -8,7 +8,9 @@ spare from then on), waits for the spare, and checks that the command under test
 from __future__ import annotations
 
 import json
+import os
 import signal
+import subprocess
 import time
 from collections.abc import Iterator
 
@@ -22,6 +24,7 @@ from tests.e2e._client_support import (
     exit_code,
     finish,
     is_dead,
+    kill_quietly,
     proc_state,
     sleeping_client,
     spawn,
@@ -162,3 +165,30 @@ def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> N
             proc.send_signal(signal.SIGSTOP)
             master.proc.kill()
             wait_for(lambda: is_dead(pid), timeout=5, what="the keeper to end the command")
+
+
+def test_a_request_handed_to_a_spare_survives_a_restart_of_its_phase(project: Project) -> None:
+    """A runner, forked at the request, outlives its phase; so must a spare that was handed the
+    request. SIGSTOP stands for a spare the scheduler has not run yet (or one still preparing:
+    forked 15 ms after the previous request, it may get the next one before it reads)."""
+    with client_master(project) as master:
+        spare = warm_spare(project)
+        os.kill(spare, signal.SIGSTOP)
+        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            # The phase handed the request over: it forks the next spare 15 ms later.
+            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                     what="the phase to hand the request over")
+            app = master.phase_pid("app")
+            assert project.run("restart", timeout=30).returncode == 0
+            wait_for(lambda: is_dead(app), timeout=5, what="the old app phase to die")
+        finally:
+            kill_quietly(spare, signal.SIGCONT)  # now let it run, if it still can
+        try:
+            out, err = proc.communicate(timeout=20)
+        finally:
+            kill_quietly(proc.pid)
+        master.wait_ready("boot", "app")
+    assert (proc.returncode, out) == (0, b"hello x\n"), err

@@ -35,31 +35,42 @@ UNIGNORABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGCONT}
 #: Where ``cat`` may be: the member runs it on a pipe (it reads until EOF and writes nothing), a
 #: spawn that copies none of the phase's memory; without it, a fork.
 CAT = ("/bin/cat", "/usr/bin/cat")
+#: How long the leader waits for the keeper to start the member.
+READY_TIMEOUT = 1.0
 
 
 def start() -> None:
-    """In a session leader: start the keeper (which starts the member); returns at once. Both
-    show ``zeus guard: <leader pid>`` in ``ps``."""
+    """In a session leader: start the keeper, and return once it has started the member (the
+    group is a job from then on; :data:`READY_TIMEOUT` at most). Both show ``zeus guard:
+    <leader pid>`` in ``ps``."""
     leader = os.getpid()
+    ready_r, ready_w = os.pipe()
     middle = os.fork()
     if middle:
+        os.close(ready_w)
         os.waitpid(middle, 0)  # it forks the keeper and exits
+        try:
+            select.select([ready_r], [], [], READY_TIMEOUT)
+        finally:
+            os.close(ready_r)
         return
     try:
         if os.fork() == 0:
-            _keeper(leader)
+            _keeper(leader, ready_w)
     finally:
         os._exit(0)
 
 
-def _keeper(leader: int) -> None:
+def _keeper(leader: int, ready_w: int) -> None:
     try:
         title = f"zeus guard: {leader}"
         process.set_title(title)  # first: until then it shows the leader's
-        _close_fds_from(3)  # it must hold nothing of the phase's or the command's
+        _close_fds(3, keep=ready_w)  # it must hold nothing of the phase's or the command's
         os.setpgid(0, 0)
         process.reset_signals()  # none of the phase's handlers
         hold = _start_member(leader, title)
+        os.write(ready_w, b"r")
+        os.close(ready_w)
         _watch(leader)
         os.close(hold)
     finally:
@@ -98,7 +109,8 @@ def _start_member(leader: int, title: str) -> int:
     finally:
         os.close(stdin)
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            if handler is not None:  # None: set outside Python, nothing to put back from here
+                signal.signal(signum, handler)
 
 
 def _watch(leader: int) -> None:
@@ -153,10 +165,16 @@ def _signal_group(leader: int, signum: int) -> None:
         pass
 
 
-def _close_fds_from(low: int) -> None:
-    """Close every fd from ``low`` up (``close_range`` where there is one: cheap for any bound)."""
+def _close_fds(low: int, keep: int) -> None:
+    """Close every open fd from ``low`` up but ``keep``, listed in ``/dev/fd`` (a loop over every
+    possible number would cost tens of thousands of calls where there is no ``close_range``)."""
     try:
-        high = os.sysconf("SC_OPEN_MAX")
-    except (OSError, ValueError):
-        high = 65536
-    os.closerange(low, max(high, 65536))
+        open_fds = [int(name) for name in os.listdir("/dev/fd")]
+    except OSError:
+        open_fds = list(range(low, 1024))
+    for fd in open_fds:
+        if fd >= low and fd != keep:
+            try:
+                os.close(fd)
+            except OSError:
+                pass  # the listing's own fd, closed already

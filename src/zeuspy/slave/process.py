@@ -81,11 +81,6 @@ def die_with_parent(expected_parent: int) -> None:
         os._exit(1)
 
 
-def outlive_parent() -> None:
-    """Undo :func:`die_with_parent`: a spare that took a command must survive its phase."""
-    _prctl_pdeathsig(0)
-
-
 def reset_signals() -> None:
     """Give every signal a Python handler set back its default, drop the wakeup fd and unblock
     every signal: a forked process must not run handlers its parent installed (the phase's

@@ -49,6 +49,8 @@ HANDOVER_TIMEOUT = 5.0
 #: time. Each request postpones it, so a burst waits until it is over (its commands fork
 #: runners).
 SPARE_DELAY = 0.015
+#: Longest wait before forking a spare again after spares kept dying idle.
+SPARE_RETRY_MAX = 5.0
 
 
 class PlanLoadError(Exception):
@@ -107,6 +109,8 @@ class Phase:
         self.running: dict[int, spare.Handed] = {}
         #: When to fork the next spare (monotonic time), or None: no spare wanted.
         self.spare_due: float | None = None
+        #: Spares that died idle since one last took a request (each doubles the delay).
+        self.spare_deaths = 0
 
     # -- protocol step 2 ----------------------------------------------------------------------
     def register(self, identifier: str, parent_pid: int) -> None:
@@ -263,15 +267,16 @@ class Phase:
                 if handed is not None:
                     handed.reaped(wait_status)
                 if self.spare is not None and self.spare.pid == pid:
-                    # The idle spare died (killed by hand, the OOM killer): its pid is not
-                    # ours to signal any more.
+                    # The idle spare died (killed by hand, the OOM killer, a process limit): its
+                    # pid is not ours to signal any more. Wait longer after each such death.
                     self.spare.close()
                     self.spare = None
-                    self._want_spare()
+                    self.spare_deaths += 1
+                    self._want_spare(min(SPARE_DELAY * 2 ** self.spare_deaths, SPARE_RETRY_MAX))
 
     def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
         """``C:``: hand the master the runner's socket first; then give it (and the client's
-        header and fds, when the master sent them along) to the spare runner, or fork a runner
+        header and fds, when the master sent them along) to the spare command, or fork a runner
         (the fork overlaps the master's answer)."""
         assert self.sock is not None and self.plan is not None
         local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -285,6 +290,7 @@ class Phase:
             self._want_spare()
             try:
                 self.running[ready.pid] = ready.give(work)
+                self.spare_deaths = 0
                 return
             except OSError:
                 ready.discard()  # it died while idle: fork a runner after all
@@ -333,10 +339,10 @@ class Phase:
             self.spare = None
             self._want_spare()
 
-    def _want_spare(self) -> None:
-        """Fork a spare :data:`SPARE_DELAY` after now (a later request postpones it; the
-        phase's other wake-ups, such as reaping, do not)."""
-        self.spare_due = time.monotonic() + SPARE_DELAY
+    def _want_spare(self, delay: float = SPARE_DELAY) -> None:
+        """Fork a spare ``delay`` after now (a later request postpones it; the phase's other
+        wake-ups, such as reaping, do not)."""
+        self.spare_due = time.monotonic() + delay
 
     def _fork(self) -> int:
         if self.tracker.report():

@@ -128,9 +128,11 @@ def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
 def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int) -> None:
     """The spare: leads a session with its guard, prepares, waits for ``W:<command>:<runner
     header>`` and four fds (args socket, stdout, stderr, runner socket), takes the client's
-    terminal if asked (flag ``t``), and runs. Idle, it dies with the phase; once it has a
-    request it outlives it like any command. Never returns."""
-    process.die_with_parent(phase_pid)
+    terminal if asked (flag ``t``), and runs. Idle, it exits when the phase's end of its socket
+    closes, the phase's death included: not by a parent-death signal, which could also end it
+    after the phase handed it a request it had not read yet (the stream delivers that request
+    before the EOF). Once it has a request it outlives the phase like any command. Never
+    returns."""
     process.set_title("zeus command: (ready)")
     os.setsid()
     guard.start()
@@ -140,7 +142,6 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     except Exception:  # only ever a head start (a removed working folder, say)
         pass
     message, (args_fd, out_fd, err_fd, local_fd) = _wait_for_work(sock)
-    process.outlive_parent()
     sock.close()
     local = socket.socket(fileno=local_fd)
     try:
