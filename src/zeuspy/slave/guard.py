@@ -39,26 +39,33 @@ CAT = ("/bin/cat", "/usr/bin/cat")
 READY_TIMEOUT = 1.0
 
 
-def start() -> None:
-    """In a session leader: start the keeper, and return once it has started the member (the
-    group is a job from then on; :data:`READY_TIMEOUT` at most). Both show ``zeus guard:
-    <leader pid>`` in ``ps``."""
+def start() -> int:
+    """In a session leader: start the keeper, which starts the member; returns a pipe that
+    becomes readable once the member is in place (the group is a job from then on): pass it to
+    :func:`wait_ready` before the command runs. Both show ``zeus guard: <leader pid>`` in
+    ``ps``."""
     leader = os.getpid()
     ready_r, ready_w = os.pipe()
     middle = os.fork()
     if middle:
         os.close(ready_w)
         os.waitpid(middle, 0)  # it forks the keeper and exits
-        try:
-            select.select([ready_r], [], [], READY_TIMEOUT)
-        finally:
-            os.close(ready_r)
-        return
+        return ready_r
     try:
         if os.fork() == 0:
             _keeper(leader, ready_w)
     finally:
         os._exit(0)
+
+
+def wait_ready(ready_r: int) -> None:
+    """Return once the member is in place (:data:`READY_TIMEOUT` at most: a guard that failed
+    must not stop the command); closes ``ready_r``. Usually it has been for long: the spare
+    prepares and waits for its request meanwhile."""
+    try:
+        select.select([ready_r], [], [], READY_TIMEOUT)
+    finally:
+        os.close(ready_r)
 
 
 def _keeper(leader: int, ready_w: int) -> None:

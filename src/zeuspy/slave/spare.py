@@ -135,7 +135,7 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     returns."""
     process.set_title("zeus command: (ready)")
     os.setsid()
-    guard.start()
+    guard_ready = guard.start()
     prepare_command_process()
     try:
         rehearse(plan)
@@ -151,6 +151,7 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     except (OSError, ValueError, wire.ProtocolError) as exc:
         print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
         os._exit(1)  # the phase reports status 1
+    guard.wait_ready(guard_ready)
     ctty = "t" in header.flags and os.isatty(out_fd) and take_terminal(out_fd)
     command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
                     phase_pid, header, prepared=True)
