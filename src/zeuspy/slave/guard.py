@@ -134,7 +134,7 @@ def _watch(leader: int) -> None:
             left = max(0.0, hung_up + MASTER_GONE_GRACE - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
         ready, _, _ = select.select(waiting, [], [], timeout)
-        if leader_fd in ready or (leader_fd is None and not _exists(leader)):
+        if leader_fd in ready or (leader_fd is None and not process.exists(leader)):
             return
         if hung_up is None:
             if master_fd in ready or (master_fd is None and not process.master_alive()):
@@ -153,16 +153,6 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except OSError:
         return None
-
-
-def _exists(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True
-    return True
 
 
 def _signal_group(leader: int, signum: int) -> None:

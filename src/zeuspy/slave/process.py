@@ -62,12 +62,17 @@ def master_alive() -> bool:
         except (OSError, IndexError):
             return False
         return state not in (b"Z", b"X")
+    return exists(master_pid)
+
+
+def exists(pid: int) -> bool:
+    """Whether a process ``pid`` exists (a zombie counts: its parent has not reaped it yet)."""
     try:
-        os.kill(master_pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:
-        return True  # exists, but not ours to signal: not our master, yet not proof of death
+        return True  # exists, but not ours to signal
     return True
 
 

@@ -24,7 +24,6 @@ runner for each request (command.run_runner).
 from __future__ import annotations
 
 import os
-import select
 import signal
 import socket
 import sys
@@ -114,8 +113,7 @@ def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
     # reads: wait for both.
     while len(reader.fds) < 4 or not messages:
         try:
-            select.select([sock], [], [])
-            data, fds = wire.receive(sock)
+            data, fds = wire.receive(sock)  # blocking
         except (OSError, wire.ProtocolError):
             data, fds = b"", []
         if not data and not fds:
