@@ -205,24 +205,36 @@ def check_no_leftovers(mark: str, what: str) -> None:
         pytest.fail(f"processes left behind: {left}\n{what}")
 
 
-@pytest.fixture(scope="module")
-def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DjangoProject]:
+def new_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[DjangoProject]:
+    """A generated Django project in a new temp folder; checks for leftovers once done."""
     mark = new_mark()
-    parent = tmp_path_factory.mktemp("django")
-    project = DjangoProject(parent, mark)
-    project = DjangoProject(create_site(parent, project.env()), mark)
+    parent = tmp_path_factory.mktemp(name)
+    project = DjangoProject(create_site(parent, DjangoProject(parent, mark).env()), mark)
     yield project
     check_no_leftovers(mark, f"master log:\n{project.log[-3000:]}")
 
 
-@pytest.fixture(scope="module")
-def master(site: DjangoProject) -> Iterator[Master]:
+def site_master(site: DjangoProject, then: Callable[[DjangoProject], object] | None = None,
+                ) -> Iterator[Master]:
+    """A master for ``site`` with every phase ready (and ``then(site)`` done), stopped after."""
     m = Master(site)
     try:
         m.wait_ready(*PHASES, timeout=MASTER_BOOT_TIMEOUT)
+        if then is not None:
+            then(site)
         yield m
     finally:
         m.stop()
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DjangoProject]:
+    yield from new_site(tmp_path_factory, "django")
+
+
+@pytest.fixture(scope="module")
+def master(site: DjangoProject) -> Iterator[Master]:
+    yield from site_master(site)
 
 
 # -- helpers --------------------------------------------------------------------------------------

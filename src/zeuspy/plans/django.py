@@ -13,13 +13,13 @@ import sys
 from typing import Any, ClassVar, NoReturn
 
 from zeuspy.plan import after_fork
-from zeuspy.plans import django_settings, project, pytest_support
+from zeuspy.plans import django_reloader, django_settings, project, pytest_support
 from zeuspy.plans.python import PythonPlan, import_modules
 from zeuspy.slave import process
 
 SETTINGS_ENV = django_settings.SETTINGS_ENV
 #: The status Django's reloader ends its serving process with when a watched file changed.
-RELOAD_STATUS = 3
+RELOAD_STATUS = django_reloader.RELOAD_STATUS
 #: Management commands loaded by the ``django`` phase, so that they start warm.
 WARM_COMMANDS = ("check", "migrate", "makemigrations", "runserver", "shell", "test")
 
@@ -124,9 +124,13 @@ class DjangoPlan(PythonPlan):
         """``manage.py runserver``. Django's reloader watches what the server loaded (modules,
         templates) from inside this process, in the mode it gives its own serving child (a
         child it started itself would re-run the shim's command line, and start cold). On a
-        change it ends the server with status 3; the command then becomes ``zeus runserver``
-        again (exec, same terminal), which starts from the phases rebooted for the change.
-        ``--noreload`` serves without watching, as with manage.py."""
+        change it ends the server with status 3; the command then becomes the reloader
+        (:mod:`zeuspy.plans.django_reloader`, exec, same terminal), which asks for ``zeus
+        runserver`` again each time: a server forked from the phases rebooted for the change,
+        which itself ends with status 3 on the next change. ``--noreload`` serves without
+        watching, as with manage.py."""
+        # Popped: what the server's own code sees of the environment is the user's.
+        under_reloader = os.environ.pop(django_reloader.RELOADER_ENV, None) is not None
         if "--noreload" in argv:
             return _managed(["runserver", *argv])
         from django.utils import autoreload
@@ -135,10 +139,10 @@ class DjangoPlan(PythonPlan):
         try:
             return _managed(["runserver", *argv])
         except SystemExit as exc:
-            if exc.code != RELOAD_STATUS:
+            if exc.code != RELOAD_STATUS or under_reloader:
                 raise
         del os.environ[autoreload.DJANGO_AUTORELOAD_ENV]
-        _run_again(["runserver", *argv])
+        _become_reloader(argv)
 
     def shell(self, argv: list[str]) -> int | None:
         """``manage.py shell``."""
@@ -153,15 +157,14 @@ class DjangoPlan(PythonPlan):
         return pytest_support.run(["-p", "zeuspy.plans.django_pytest", *argv])
 
 
-def _run_again(argv: list[str]) -> NoReturn:
-    """Replace this command with ``zeus ARGV`` on the same streams: a new client, whose command
-    forks from the phases as they are now."""
+def _become_reloader(argv: list[str]) -> NoReturn:
+    """Replace this command (its server thread, its old modules) with the reloader of ``zeus
+    runserver ARGV`` on the same streams and terminal (its process group stays the foreground
+    one). A fresh interpreter, not a fork: the reloader holds nothing of the project. ``-I``:
+    the script's folder (this package's, where ``django.py`` is) is not put on ``sys.path``."""
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    client = os.path.join(os.path.dirname(sys.executable), "zeus")
-    if os.access(client, os.X_OK):
-        os.execv(client, [client, *argv])
-    os.execv(sys.executable, [sys.executable, "-m", "zeuspy", *argv])
+    os.execv(sys.executable, [sys.executable, "-I", django_reloader.__file__, *argv])
 
 
 def _managed(argv: list[str]) -> int | None:
