@@ -28,6 +28,8 @@ options for COMMAND:
 """
 #: The built-in words (zeuspy.builtins.BUILTINS maps them to modules; a test keeps both equal).
 BUILTINS = ("start", "init", "commands", "status", "restart", "stop")
+#: The master's exit status for a word that is no command or alias of the plan.
+EXIT_UNKNOWN_COMMAND = 127
 
 
 def _err(text: str) -> None:
@@ -65,7 +67,8 @@ def main(argv: list[str] | None = None) -> int:
         elif option == "--":
             break
         else:
-            _err(f"zeus: unknown option {option}\n{USAGE}")
+            hint = _did_you_mean(option.lstrip("-")) if option.startswith("--") else None
+            _err(f"zeus: unknown option {option}" + (f". {hint}" if hint else f"\n{USAGE}"))
             return 2
     if not args:
         _err(USAGE)
@@ -73,15 +76,44 @@ def main(argv: list[str] | None = None) -> int:
     word, rest = args[0], args[1:]
     if word in BUILTINS or word in ("version", "help"):
         return _builtin(word, rest, config)
+    from zeuspy import paths
     from zeuspy.client.run import run
 
-    root = None
     if config is not None:
         path = config.encode(sys.getfilesystemencoding(), "surrogateescape")
         if not path.startswith(b"/"):
             path = posix.getcwd().encode() + b"/" + path
         root = path.rpartition(b"/")[0] or b"/"
-    return run(word, rest, tty, root)
+    else:
+        root = paths.master_root()
+    code = run(word, rest, tty, root)
+    # Only after a failure: a command that ran pays nothing for the hint.
+    if code in (EXIT_UNKNOWN_COMMAND, 1):
+        _hint_builtin(word, code, root)
+    return code
+
+
+def _did_you_mean(word: str) -> str | None:
+    """The line naming the built-in subcommands ``word`` is probably a typo of, or None."""
+    from zeuspy import suggest
+
+    close = suggest.near(word, (*BUILTINS, "version", "help"))
+    if not close:
+        return None
+    what = "a zeus subcommand" if len(close) == 1 else "zeus subcommands"
+    return f"Did you mean {' or '.join(close)}? ({what})"
+
+
+def _hint_builtin(word: str, code: int, root: bytes) -> None:
+    """``zeus staus``: the master knows only the plan's commands (its answer: status 127), so
+    name the built-in the word is a typo of. Status 1 is also a command's own failure: hint then
+    only when no master listens (the client has said it cannot connect). A plan's command named
+    like a typo of a built-in that itself exits 127 gets the hint too: rare, and only a hint."""
+    from zeuspy import suggest
+
+    line = _did_you_mean(word)
+    if line is not None and (code == EXIT_UNKNOWN_COMMAND or not suggest.master_listens(root)):
+        _err(line)
 
 
 def _builtin(word: str, rest: list[str], config: str | None) -> int:

@@ -6,12 +6,18 @@ The client imports this on every command, so it uses ``posix`` only (``os`` cost
 import posix
 
 SOCKET_NAME = ".zeus.sock"
-PID_NAME = ".zeus.pid"
 STATE_DIR = ".zeus"
+#: The pid file, inside :data:`STATE_DIR` so that git never lists it (the folder ignores itself).
+PID_NAME = "master.pid"
+#: Where earlier zeuspy kept the pid file: still checked, so that a master it started is never
+#: doubled.
+LEGACY_PID_NAME = ".zeus.pid"
 SOCKET_ENV = "ZEUSSOCK"
 CONFIG_NAME = b"zeus.json"
 #: Files that mark a project's root when no zeus.json is found (the built-in plan's project).
 ROOT_MARKERS = (b"pyproject.toml", b"setup.py", b"setup.cfg", b"manage.py")
+#: ``st_mode`` bits of a socket (``stat.S_IFSOCK``, without importing stat).
+_S_IFMT, _S_IFSOCK = 0o170000, 0o140000
 
 
 def _exists(path: bytes) -> bool:
@@ -22,6 +28,17 @@ def _exists(path: bytes) -> bool:
     return True
 
 
+def _is_socket(path: bytes) -> bool:
+    try:
+        return posix.stat(path).st_mode & _S_IFMT == _S_IFSOCK
+    except OSError:
+        return False
+
+
+def _parent(here: bytes) -> bytes:
+    return here.rpartition(b"/")[0] or b"/"
+
+
 def find_upwards(start: bytes, name: bytes) -> bytes | None:
     """The nearest of ``start`` and its parents that holds ``name``, or None."""
     here = start.rstrip(b"/") or b"/"
@@ -30,24 +47,58 @@ def find_upwards(start: bytes, name: bytes) -> bytes | None:
             return here
         if here in (b"/", b""):
             return None
-        here = here.rpartition(b"/")[0] or b"/"
+        here = _parent(here)
+
+
+def _marked(here: bytes) -> bool:
+    return any(_exists(here + b"/" + marker) for marker in ROOT_MARKERS)
 
 
 def project_root(cwd: bytes | None = None) -> bytes:
-    """The nearest folder holding zeus.json; else the nearest holding any of
-    :data:`ROOT_MARKERS`; else ``cwd``."""
+    """The project around ``cwd``, where ``zeus start`` runs its master: the nearest folder
+    holding zeus.json; else the nearest holding any of :data:`ROOT_MARKERS`; else ``cwd``."""
     start = cwd or posix.getcwd().encode()
     found = find_upwards(start, CONFIG_NAME)
     if found is not None:
         return found
     here = start.rstrip(b"/") or b"/"
     while True:
-        for marker in ROOT_MARKERS:
-            if _exists(here + b"/" + marker):
-                return here
+        if _marked(here):
+            return here
         if here in (b"/", b""):
             return start
-        here = here.rpartition(b"/")[0] or b"/"
+        here = _parent(here)
+
+
+def _holds_master(here: bytes) -> bool:
+    """A master runs (or a killed one ran) for ``here``: its socket, or its pid file (which is
+    there even when the socket lives elsewhere: ``$ZEUSSOCK``, a path too long)."""
+    return (_is_socket(here + b"/" + SOCKET_NAME.encode())
+            or _exists(here + b"/" + STATE_DIR.encode() + b"/" + PID_NAME.encode()))
+
+
+def master_root(cwd: bytes | None = None) -> bytes:
+    """The project whose master ``zeus COMMAND`` (and status, restart, stop) talks to from
+    ``cwd``: the nearest folder holding zeus.json; else the nearest folder holding a master's
+    socket or pid file, even above a folder with a root marker (a subfolder of the project with a
+    setup.py of its own, say); else :func:`project_root`.
+
+    A stat or two per parent folder, no connection: a socket left by a master killed with
+    SIGKILL still counts until the next ``zeus start`` there removes it."""
+    start = cwd or posix.getcwd().encode()
+    found = find_upwards(start, CONFIG_NAME)
+    if found is not None:
+        return found
+    marked: bytes | None = None
+    here = start.rstrip(b"/") or b"/"
+    while True:
+        if _holds_master(here):
+            return here
+        if marked is None and _marked(here):
+            marked = here
+        if here in (b"/", b""):
+            return marked or start
+        here = _parent(here)
 
 
 #: Longest socket path every supported OS binds (macOS: 104 bytes with the NUL; Linux: 108).
@@ -83,9 +134,16 @@ def socket_path(root: bytes) -> bytes:
     return runtime_dir() + b"/" + _fnv1a(root).encode() + b".sock"
 
 
-def pid_path(root: bytes) -> bytes:
-    return root + b"/" + PID_NAME.encode()
-
-
 def state_dir(root: bytes) -> bytes:
+    """``.zeus/``: the master's log and pid file; it holds a ``.gitignore`` of ``*``."""
     return root + b"/" + STATE_DIR.encode()
+
+
+def pid_path(root: bytes) -> bytes:
+    """The master's locked pid file, ``.zeus/master.pid``."""
+    return state_dir(root) + b"/" + PID_NAME.encode()
+
+
+def legacy_pid_path(root: bytes) -> bytes:
+    """``.zeus.pid`` in the root: where a master of an earlier zeuspy keeps its pid file."""
+    return root + b"/" + LEGACY_PID_NAME.encode()

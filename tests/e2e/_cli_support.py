@@ -282,8 +282,9 @@ def chart(project: Project, *args: str, **kwargs: Any) -> Iterator[Chart]:
 #: The documented schema of `zeus status --json` (schema 1): key -> allowed types.
 SCHEMA_TOP = {"schema": (int,), "master": (dict, type(None)), "phases": (list,),
               "commands": (list,)}
-SCHEMA_MASTER = {"pid": (int,), "root": (str,), "config": (str,), "socket": (str,),
-                 "version": (str,), "started": (float, int), "watcher": (str, type(None))}
+SCHEMA_MASTER = {"pid": (int,), "root": (str,), "config": (str, type(None)),
+                 "builtin": (str, type(None)), "socket": (str,), "version": (str,),
+                 "started": (float, int), "watcher": (str, type(None))}
 SCHEMA_PHASE = {"name": (str,), "parent": (str, type(None)), "depth": (int,), "state": (str,),
                 "pid": (int, type(None)), "boot_seconds": (float, int, type(None)),
                 "error": (str, type(None)), "blocked_by": (str, type(None))}
@@ -307,6 +308,10 @@ def validate_status(data: Any) -> None:
         assert data["phases"] == [] and data["commands"] == []
         return
     _check_keys(data["master"], SCHEMA_MASTER, "master")
+    master = data["master"]
+    assert master["config"] is None or master["builtin"] is None, master
+    assert master["config"] is None or os.path.isfile(master["config"]), \
+        f"names a zeus.json that does not exist: {master}"
     seen: dict[str, dict[str, Any]] = {}
     for index, phase in enumerate(data["phases"]):
         _check_keys(phase, SCHEMA_PHASE, f"phases[{index}]")
@@ -366,7 +371,7 @@ def wait_status(project: Project, predicate: Callable[[int, Any], Any], what: st
 # -- detached masters -----------------------------------------------------------------------------
 
 def pid_file(project: Project) -> str:
-    return str(project.root / ".zeus.pid")
+    return str(project.root / ".zeus" / "master.pid")
 
 
 def socket_file(project: Project) -> str:

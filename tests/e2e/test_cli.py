@@ -83,6 +83,7 @@ def test_status_json_all_ready(proj: Project) -> None:
         assert m["pid"] == master.proc.pid
         assert m["root"] == str(proj.root)
         assert m["config"] == str(proj.root / "zeus.json")
+        assert m["builtin"] is None
         assert m["socket"] == str(proj.root / ".zeus.sock")
         assert m["version"] == zeuspy.__version__
         assert abs(m["started"] - time.time()) < 60
@@ -244,7 +245,7 @@ def test_subcommand_help(proj: Project, word: str) -> None:
     text = result.stdout.decode()
     assert text.startswith(f"usage: zeus {word}"), text
     assert "-h, --help" in text
-    assert not (proj.root / ".zeus.pid").exists()
+    assert not (proj.root / ".zeus" / "master.pid").exists()
 
 
 def test_start_help_names_its_options(proj: Project) -> None:
@@ -287,7 +288,7 @@ def test_a_builtin_name_in_the_plan_is_refused(project: Project, tree: dict[str,
     err = result.stderr.decode()
     assert err.count("\n") == 1, err
     assert "has the name of the built-in" in err and "rename it" in err
-    assert not (project.root / ".zeus.pid").exists()
+    assert not (project.root / ".zeus" / "master.pid").exists()
 
 
 def test_no_zeus_json_uses_the_builtin_plan(project: Project) -> None:

@@ -74,7 +74,7 @@ def sock_path(project: Project) -> Path:
 
 
 def pid_path(project: Project) -> Path:
-    return project.root / ".zeus.pid"
+    return project.root / ".zeus" / "master.pid"
 
 
 def registrations(project: Project, name: str) -> int:

@@ -1,5 +1,5 @@
 """``zeus restart`` and ``zeus stop``: ask the running master, over its socket (falling back on
-signals to the pid in ``.zeus.pid``), and say what happened."""
+signals to the pid in its locked pid file, ``.zeus/master.pid``), and say what happened."""
 
 from __future__ import annotations
 
@@ -9,15 +9,10 @@ import signal
 import sys
 import time
 
-from zeuspy import paths
 from zeuspy.builtins.query import NoMaster, ask, project_root
 
 #: How long `zeus stop` waits for the master to exit.
 STOP_TIMEOUT = 15.0
-
-
-def _pid_file(root: object) -> str:
-    return os.fsdecode(paths.pid_path(os.fsencode(str(root))))
 
 
 def _alive(pid: int) -> bool:
@@ -36,7 +31,7 @@ def _alive(pid: int) -> bool:
 
 
 def main(word: str, args: list[str], config: str | None) -> int:
-    from zeuspy.master.lock import running_master
+    from zeuspy.master.lock import master_pid
 
     description = ("Reboot every phase of the running master." if word == "restart"
                    else "Stop the running master and everything it started.")
@@ -49,7 +44,7 @@ def main(word: str, args: list[str], config: str | None) -> int:
             return 1
         pid = int(answer.get("pid", 0))
     except NoMaster:
-        pid = running_master(_pid_file(root)) or 0
+        pid = master_pid(str(root)) or 0
         if not pid:
             print(f"zeus: no master is running for {root}; start one with `zeus start`.",
                   file=sys.stderr)
@@ -60,7 +55,7 @@ def main(word: str, args: list[str], config: str | None) -> int:
         return 0
     deadline = time.monotonic() + STOP_TIMEOUT
     while time.monotonic() < deadline:
-        if running_master(_pid_file(root)) is None and not _alive(pid):
+        if master_pid(str(root)) is None and not _alive(pid):
             print(f"zeus: stopped the master (pid {pid})")
             return 0
         time.sleep(0.05)

@@ -20,9 +20,11 @@ class NoMaster(Exception):
 
 
 def project_root(config: str | None) -> Path:
+    """The project whose master to ask: the folder of ``config``, else the one a client finds
+    from here (:func:`zeuspy.paths.master_root`)."""
     if config:
         return Path(config).absolute().parent
-    return Path(os.fsdecode(paths.project_root()))
+    return Path(os.fsdecode(paths.master_root()))
 
 
 def socket_for(root: Path) -> str:

@@ -67,12 +67,11 @@ def main(word: str, args: list[str], config: str | None) -> int:
 def detach(plan: config_module.Config, args: list[str]) -> int:
     """Start ``zeus start`` in a new session, its output appended to .zeus/master.log; return
     once it listens (or explain why it did not)."""
-    from zeuspy import paths
     from zeuspy.builtins.query import NoMaster, ask
     from zeuspy.master.app import prepare_state_dir
-    from zeuspy.master.lock import running_master
+    from zeuspy.master.lock import master_pid
 
-    other = running_master(os.fsdecode(paths.pid_path(os.fsencode(plan.root))))
+    other = master_pid(str(plan.root))
     if other is not None:
         raise ZeusError(f"zeus: a master is already running for {plan.root} (pid {other}); "
                         "use it, or stop it first with `zeus stop`")

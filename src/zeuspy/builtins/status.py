@@ -41,7 +41,10 @@ def render(snapshot: dict[str, Any], color: bool) -> str:
         children.setdefault(phase["parent"], []).append(phase)
     width = max(len(p["name"]) + 4 * p["depth"] for p in phases)
     master = snapshot["master"]
-    lines = [f"master pid {master['pid']} · {master['root']} · watching files by "
+    # A zero-config project has no zeus.json to name: say which plan runs instead.
+    plan = (f" · built-in {master['builtin']} plan (no zeus.json)" if master.get("builtin")
+            else "")
+    lines = [f"master pid {master['pid']} · {master['root']}{plan} · watching files by "
              f"{master.get('watcher') or '?'}"]
 
     def walk(phase: dict[str, Any], prefix: str, last: bool, top: bool) -> None:

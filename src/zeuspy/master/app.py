@@ -52,6 +52,14 @@ def prepare_state_dir(root: Path) -> Path:
 STATUS_SCHEMA = 1
 
 
+def plan_source(config: Config) -> dict[str, str | None]:
+    """Where the running plan comes from, for ``zeus status``: ``config``, the path of zeus.json
+    (None when there is none: a built-in plan, or zeus.json removed since it was read), and
+    ``builtin``, the built-in plan's name ("python", "django") or None."""
+    exists = config.builtin is None and config.path.is_file()
+    return {"config": str(config.path) if exists else None, "builtin": config.builtin}
+
+
 class TransitionTrace:
     """``zeus start --log FILE``: one line per state transition, with wall and boot times."""
 
@@ -167,7 +175,7 @@ class Master:
         snapshot.update({
             "schema": STATUS_SCHEMA,
             "master": {"pid": os.getpid(), "root": str(self.config.root),
-                       "config": str(self.config.path), "socket": self.server.path,
+                       **plan_source(self.config), "socket": self.server.path,
                        "version": __version__, "started": self.started,
                        "watcher": self.monitor.watcher.name if self.monitor else None},
         })

@@ -1,5 +1,9 @@
 """The pid file, locked for the master's whole life: one master per project, and a dead master's
-leftovers are recognised (the kernel drops the lock when the process dies, even by SIGKILL)."""
+leftovers are recognised (the kernel drops the lock when the process dies, even by SIGKILL).
+
+The file is ``.zeus/master.pid`` (:func:`zeuspy.paths.pid_path`); a master of an earlier zeuspy
+locks ``.zeus.pid`` in the root instead, so both are checked before a master starts or a signal
+is sent."""
 
 from __future__ import annotations
 
@@ -8,27 +12,43 @@ import fcntl
 import os
 import socket
 
+from zeuspy import paths
 from zeuspy.errors import AlreadyRunning
 
 
+def _already_running(root: str, pid: object) -> AlreadyRunning:
+    return AlreadyRunning(f"zeus: a master is already running for {root} (pid {pid}); use it, "
+                          "or stop it first with `zeus stop`")
+
+
 class PidLock:
-    """``.zeus.pid`` holding our pid, flock'ed until :meth:`release`."""
+    """``path`` (:func:`zeuspy.paths.pid_path` of the project root) holding our pid, flock'ed
+    until :meth:`release`."""
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.root = os.path.dirname(os.path.dirname(path))  # path is ROOT/.zeus/master.pid
         self.fd: int | None = None
 
     def acquire(self) -> None:
+        """Lock the pid file (creating ``.zeus/``, mode 0700, if needed); :class:`AlreadyRunning`
+        if a master, of this zeuspy or an earlier one, holds the project."""
+        with contextlib.suppress(FileExistsError):
+            os.mkdir(os.path.dirname(self.path), 0o700)
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             other = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise AlreadyRunning(
-                f"zeus: a master is already running for {os.path.dirname(self.path)} "
-                f"(pid {other}); use it, or stop it first with `zeus stop`"
-            ) from None
+            raise _already_running(self.root, other) from None
+        # Checked while we hold the new lock: no master of this zeuspy can start meanwhile.
+        legacy = running_master(os.fsdecode(paths.legacy_pid_path(os.fsencode(self.root))))
+        if legacy is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)  # ours while locked: leave no empty pid file behind
+            os.close(fd)
+            raise _already_running(self.root, legacy)
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -39,6 +59,17 @@ class PidLock:
                 os.unlink(self.path)
             os.close(self.fd)
             self.fd = None
+
+
+def master_pid(root: str) -> int | None:
+    """The pid of the live master of the project in ``root`` (its pid file's lock is held,
+    ``.zeus/master.pid`` or an earlier zeuspy's ``.zeus.pid``), or None."""
+    encoded = os.fsencode(root)
+    for path in (paths.pid_path(encoded), paths.legacy_pid_path(encoded)):
+        pid = running_master(os.fsdecode(path))
+        if pid is not None:
+            return pid
+    return None
 
 
 def running_master(pid_path: str) -> int | None:
