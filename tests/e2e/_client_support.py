@@ -434,9 +434,11 @@ def check_no_leftovers(root: os.PathLike[str] | str, grace: float = 5.0) -> None
 def sleeping_client(project: Project, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
     """``zeus ARGS`` (a command that prints ``sleeping PID``) on pipes: the client and the pid of
     its command; the client is killed and reaped on the way out."""
+    # A process group of its own, as a shell gives each job: in the test runner's group, which
+    # may be orphaned, the kernel would discard the client's SIGTSTP (as it would python's).
     proc = subprocess.Popen([ZEUS, *args], cwd=project.root, env=project.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
+                            stderr=subprocess.PIPE, preexec_fn=os.setpgrp)
     try:
         assert proc.stdout is not None
         yield proc, int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])

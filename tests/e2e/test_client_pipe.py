@@ -83,11 +83,11 @@ def test_uncaught_exception_gives_traceback_and_1(project: Project) -> None:
 
 
 @pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGSEGV])
-def test_command_killed_by_signal_gives_128_plus_n(project: Project, signum: int) -> None:
+def test_command_killed_by_signal_kills_the_client_too(project: Project, signum: int) -> None:
     with client_master(project):
         r = project.run("suicide", str(int(signum)))
         assert r.stdout == b"dying\n"
-        assert r.returncode == 128 + signum, r.stderr
+        assert r.returncode == -signum, r.stderr  # as python: the shell sees the signal
 
 
 # -- arguments ------------------------------------------------------------------------------------
@@ -296,7 +296,7 @@ def test_sigterm_to_client_kills_default_command(project: Project) -> None:
         start = time.monotonic()
         proc.send_signal(signal.SIGTERM)
         stop(proc)
-        assert proc.returncode == 143
+        assert proc.returncode == -signal.SIGTERM  # the command died of it, and so do we
         assert time.monotonic() - start < 2.0
         wait_for(lambda: is_dead(pid), timeout=3, what="the command to die")
 
@@ -318,6 +318,20 @@ def test_master_killed_mid_command_client_exits(project: Project) -> None:
         assert proc.returncode != 0
         assert b"master" in err, err
         assert elapsed < 3.0
+
+
+def test_master_stopping_mid_command_says_so_and_hangs_up(project: Project) -> None:
+    """`zeus stop` while a command runs: its client prints one line, then dies of the SIGHUP
+    its command got (a shell shows 129), as a closed terminal would end a local one."""
+    with client_master(project) as master:
+        proc = popen(project, "sleep", "30")
+        pid = sleeping_pid(proc)
+        master.stop()
+        _, err = stop(proc, timeout=5)
+        assert proc.returncode == -signal.SIGHUP
+        lines = err.decode().splitlines()
+        assert lines == ["zeus: the master is stopping; ending the command (SIGHUP)"], err
+        wait_for(lambda: is_dead(pid), timeout=3, what="the command to die")
 
 
 def test_master_killed_before_the_client_learns_the_pid(project: Project) -> None:

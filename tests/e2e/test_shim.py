@@ -130,7 +130,7 @@ def test_extension_only_when_offered(project: Project) -> None:
     fake = FakeMaster(project, offer=True)
     try:
         sock, _, _ = fake.accept_phase()
-        assert fake.next_message(sock) == "X:zeuspy=1;caps=ctty,handover,world"
+        assert fake.next_message(sock) == "X:zeuspy=1;caps=ctty,handover,world,stdio,signals"
         assert fake.next_message(sock) == "R:OK"
     finally:
         fake.close()

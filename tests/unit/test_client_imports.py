@@ -83,13 +83,13 @@ def handshake_of(sock: socket.socket, timeout: float = 10.0) -> tuple[list[str],
     sock.settimeout(timeout)
     reader = wire.FrameReader()
     messages: list[str] = []
-    while len(reader.fds) < 3 and not reader.eof:
+    while len(reader.fds) < 6 and not reader.eof:
         data, fds = wire.receive(sock)
         reader.feed(data, fds)
         messages.extend(reader.messages())
     fds = list(reader.fds)
     reader.fds.clear()
-    assert len(fds) == 3, f"handshake ended early: {messages}"
+    assert len(fds) == 6, f"handshake ended early: {messages}"
     return messages, fds
 
 
@@ -108,10 +108,14 @@ def test_session_handshake_matches_command_request(command: str, args: list[str]
         messages, fds = handshake_of(master)
         assert messages[0] == CommandRequest(len(args), os.getpid(), command).format()
         assert parse_command_request(messages[0]) == CommandRequest(len(args), os.getpid(), command)
-        assert len(messages) == 2 and messages[1].startswith("X:zeuspy=1;world=")
+        assert len(messages) == 2 and messages[1].startswith("X:zeuspy=1;stdio=1;world=")
         assert read_arguments(fds.pop(0), len(args)) == args
         os.write(fds[0], b"to stdout")
         assert os.read(session.out.fd, 100) == b"to stdout"
+        # The stdio fds after the offer: without a terminal, this process's own 0, 1 and 2.
+        for own, sent in zip((0, 1, 2), fds[2:], strict=True):
+            mine, theirs = os.fstat(own), os.fstat(sent)
+            assert (mine.st_dev, mine.st_ino) == (theirs.st_dev, theirs.st_ino)
     finally:
         wire.close_fds(fds)
         for stream in {id(session.out): session.out, id(session.err): session.err}.values():

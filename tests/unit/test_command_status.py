@@ -9,6 +9,7 @@ import threading
 
 import pytest
 
+from zeuspy.protocol.messages import ExitStatus, parse_exit_status
 from zeuspy.protocol.wire import ProtocolError
 from zeuspy.slave import command, outcome
 
@@ -89,7 +90,9 @@ def _child(body: str) -> tuple[int, int]:
 def test_wait_for_status_knows_a_command_reported_itself(no_fd_leak: object) -> None:
     pid, r = _child("reports")
     try:
-        assert command.wait_for_status(pid, r) == (True, 7)
+        reported, wait_status = command.wait_for_status(pid, r)
+        assert reported
+        assert outcome.exit_status_of(wait_status) == ExitStatus(7)
     finally:
         os.close(r)
 
@@ -97,7 +100,11 @@ def test_wait_for_status_knows_a_command_reported_itself(no_fd_leak: object) -> 
 def test_wait_for_status_falls_back_to_the_signal(no_fd_leak: object) -> None:
     pid, r = _child("killed")
     try:
-        assert command.wait_for_status(pid, r) == (False, 128 + signal.SIGKILL)
+        reported, wait_status = command.wait_for_status(pid, r)
+        assert not reported
+        # Killed: 128+N for a shell, and the signal itself for a client that dies of it too.
+        assert outcome.exit_status_of(wait_status) == ExitStatus(128 + signal.SIGKILL,
+                                                                 signal.SIGKILL)
     finally:
         os.close(r)
 
@@ -163,3 +170,38 @@ def test_read_arguments_larger_than_the_socket_buffer(no_fd_leak: object) -> Non
     finally:
         thread.join(5)
     assert not thread.is_alive()
+
+
+# -- the exit status message ----------------------------------------------------------------------
+@pytest.mark.parametrize(("status", "with_signal", "text"), [
+    (ExitStatus(0), True, "0"),
+    (ExitStatus(130), True, "130"),  # sys.exit(130): a status, not a signal
+    (ExitStatus(130, signal.SIGINT), True, "130:2"),
+    (ExitStatus(130, signal.SIGINT), False, "130"),  # a legacy peer reads a number only
+])
+def test_exit_status_round_trip(status: ExitStatus, with_signal: bool, text: str) -> None:
+    assert status.format(with_signal) == text
+    parsed = parse_exit_status(text)
+    assert parsed.status == status.status
+    assert parsed.signal == (status.signal if with_signal else 0)
+
+
+@pytest.mark.parametrize("text", ["", "x", "1:x", "1:", "999999999999999999999", ":2"])
+def test_exit_status_refuses_garbage(text: str) -> None:
+    if text == "1:":
+        assert parse_exit_status(text) == ExitStatus(1)
+        return
+    with pytest.raises(ProtocolError):
+        parse_exit_status(text)
+
+
+def test_keyboard_interrupt_is_a_death_by_sigint(capsys: pytest.CaptureFixture[str]) -> None:
+    import zeuspy
+
+    class Plan(zeuspy.Plan):
+        def interrupted(self, argv: list[str]) -> None:
+            raise KeyboardInterrupt
+
+    died = outcome.run_plan_command(Plan(), "interrupted", [])
+    assert died == ExitStatus(128 + signal.SIGINT, signal.SIGINT)
+    assert "KeyboardInterrupt" in capsys.readouterr().err

@@ -18,16 +18,23 @@ if TYPE_CHECKING:
     from zeuspy.client.terminal import RawMode
 
 NO_MASTER = "Can't connect to master. Run zeus start first."
-#: After the status arrived, stop waiting for output EOF once the streams were idle this long
-#: (a background process the command started may hold them open forever).
+#: After the status arrived, stop waiting for EOF on a legacy socket pair once it was idle this
+#: long (a background process the command started may hold it open forever). A PTY needs no
+#: wait: the client holds its slave, and a read that finds nothing once the status is in has
+#: seen everything the command wrote (Linux flushes the PTY's buffer work before EAGAIN).
 DRAIN_IDLE = 0.2
 #: After SIGTERM or SIGHUP was forwarded, wait this long for the command's status, then leave.
 TERM_GRACE = 1.0
 #: A signal that arrives before the command's pid is kept this long for the pid; if the pid does
 #: not come (the phase is still booting), the client leaves with it.
 PID_GRACE = 1.0
-#: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md).
-EXTENSION_OFFER = wire.encode("X:zeuspy=1")
+#: On ^Z, relay what the PTY answers (its "^Z" echo, the command's last words) before stopping:
+#: at most this long, and no more than SUSPEND_QUIET after the last of it.
+SUSPEND_ECHO = 0.05
+SUSPEND_QUIET = 0.01
+#: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md);
+#: ``stdio=1``: three fd messages follow it, the command's own stdin, stdout and stderr.
+EXTENSION_OFFER = wire.encode("X:zeuspy=1;stdio=1")
 #: Longest world sent (zeuspy.protocol.messages.MAX_WORLD; a unit test keeps both equal).
 MAX_WORLD = 60000
 FORWARDED = (
@@ -37,6 +44,10 @@ FORWARDED = (
 #: Signals a terminal sends to its foreground group; we deliver them to the command's group.
 TERMINAL_SIGNALS = frozenset((_signal.SIGINT, _signal.SIGQUIT, _signal.SIGTSTP, _signal.SIGCONT,
                               _signal.SIGWINCH))
+#: Signals whose default action dumps core: the client dies of them without a core of its own.
+CORE_SIGNALS = frozenset((_signal.SIGQUIT, _signal.SIGILL, _signal.SIGTRAP, _signal.SIGABRT,
+                          _signal.SIGBUS, _signal.SIGFPE, _signal.SIGSEGV, _signal.SIGXCPU,
+                          _signal.SIGXFSZ, _signal.SIGSYS))
 
 
 def _stderr(text: str) -> None:
@@ -78,11 +89,14 @@ def _is_tty(fd: int) -> bool:
 
 
 class _Stream:
-    """One output pair: the local end we read (and, for stdout, write stdin into)."""
+    """One output pair of the legacy protocol: the local end we read (and, for stdout in the
+    legacy relay, write stdin into). A PTY's slave (``remote``) stays open here for the whole
+    run: the input the command leaves unread lives in it (:meth:`Session.hand_back`)."""
 
     __slots__ = ("fd", "is_pty", "open", "remote", "sock", "target")
 
-    def __init__(self, target: int, use_pty: bool, source: int | None, echo: bool) -> None:
+    def __init__(self, target: int, use_pty: bool, source: int | None, echo: bool,
+                 raw: bool) -> None:
         self.target = target
         self.is_pty = use_pty
         self.open = True
@@ -91,31 +105,73 @@ class _Stream:
             from zeuspy.client import terminal  # only when a terminal is involved
 
             self.fd, remote = posix.openpty()
-            terminal.copy_terminal(source, remote, echo)
+            # One pass of output processing: the PTY's, unless our output goes to a terminal
+            # that stays as it is (not raw), which does it itself.
+            terminal.copy_terminal(source, remote, echo, post=raw or not _is_tty(target))
         else:
             self.sock, remote_sock = _socket.socketpair(_socket.AF_UNIX, _socket.SOCK_STREAM)
             self.fd = self.sock.fileno()
             remote = remote_sock.detach()
         self.remote: int = remote
 
+    def close(self) -> None:
+        self.open = False
+        if self.sock is not None:
+            self.sock.close()
+        else:
+            posix.close(self.fd)
+
 
 class Session:
-    """One command's run: the state of the relay between the user's terminal and the command."""
+    """One command's run: the state of the relay between the user's terminal and the command.
+
+    Each standard stream keeps its kind: the command gets the PTY only on the streams that are
+    a terminal here, and this process's own file, pipe or socket on the others (the ``stdio``
+    extension; a legacy master or shim gets the legacy pairs, through which the client relays
+    everything). Input is read only once the command runs, and only when it rides on the PTY;
+    what the command leaves unread is handed back to the terminal for the shell."""
 
     def __init__(self, sock: _socket.socket, command: str, args: list[str], tty: bool | None):
         self.sock = sock
         self.command = command
         self.args = args
-        stdin_tty = _is_tty(0)
-        out_tty = _is_tty(1) if tty is None else tty
-        err_tty = _is_tty(2) if tty is None else tty
+        stdin_tty, out_is_tty, err_is_tty = _is_tty(0), _is_tty(1), _is_tty(2)
+        out_tty = out_is_tty if tty is None else tty
+        err_tty = err_is_tty if tty is None else tty
         source = next((fd for fd in (0, 1, 2) if _is_tty(fd)), None)
+        #: Whether the client will put the terminal in raw mode: typed input rides on the stdout
+        #: PTY (a terminal in the foreground on stdin, and stdout a PTY).
+        self.will_be_raw = bool(stdin_tty and out_tty and tty is not False
+                                and _foreground_of(0))
         # Input typed at a terminal is echoed by the remote PTY; input from a file or pipe is not.
-        self.out = _Stream(1, out_tty, source, echo=stdin_tty)
+        self.out = _Stream(1, out_tty, source, echo=stdin_tty, raw=self.will_be_raw)
         if out_tty == err_tty and _same_file(1, 2):
             self.err = self.out  # one destination: one stream keeps stdout and stderr in order
         else:
-            self.err = _Stream(2, err_tty, source, echo=stdin_tty)
+            self.err = _Stream(2, err_tty, source, echo=stdin_tty, raw=self.will_be_raw)
+        #: The stream stdin rides on when the command gets the stdio fds; None: the command
+        #: reads this process's stdin itself (a file, a pipe, or the terminal when no stream
+        #: needed a PTY).
+        self.input: _Stream | None
+        if tty is False:
+            # -T: the streams that are a terminal here go through the socket pairs, relayed.
+            self.input = self.out if stdin_tty else None
+            self.stdio = [self.out.remote if stdin_tty else 0,
+                          self.out.remote if out_is_tty else 1,
+                          self.err.remote if err_is_tty else 2]
+        else:
+            # A PTY only when stdout is a terminal (or -t): stdin rides on it when it is a
+            # terminal too (-t: even from a pipe), stderr when it is the same terminal. When
+            # stdout is not a terminal (`zeus run x | less`), the command gets the terminal
+            # itself on the streams that are one: nothing is relayed, so its stderr and what
+            # else writes there (the pager) keep python's order, and the terminal stays as the
+            # shell left it.
+            pty = self.out if self.out.is_pty else None
+            self.input = pty if pty is not None and (stdin_tty or tty is True) else None
+            shares = self.err is self.out or tty is True
+            self.stdio = [self.input.remote if self.input is not None else 0,
+                          self.out.remote if self.out.is_pty else 1,
+                          self.err.remote if self.err.is_pty and shares else 2]
         self.raw: RawMode | None = None
         self.stdin_open = True
         self.stdin_is_tty = stdin_tty
@@ -127,13 +183,20 @@ class Session:
         self.pid = 0
         self.got_pid = False
         self.ctty = False
+        #: The command has the stdio fds (flag ``s``), not the legacy pairs.
+        self.direct = False
         self.status: int | None = None
+        #: The signal the command died of (the client dies of it too), 0 if none.
+        self.signal = 0
         self.master_open = True
         self.reader = wire.FrameReader()
         self.term_deadline: float | None = None
         self.term_status = 1
         self.queued: list[int] = []
         self.abort_deadline: float | None = None
+        #: The wakeup pipe's reading end, and signal numbers read from it not handled yet.
+        self.wake_r = -1
+        self.wakeups = bytearray()
 
     # -- handshake (protocol steps 1-5) -----------------------------------------------------------
     def handshake(self) -> None:
@@ -145,10 +208,13 @@ class Session:
         wire.send_fd(self.sock, args_remote.fileno())
         wire.send_fd(self.sock, self.out.remote)
         wire.send_fd(self.sock, self.err.remote, trailer=extension_offer())
+        for fd in self.stdio:
+            wire.send_fd(self.sock, fd)
         args_remote.close()
-        posix.close(self.out.remote)
-        if self.err is not self.out:
-            posix.close(self.err.remote)
+        # Socket pairs' remote ends go (else we never see EOF); a PTY's slave stays (_Stream).
+        for stream in {id(self.out): self.out, id(self.err): self.err}.values():
+            if not stream.is_pty:
+                posix.close(stream.remote)
         self.args_data = b"".join(a.encode(encoding, "surrogateescape") + wire.NUL
                                   for a in self.args)
         args_local.setblocking(False)
@@ -184,10 +250,52 @@ class Session:
                 pass
 
     def _suspend(self) -> None:
-        """Stop ourselves as a local job would (the shell's `fg` continues us with SIGCONT)."""
+        """Stop ourselves as a local job would, with SIGTSTP (a shell shows status 148; `fg`
+        continues us with SIGCONT), once the PTY's answer to the stop (its ``^Z`` echo) is on
+        the screen."""
+        self._relay_pty_for(SUSPEND_ECHO)
         if self.raw is not None:
             self.raw.restore()
-        posix.kill(posix.getpid(), _signal.SIGSTOP)
+        _signal.signal(_signal.SIGTSTP, _signal.SIG_DFL)
+        try:
+            posix.kill(posix.getpid(), _signal.SIGTSTP)  # stops us before it returns
+        finally:
+            _signal.signal(_signal.SIGTSTP, _noop)
+        if self.wake_r < 0:
+            return
+        # Continued, SIGCONT's number is in the wakeup pipe already (the loop handles it). If it
+        # is not, the kernel discarded the stop, as it does in an orphaned process group: python
+        # would have gone on running, so the command goes on too.
+        try:
+            self.wakeups += posix.read(self.wake_r, 64)
+        except OSError:
+            pass
+        if _signal.SIGCONT not in self.wakeups:
+            if self.raw is not None:
+                self.raw.enter()
+            self._deliver(_signal.SIGCONT)
+
+    def _relay_pty_for(self, limit: float) -> None:
+        """Copy what the PTY has to say right now: until it is quiet for SUSPEND_QUIET, at most
+        ``limit`` seconds."""
+        stream = self.out if self.out.is_pty else self.err if self.err.is_pty else None
+        if stream is None or not stream.open:
+            return
+        import select
+
+        deadline = time.monotonic() + limit
+        wait = limit
+        while wait > 0:
+            ready, _, _ = select.select([stream.fd], [], [], wait)
+            if not ready:
+                return
+            try:
+                data = posix.read(stream.fd, 65536)
+            except OSError:
+                return
+            if not data or not _write_all(stream.target, data):
+                return
+            wait = min(SUSPEND_QUIET, deadline - time.monotonic())
 
     def _resume(self) -> None:
         from zeuspy.client import terminal  # only when a terminal is involved
@@ -196,7 +304,7 @@ class Session:
             if self.in_background:  # started with `&`, now brought to the foreground
                 self.in_background = False
                 self.stdin_open = True
-                if self.out.is_pty and self.raw is None:
+                if self._reads_tty() and self.raw is None:
                     self.raw = terminal.RawMode(0)
             if self.raw is not None:
                 self.raw.enter()
@@ -250,27 +358,41 @@ class Session:
             self.term_status = status
 
     # -- input ------------------------------------------------------------------------------------
+    def _reads_tty(self) -> bool:
+        """Whether typed input goes through us in raw mode: it rides on the PTY."""
+        return self.stdin_is_tty and self.input is not None and self.input.is_pty
+
+    @property
+    def _input(self) -> _Stream | None:
+        """Where stdin goes: the PTY it rides on, the legacy stdout pair, or nowhere (the command
+        reads our stdin itself)."""
+        return self.input if self.direct else self.out
+
+    def _wants_stdin(self) -> bool:
+        """Read stdin only once the command runs (a refused one leaves it all to the shell), and
+        only when it goes through us."""
+        target = self._input
+        return (self.pid > 0 and self.stdin_open and target is not None and target.open
+                and not self.to_command)
+
     def on_input(self, data: bytes) -> int | None:
         """Typed bytes go to the command; signal keys act as they would on a local terminal."""
         from zeuspy.client import terminal  # only when a terminal is involved
 
+        target = self._input
         keys = None
-        if self.out.is_pty and self.stdin_is_tty:
-            keys = terminal.signal_keys(self.out.fd)
+        if target is not None and target.is_pty and self.stdin_is_tty:
+            keys = terminal.signal_keys(target.fd)
         if keys:
             for index, byte in enumerate(data):
                 signum = keys.get(byte)
                 if signum is None:
                     continue
-                if self.pid <= 0:
-                    leave = self._before_pid(signum)
-                    if leave is not None:
-                        return leave
-                    continue
                 self.to_command += data[: index + 1]
                 self._flush_input()
                 if not self.ctty:
                     self._deliver(signum)  # a legacy command has no controlling terminal
+                _signal_job(signum)
                 if signum == _signal.SIGTSTP:
                     self._suspend()
                 return self.on_input(data[index + 1 :]) if index + 1 < len(data) else None
@@ -278,9 +400,10 @@ class Session:
         return None
 
     def _flush_input(self) -> None:
-        while self.to_command and self.out.open:
+        target = self._input
+        while self.to_command and target is not None and target.open:
             try:
-                written = posix.write(self.out.fd, self.to_command)
+                written = posix.write(target.fd, self.to_command)
             except BlockingIOError:
                 return
             except OSError:
@@ -293,19 +416,41 @@ class Session:
         from zeuspy.client import terminal  # only when a terminal is involved
 
         self.stdin_open = False
+        target = self._input
+        if target is None:
+            return
         if self.raw is not None and self.raw.active:
             return  # a raw terminal that reads EOF has hung up: SIGHUP follows
-        if self.out.is_pty:
-            key = terminal.eof_key(self.out.fd)
+        if target.is_pty:
+            key = terminal.eof_key(target.fd)
             # EOF only ends a read at the start of a line; a partial line needs it twice.
             self.to_command += key if self.last_input == b"\n" else key + key
         else:
             self._flush_input()
-            assert self.out.sock is not None
+            self._stdin_eof_done()
+
+    def _stdin_eof_done(self) -> None:
+        target = self._input
+        if target is not None and target.sock is not None:
             try:
-                self.out.sock.shutdown(_socket.SHUT_WR)
+                target.sock.shutdown(_socket.SHUT_WR)
             except OSError:
                 pass
+
+    def hand_back(self) -> None:
+        """Give the terminal back the input the command did not read: what waits in the PTY and
+        what we read but did not pass on, pushed into our terminal's input queue (``TIOCSTI``)
+        for the shell to read, as it would have found it after a local command. Only while raw
+        mode is on (the bytes are not echoed twice), and only where the OS allows it."""
+        if self.raw is None or not self.raw.active or not self._reads_tty():
+            return
+        assert self.input is not None
+        from zeuspy.client import terminal  # only when a terminal is involved
+
+        left = terminal.unread_input(self.input.remote) + self.to_command
+        self.to_command = b""
+        if left:
+            terminal.push_input(0, left)
 
     # -- the master's messages --------------------------------------------------------------------
     def on_master(self) -> None:
@@ -316,6 +461,9 @@ class Session:
         wire.close_fds(fds)
         self.reader.feed(data)
         for message in self.reader.messages():
+            if message.startswith("N:"):
+                _stderr(message[2:])  # a note from the master (it is stopping)
+                continue
             number, _, flags = message.partition(":")
             try:
                 value = int(number)
@@ -325,6 +473,7 @@ class Session:
                 self.got_pid = True
                 self.pid = value
                 self.ctty = "t" in flags
+                self.direct = "s" in flags
                 self.abort_deadline = None
                 if self.pid > 0:
                     self._resize()
@@ -335,6 +484,10 @@ class Session:
                 self.queued.clear()
             else:
                 self.status = value
+                try:
+                    self.signal = int(flags) if flags else 0
+                except ValueError:
+                    self.signal = 0
         if self.reader.eof:
             self.master_open = False
             if self.status is None and self.pid > 0:
@@ -356,10 +509,12 @@ class Session:
         wake_r, wake_w = posix.pipe()
         posix.set_blocking(wake_w, False)
         posix.set_blocking(wake_r, False)
+        self.wake_r = wake_r
         _signal.set_wakeup_fd(wake_w)
         for signum in FORWARDED:
             _signal.signal(signum, _noop)
-        posix.set_blocking(self.out.fd, False)
+        for stream in {id(self.out): self.out, id(self.err): self.err}.values():
+            posix.set_blocking(stream.fd, False)
         foreground = False
         if self.stdin_is_tty:
             from zeuspy.client import terminal  # only when a terminal is involved
@@ -368,13 +523,16 @@ class Session:
         if self.stdin_is_tty and not foreground:
             self.stdin_open = False  # a background job must not read the terminal
             self.in_background = True
-        if self.out.is_pty and foreground:
+        if self._reads_tty() and foreground:
             self.raw = terminal.RawMode(0)
             self.raw.enter()
         if self.out.is_pty or self.err.is_pty:
             self._resize()  # the pixel sizes too, which the hand-over left out
         try:
-            return self._loop(wake_r)
+            status = self._loop(wake_r)
+            if self.status is not None:
+                self.hand_back()
+            return status
         finally:
             if self.raw is not None:
                 self.raw.restore()
@@ -386,8 +544,10 @@ class Session:
 
         streams = [self.out] if self.err is self.out else [self.out, self.err]
         while True:
-            if self.status is not None and not any(s.open for s in streams):
-                return self.status
+            if self.status is not None:
+                self._drain_ptys(streams)
+                if not any(s.open for s in streams):
+                    return self.status
             if not self.master_open and self.status is None and not any(s.open for s in streams):
                 if self.pid <= 0:
                     _stderr("zeus: the master closed the connection before starting the command")
@@ -400,35 +560,43 @@ class Session:
             readable = [wake_r] + [s.fd for s in streams if s.open]
             if self.master_open:
                 readable.append(self.sock.fileno())
-            if self.stdin_open and not self.to_command and self.out.open:
+            if self._wants_stdin():
                 readable.append(0)
+            target = self._input
             writable = []
-            if self.to_command and self.out.open:
-                writable.append(self.out.fd)
+            if self.to_command and target is not None and target.open:
+                writable.append(target.fd)
             if self.args_sock is not None:
                 writable.append(self.args_sock.fileno())
             timeout = None
             if self.status is not None:
                 timeout = DRAIN_IDLE
+            if self.wakeups:
+                timeout = 0.0  # signals read while suspending, to handle now
             for deadline in (self.term_deadline, self.abort_deadline):
                 if deadline is not None:
                     left = max(0.0, deadline - now)
                     timeout = left if timeout is None else min(timeout, left)
             r, w, _ = select.select(readable, writable, [], timeout)
-            if not r and not w:
+            if not r and not w and not self.wakeups:
                 if self.status is not None:
                     return self.status  # drained what came; see DRAIN_IDLE
                 continue
             if wake_r in r:
-                for signum in posix.read(wake_r, 64):
-                    leave = self.on_signal(signum)
-                    if leave is not None:
-                        return leave
+                try:
+                    self.wakeups += posix.read(wake_r, 64)
+                except BlockingIOError:
+                    pass
+            while self.wakeups:
+                signum = self.wakeups.pop(0)
+                leave = self.on_signal(signum)
+                if leave is not None:
+                    return leave
             if self.sock.fileno() in r:
                 self.on_master()
             for stream in streams:
                 if stream.open and stream.fd in r:
-                    self._pump(stream, streams)
+                    self._pump(stream)
             if 0 in r:
                 try:
                     data = posix.read(0, 65536)
@@ -442,21 +610,30 @@ class Session:
                     leave = self.on_input(data)
                     if leave is not None:
                         return leave
-            if self.to_command and (self.out.fd in w or 0 in r):
+            target = self._input
+            if self.to_command and target is not None and (target.fd in w or 0 in r):
                 self._flush_input()
-                if not self.stdin_open and not self.to_command and not self.out.is_pty:
+                if not self.stdin_open and not self.to_command and not target.is_pty:
                     self._stdin_eof_done()
             if self.args_sock is not None and self.args_sock.fileno() in w:
                 self._write_args()
 
-    def _stdin_eof_done(self) -> None:
-        if self.out.sock is not None:
-            try:
-                self.out.sock.shutdown(_socket.SHUT_WR)
-            except OSError:
-                pass
+    def _drain_ptys(self, streams: list[_Stream]) -> None:
+        """Once the status is in, copy what the PTYs still hold and close them: the command
+        wrote everything before its status, and a read that finds nothing has seen it all."""
+        for stream in streams:
+            while stream.open and stream.is_pty:
+                try:
+                    data = posix.read(stream.fd, 65536)
+                except BlockingIOError:
+                    stream.open = False
+                    break
+                except OSError:
+                    data = b""
+                if not data or not _write_all(stream.target, data):
+                    stream.open = False
 
-    def _pump(self, stream: _Stream, streams: list[_Stream]) -> None:
+    def _pump(self, stream: _Stream) -> None:
         try:
             data = posix.read(stream.fd, 65536)
         except BlockingIOError:
@@ -468,15 +645,28 @@ class Session:
             return
         if not _write_all(stream.target, data):
             # Our reader left (`zeus cmd | head`): stop reading so the command sees EPIPE too.
-            stream.open = False
-            if stream.sock is not None:
-                stream.sock.close()
-            else:
-                posix.close(stream.fd)
+            stream.close()
+
+
+def _signal_job(signum: int) -> None:
+    """Do for our own process group what the terminal would have done with the key that raw mode
+    kept from it: signal the job's other processes (the rest of a pipeline, a shell script
+    waiting for us without job control, which then stops its loop as it would for python), but
+    not ourselves (ignored while it is sent, and so discarded)."""
+    try:
+        previous = _signal.signal(signum, _signal.SIG_IGN)
+    except (OSError, ValueError):
+        return
+    try:
+        posix.killpg(posix.getpgrp(), signum)
+    except OSError:
+        pass
+    finally:
+        _signal.signal(signum, previous)
 
 
 def extension_offer() -> bytes:
-    """``X:zeuspy=1;world=<hex>``: the offer, with this process's working directory and
+    """``X:zeuspy=1;stdio=1;world=<hex>``: the offer, with this process's working directory and
     environment (``zeuspy.protocol.messages.encode_world`` documents the encoding; a unit test
     checks both agree). Without the world when it is too large: the shim then asks the OS."""
     try:
@@ -486,7 +676,14 @@ def extension_offer() -> bytes:
     world = b"\0".join(entries).hex()
     if len(world) > MAX_WORLD:
         return EXTENSION_OFFER
-    return b"X:zeuspy=1;world=" + world.encode() + wire.NUL
+    return EXTENSION_OFFER[:-1] + b";world=" + world.encode() + wire.NUL
+
+
+def _foreground_of(fd: int) -> bool:
+    try:
+        return posix.tcgetpgrp(fd) == posix.getpgrp()
+    except OSError:
+        return False
 
 
 def _noop(signum: int, frame: object) -> None:
@@ -545,4 +742,33 @@ def run(command: str, args: list[str], tty: bool | None, root: bytes | None = No
     except OSError as exc:
         _stderr(f"zeus: the master closed the connection during the handshake ({exc.strerror})")
         return 1
-    return session.relay()
+    status = session.relay()
+    if session.signal:
+        _die(session.signal)
+    return status
+
+
+def _die(signum: int) -> None:
+    """Die of ``signum``, as the command did, so that the shell sees what it would have seen
+    (WIFSIGNALED: a loop running the command stops on ^C). Without a core of our own: the
+    command's crash is not the client's (the shell then shows "Quit", not "Quit (core
+    dumped)"). Returns when the signal does not kill (its default is to ignore it)."""
+    if signum in CORE_SIGNALS:
+        _no_core_dump()
+    try:
+        if signum != _signal.SIGKILL:  # whose handler cannot be set, nor its default changed
+            _signal.signal(signum, _signal.SIG_DFL)
+            _signal.pthread_sigmask(_signal.SIG_UNBLOCK, (signum,))
+        posix.kill(posix.getpid(), signum)
+    except (OSError, ValueError):
+        pass
+
+
+def _no_core_dump() -> None:
+    try:
+        import resource
+
+        _, hard = resource.getrlimit(resource.RLIMIT_CORE)
+        resource.setrlimit(resource.RLIMIT_CORE, (0, hard))
+    except (ImportError, OSError, ValueError):
+        pass

@@ -5,7 +5,7 @@ import posix
 import termios
 
 _WINSIZE_BYTES = 8
-LFLAG, CC = 3, 6  # indexes in a termios attribute list
+OFLAG, LFLAG, CC = 1, 3, 6  # indexes in a termios attribute list
 
 
 def raw_attributes(attrs: list) -> list:  # type: ignore[type-arg]
@@ -78,22 +78,25 @@ def copy_rows_and_columns(source: int, target: int) -> None:
     set_winsize(target, get_winsize(source))  # pragma: no cover - Python 3.10
 
 
-def copy_terminal(source: int | None, pty_slave: int, echo: bool) -> None:
+def copy_terminal(source: int | None, pty_slave: int, echo: bool, post: bool = True) -> None:
     """Give a new PTY the settings and window size of the user's terminal, so the command sees
-    the same line discipline it would see locally. ``echo`` off when input is not typed."""
+    the same line discipline it would see locally. ``echo`` off when input is not typed.
+    ``post`` off when the PTY's output goes to a terminal the client leaves as it is (not raw):
+    that terminal turns ``\n`` into ``\r\n`` itself, and a second pass would make ``\r\r\n``."""
+    attrs = None
     if source is not None:
         try:
             attrs = termios.tcgetattr(source)
         except termios.error:
             attrs = None
-        if attrs is not None:
-            if not echo:
-                attrs[LFLAG] &= ~termios.ECHO
-            termios.tcsetattr(pty_slave, termios.TCSANOW, attrs)
         copy_rows_and_columns(source, pty_slave)
-    elif not echo:
+    if attrs is None and (not echo or not post):
         attrs = termios.tcgetattr(pty_slave)
-        attrs[LFLAG] &= ~termios.ECHO
+    if attrs is not None:
+        if not echo:
+            attrs[LFLAG] &= ~termios.ECHO
+        if not post:
+            attrs[OFLAG] &= ~termios.OPOST
         termios.tcsetattr(pty_slave, termios.TCSANOW, attrs)
 
 
@@ -133,3 +136,48 @@ def is_foreground(fd: int) -> bool:
         return posix.tcgetpgrp(fd) == posix.getpgrp()
     except OSError:
         return False
+
+
+def unread_input(pty_slave: int) -> bytes:
+    """What waits in a PTY's input queue, read from its slave: complete lines and the partial
+    one alike (canonical mode is turned off to reach the partial line; the PTY's command is
+    done with it)."""
+    try:
+        attrs = termios.tcgetattr(pty_slave)
+        attrs[LFLAG] &= ~termios.ICANON
+        cc = list(attrs[CC])
+        cc[termios.VMIN] = 0
+        cc[termios.VTIME] = 0
+        attrs[CC] = cc
+        termios.tcsetattr(pty_slave, termios.TCSANOW, attrs)
+    except termios.error:
+        return b""
+    chunks = []
+    blocking = posix.get_blocking(pty_slave)
+    posix.set_blocking(pty_slave, False)
+    try:
+        while True:
+            chunk = posix.read(pty_slave, 4096)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    except OSError:
+        pass
+    finally:
+        posix.set_blocking(pty_slave, blocking)
+    return b"".join(chunks)
+
+
+def push_input(fd: int, data: bytes) -> bool:
+    """Put ``data`` into the input queue of the terminal on ``fd`` (our controlling terminal),
+    as if typed (``TIOCSTI``). False when the OS refuses it (Linux 6.2+ with
+    ``dev.tty.legacy_tiocsti=0`` for non-root users): the bytes are then lost, as they were
+    before zeuspy handed anything back."""
+    import fcntl
+
+    for value in data:
+        try:
+            fcntl.ioctl(fd, termios.TIOCSTI, bytes((value,)))
+        except OSError:
+            return False
+    return True

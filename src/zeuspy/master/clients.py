@@ -12,11 +12,13 @@ import os
 import signal
 import socket
 import stat
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from zeuspy.master import fallback
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.filemonitor import FileMonitor
 from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
@@ -26,12 +28,17 @@ from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     EXTENSION_VERSION,
     MAX_WORLD,
+    SIGNALS_FLAG,
+    STDIO_FLAG,
     CommandRequest,
+    CommandStarted,
+    ExitStatus,
     Handover,
+    Note,
     RunnerHeader,
     parse_command_request,
+    parse_exit_status,
     parse_extension,
-    parse_int,
     parse_registration,
 )
 
@@ -53,6 +60,18 @@ COMMAND_CHECK_INTERVAL = 2.0
 STATUS_GRACE = 1.0
 #: Exit status for an unknown command (as shells use for "command not found").
 EXIT_UNKNOWN_COMMAND = 127
+#: A client that did not offer extensions (the original Go client) exits as soon as it reads
+#: the status, without draining its streams: before sending it, wait this long at most for the
+#: client to have read what the command wrote on its socket pairs, checking every
+#: LEGACY_DRAIN_POLL (measured: without it 10-16 % of piped runs lost their last output).
+LEGACY_DRAIN_TIMEOUT = 1.0
+LEGACY_DRAIN_POLL = 0.002
+#: Once the pairs are drained, the client may have read the last chunk without having written it
+#: yet (a thread per stream, in the Go client): this much more for that write (measured: 1 of
+#: 300 lines still lost without it).
+LEGACY_WRITE_GRACE = 0.005
+#: What the clients of running commands read when the master stops.
+STOPPING_NOTE = "zeus: the master is stopping; ending the command (SIGHUP)"
 
 
 def _ready(phase: Phase) -> bool:
@@ -66,7 +85,18 @@ class Session:
     """One client's request while the master serves it."""
 
     channel: Channel
+    #: The fds that go to the runner: first the client's legacy three (args socket, stdout
+    #: pair, stderr pair); :meth:`ClientServer._header` swaps in the stdio fds when they are used.
     fds: list[int] = field(default_factory=list)
+    #: The client's three ``stdio`` fds (stdin, stdout, stderr as the command should have them),
+    #: when it offered them.
+    stdio: list[int] = field(default_factory=list)
+    #: Every fd received from the client, to close once the runner has them.
+    received: list[int] = field(default_factory=list)
+    #: Whether the client offered extensions (its pid and status answers may carry flags).
+    extended: bool = False
+    #: Whether the command got the stdio fds (the client is told with flag ``s``).
+    uses_stdio: bool = False
     command_pid: int = 0
     done: asyncio.Event = field(default_factory=asyncio.Event)
     #: The client's cwd and environment (``world`` extension, hex), passed on to the command.
@@ -74,11 +104,13 @@ class Session:
     #: The client's pid as the kernel reports it (-1: unknown).
     peer_pid: int = -1
     #: Set when the master reaped the command itself (its phase was restarted meanwhile).
-    reaped: asyncio.Future[int] | None = None
+    reaped: asyncio.Future[ExitStatus] | None = None
 
     def close_fds(self) -> None:
-        wire.close_fds(self.fds)
+        wire.close_fds(set(self.received))
+        self.received.clear()
         self.fds.clear()
+        self.stdio.clear()
 
 
 class ClientServer:
@@ -168,6 +200,7 @@ class ClientServer:
         self.last_activity = time.monotonic()
         for _ in range(3):
             session.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
+            session.received.append(session.fds[-1])
         messages = channel.pending_messages()
         if not messages and channel.partial().startswith(b"X:"):
             # An offer with a large world can outrun one read: it rides on the third fd's
@@ -184,6 +217,11 @@ class ClientServer:
                     # the shim that decodes it.
                     if len(world) <= MAX_WORLD:
                         session.world = world
+                    if fields.get("stdio") == "1":
+                        for _ in range(3):  # sent right after the offer, without a wait
+                            session.stdio.append(await channel.fd(HANDSHAKE_TIMEOUT))
+                            session.received.append(session.stdio[-1])
+        session.extended = extended
         return request, extended
 
     async def _run(self, session: Session) -> None:
@@ -209,28 +247,43 @@ class ClientServer:
     @staticmethod
     def _header(session: Session, request: CommandRequest, extended: bool,
                 process: PhaseProcess) -> RunnerHeader:
-        """What the runner needs besides the fds. Flags, for a zeuspy shim only: ``t``, take the
-        client's terminal (the client accepted the extension too, and stdout is a terminal);
-        ``v``, the client pid is the kernel's word for the peer, so the shim may read that
-        process's cwd and environment when the client sent no world (a legacy client)."""
+        """What the runner needs besides the fds, and which fds go with it: ``session.fds`` is
+        set, in place (it is the list handed on), to the args socket and the client's stdio
+        fds when both sides speak ``stdio``, else to the legacy three. Flags, for a zeuspy shim
+        only: ``s``, those are the stdio fds; ``t``, take the client's terminal (the client
+        accepted the extensions too, and one of the streams is a terminal); ``v``, the client
+        pid is the kernel's word for the peer, so the shim may read that process's cwd and
+        environment when the client sent no world (a legacy client); ``k``, report a signal
+        with the status."""
+        legacy = [fd for fd in session.received if fd not in session.stdio]
+        session.uses_stdio = (extended and process.extensions and "stdio" in process.caps
+                              and len(session.stdio) == 3)
+        session.fds[:] = [legacy[0], *session.stdio] if session.uses_stdio else legacy
         if not process.extensions:
             return RunnerHeader(request.client_pid, request.argc)
-        flags = "t" if extended and os.isatty(session.fds[1]) else ""
+        flags = STDIO_FLAG if session.uses_stdio else ""
+        if extended and any(os.isatty(fd) for fd in session.fds[1:]):
+            flags += "t"
         if request.client_pid == session.peer_pid:
             flags += "v"
+        if "signals" in process.caps:
+            flags += SIGNALS_FLAG
         world = session.world if extended and "world" in process.caps else ""
         return RunnerHeader(request.client_pid, request.argc, flags, world)
 
     async def _wait_for_phase(
         self, session: Session, request: CommandRequest, extended: bool
     ) -> tuple[socket.socket, PhaseProcess, bool] | None:
-        """Wait until the command's phase is ready (or something above it crashed), make sure it
-        did not load a file that changed since, and get a runner from it. None: the client was
-        answered already (or left)."""
+        """Wait until the command's phase is ready, make sure it did not load a file that changed
+        since, and get a runner from it. When a phase on its path crashed: act at once on a file
+        the crash depended on that changed since (a command never gets a stale crash), then run
+        the command in the nearest ready ancestor if it may (master/fallback.py, with one line
+        on the client's stderr), else refuse with the crash. None: the client was answered
+        already (or left)."""
         channel = session.channel
         loop = asyncio.get_running_loop()
         started = loop.time()
-        noted = False
+        noted = detoured = False
         while True:
             tree = self.tree
             spec = tree.command(request.command)
@@ -241,16 +294,26 @@ class ClientServer:
             phase = tree.phases[spec.phase]
             crashed = phase.blocking_crash()
             if crashed is not None:
-                await self._refuse(session, self._crash_text(crashed), 1)
-                return None
+                if await self._refresh_stale(crashed):
+                    continue  # the crash is being retried with the saved files
+                target = (fallback.fallback_phase(crashed)
+                          if fallback.may_fall_back(tree.config, spec.name) else None)
+                if target is None:
+                    await self._refuse(session, self._crash_text(crashed), 1)
+                    return None
+                phase = target
             if self.closing:
                 await self._refuse(session, "zeus: the master is shutting down.\n", 1)
                 return None
             if channel.closed:
                 return None
             if _ready(phase):
-                stale = self.monitor.stale_files(phase) if self.monitor is not None else []
-                if not stale:
+                if not await self._refresh_stale(phase):
+                    if crashed is not None and not detoured and phase.process is not None:
+                        detoured = True  # one line per request, written as the command starts
+                        await self._write_error(
+                            self._command_stderr(session, request, extended, phase.process),
+                            fallback.note(crashed, spec.name, phase))
                     try:
                         return await self.supervisor.fork_runner(
                             phase, spec.name,
@@ -262,8 +325,6 @@ class ClientServer:
                             await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
                             return None
                         continue  # the phase went down meanwhile: wait for it again
-                assert self.monitor is not None
-                await self.monitor.refresh_now(stale)
                 if _ready(phase):
                     continue  # only touched, not changed: run now
             wait = None if noted else max(0.0, BOOT_NOTE_DELAY - (loop.time() - started))
@@ -279,13 +340,34 @@ class ClientServer:
                 await self._write_error(session.fds[2],
                                         f"zeus: waiting for phase {phase.name} to boot...\n")
 
+    def _command_stderr(self, session: Session, request: CommandRequest, extended: bool,
+                        process: PhaseProcess) -> int:
+        """The fd the command will have as its stderr when ``process`` forks it (the client's
+        own stderr under the ``stdio`` extension, else the legacy pair the client relays): a
+        note written there reaches the user before anything the command writes."""
+        self._header(session, request, extended, process)  # settles ``session.fds`` in place
+        return session.fds[-1]  # the last in both layouts: (args, [stdin,] stdout, stderr)
+
+    async def _refresh_stale(self, phase: Phase) -> bool:
+        """The never-stale check, for a ready phase and for a crashed one alike: when a project
+        file that ``phase`` or an ancestor loaded (for a crash: also a file its traceback named)
+        changed since it was last acted on, act on it now instead of after the debounce delay.
+        True when there was such a file (the phase may be restarting: look again)."""
+        if self.monitor is None:
+            return False
+        stale = self.monitor.stale_files(phase)
+        if not stale:
+            return False
+        await self.monitor.refresh_now(stale)
+        return True
+
     def command_reaped(self, pid: int, wait_status: int) -> None:
         """The master reaped an orphaned command: its session learns the status from us."""
         for session in self.sessions:
             reaped = session.reaped
             if session.command_pid == pid and reaped is not None and not reaped.done():
                 code = os.waitstatus_to_exitcode(wait_status)
-                reaped.set_result(128 - code if code < 0 else code)
+                reaped.set_result(ExitStatus(128 - code, -code) if code < 0 else ExitStatus(code))
 
     async def _answer_query(self, channel: Channel, request: str) -> None:
         """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never
@@ -330,49 +412,64 @@ class ClientServer:
                 self._send_quietly(channel, "0")
                 self._send_quietly(channel, "1")
                 return
-        session.close_fds()  # the runner has them now; keeping copies would leak and block EOF
+        # A legacy client's output streams, kept to see that it read them all (see
+        # LEGACY_DRAIN_TIMEOUT); the master's copies of everything else go now: keeping them
+        # would leak and block EOF.
+        outputs = [] if session.extended else _dup_all(session.fds[1:])
+        session.close_fds()
         try:
-            registration = parse_registration(
-                await runner.message(COMMAND_START_TIMEOUT))
-        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
-            log.warning("runner for %s did not report its command: %s", request.command, exc)
-            self._send_quietly(channel, "0")
-            self._send_quietly(channel, "1")
-            return
-        session.command_pid = registration.pid
-        reply = str(registration.pid)
-        if extended and "t" in registration.flags:
-            reply += ":t"
-        self._send_quietly(channel, reply)
+            try:
+                registration = parse_registration(
+                    await runner.message(COMMAND_START_TIMEOUT))
+            except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
+                log.warning("runner for %s did not report its command: %s", request.command, exc)
+                self._send_quietly(channel, "0")
+                self._send_quietly(channel, "1")
+                return
+            session.command_pid = registration.pid
+            flags = ""
+            if extended and "t" in registration.flags:
+                flags += "t"
+            if session.uses_stdio:
+                flags += STDIO_FLAG
+            self._send_quietly(channel, CommandStarted(registration.pid, flags).format())
+            status = await self._await_status(session, request, runner, registration.pid)
+            if outputs:
+                await _drained(outputs, LEGACY_DRAIN_TIMEOUT)
+            self._send_quietly(channel, status.format(with_signal=session.extended))
+        finally:
+            wire.close_fds(outputs)
 
+    async def _await_status(self, session: Session, request: CommandRequest, runner: Channel,
+                            pid: int) -> ExitStatus:
+        """The command's status: from its runner socket, from the master's own reaping, or 1
+        when it is gone without one; stops the command when the client leaves first."""
+        channel = session.channel
         status_task = asyncio.ensure_future(runner.message())
         gone = asyncio.ensure_future(channel.wait_closed())
         session.reaped = asyncio.get_running_loop().create_future()
-        vanished = asyncio.ensure_future(self._watch_command(registration.pid))
+        vanished = asyncio.ensure_future(self._watch_command(pid))
         waits: set[asyncio.Future[Any]] = {status_task, gone, session.reaped, vanished}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         vanished.cancel()
         if vanished.done() and not vanished.cancelled() and not status_task.done():
             # Neither the command nor its runner will report (both died unreaped by us).
             log.warning("command %s (pid %d) is gone without an exit status", request.command,
-                        registration.pid)
+                        pid)
             status_task.cancel()
             gone.cancel()
-            self._send_quietly(channel, "1")
-            return
+            return ExitStatus(1)
         if session.reaped.done() and not status_task.done():
             # Its phase is gone, so nobody else will report; the command did not either.
             status_task.cancel()
             gone.cancel()
-            self._send_quietly(channel, str(session.reaped.result()))
-            return
+            return session.reaped.result()
         if not status_task.done():
             log.info("client of %s (pid %d) went away; stopping its command",
-                     request.command, registration.pid)
-            await self._stop_command(registration.pid, status_task, COMMAND_KILL_GRACE)
+                     request.command, pid)
+            await self._stop_command(pid, status_task, COMMAND_KILL_GRACE)
         gone.cancel()
-        status = self._status_of(status_task, request.command)
-        self._send_quietly(channel, str(status))
+        return self._status_of(status_task, request.command)
 
     @staticmethod
     async def _watch_command(pid: int) -> None:
@@ -402,17 +499,17 @@ class ClientServer:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(asyncio.shield(status_task), grace)
 
-    def _status_of(self, status_task: asyncio.Future[str], command: str) -> int:
+    def _status_of(self, status_task: asyncio.Future[str], command: str) -> ExitStatus:
         if not status_task.done():
             status_task.cancel()
-            return 1
+            return ExitStatus(1)
         if status_task.cancelled() or status_task.exception() is not None:
             log.warning("runner for %s ended without an exit status", command)
-            return 1
+            return ExitStatus(1)
         try:
-            return parse_int(status_task.result(), "exit status") & 0xFF
+            return parse_exit_status(status_task.result())
         except wire.ProtocolError:
-            return 1
+            return ExitStatus(1)
 
     @staticmethod
     def _send_quietly(channel: Channel, text: str) -> None:
@@ -475,6 +572,8 @@ class ClientServer:
             self.unlink()
         for session in list(self.sessions):
             if session.command_pid:
+                if session.extended:
+                    self._send_quietly(session.channel, Note(STOPPING_NOTE).format())
                 signal_group_or_pid(session.command_pid, signal.SIGHUP)
         if self.sessions:
             waits = [asyncio.ensure_future(s.done.wait()) for s in self.sessions]
@@ -498,3 +597,34 @@ class ClientServer:
         if (info.st_dev, info.st_ino) == self._inode:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+
+
+def _dup_all(fds: list[int]) -> list[int]:
+    """Copies of ``fds`` (each once), skipping any that cannot be copied."""
+    copies = []
+    for fd in dict.fromkeys(fds):
+        with contextlib.suppress(OSError):
+            copies.append(os.dup(fd))
+    return copies
+
+
+def _unread(fd: int) -> int:
+    """Bytes written on ``fd`` that its peer has not read yet: for a socket, the kernel's send
+    queue (``SIOCOUTQ``); for a PTY, its output queue where the OS keeps one the other side
+    drains (macOS; Linux hands output to the other side at once and reports 0)."""
+    import fcntl
+    import termios
+
+    try:
+        return int.from_bytes(fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"), sys.byteorder)
+    except OSError:
+        return 0
+
+
+async def _drained(fds: list[int], timeout: float) -> None:
+    """Wait, at most ``timeout``, until the peers of ``fds`` have read what was written on them,
+    and then :data:`LEGACY_WRITE_GRACE` for them to pass it on."""
+    deadline = time.monotonic() + timeout
+    while any(_unread(fd) for fd in fds) and time.monotonic() < deadline:
+        await asyncio.sleep(LEGACY_DRAIN_POLL)
+    await asyncio.sleep(LEGACY_WRITE_GRACE)

@@ -229,7 +229,10 @@ class FileMonitor:
 
     def stale_files(self, phase: Phase) -> list[str]:
         """Project files loaded by ``phase`` or its ancestors whose signature changed and whose
-        change has not been acted on yet: a command must not run against the old code."""
+        change has not been acted on yet: a command must not run against the old code. For a
+        crashed phase these include the files its traceback named (reported with the crash), so
+        that a command issued right after a fix waits for the reboot instead of getting the old
+        error."""
         stale = []
         node: Phase | None = phase
         while node is not None:

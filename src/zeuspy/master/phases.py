@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import select
 import signal
 import socket
 import time
@@ -65,6 +66,8 @@ class PhaseSupervisor:
         self._bootstrap_remote: socket.socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._runner_locks: dict[int, asyncio.Lock] = {}
+        #: id(process) -> the reader of its feature pipe (to drain it when the process ends).
+        self._feature_readers: dict[int, Callable[[], None]] = {}
         #: Told about every file a phase reports (the FileMonitor); else they are only stored.
         self.on_features: FeatureListener | None = None
         #: Told about other processes we reaped: commands orphaned by a restarted phase.
@@ -292,6 +295,7 @@ class PhaseSupervisor:
                 loop.remove_reader(fd)
                 os.close(fd)
                 process.features_fd = None
+                self._feature_readers.pop(id(process), None)
                 return
             *lines, pending = (pending + data).split(b"\n")
             paths = [os.fsdecode(line) for line in lines if line]
@@ -303,9 +307,25 @@ class PhaseSupervisor:
                 phase.features.update(paths)
 
         loop.add_reader(fd, on_readable)
+        self._feature_readers[id(process)] = on_readable
+
+    def _drain_features(self, process: PhaseProcess) -> None:
+        """Read what a dead phase process wrote on its feature pipe and was not read yet: a
+        crashed phase reports the files its traceback named just before ``R:``, and its death
+        can be seen first; without them a fix to those files would not be noticed."""
+        reader = self._feature_readers.pop(id(process), None)
+        while reader is not None and process.features_fd is not None:
+            try:
+                readable = bool(select.select([process.features_fd], [], [], 0)[0])
+            except (OSError, ValueError):
+                readable = True  # the reader meets the error too, and closes the pipe
+            if not readable:
+                return  # a live writer with nothing more to say (a doomed phase)
+            reader()
 
     # -- death and restarts ---------------------------------------------------------------------
     def _process_ended(self, phase: Phase, process: PhaseProcess) -> None:
+        self._drain_features(process)
         if process.features_fd is not None:
             asyncio.get_running_loop().remove_reader(process.features_fd)
             os.close(process.features_fd)

@@ -105,8 +105,11 @@ def main(argv: list[str], console: Callable[[list[str]], int | None] | None = No
             runpy._run_module_as_main(value, alter_argv=True)  # type: ignore[attr-defined]
             return None
         if flag == "u" and not attached:
-            for stream in (sys.stdout, sys.stderr):
-                stream.reconfigure(write_through=True)  # type: ignore[union-attr]
+            # As `python -u` builds them: no buffer at all under the text layer (a pipe reader
+            # sees each write when it is made).
+            from zeuspy.slave import stdio
+
+            stdio.rebuild(unbuffered=True)
             continue
         if flag == "W":
             value = attached or (args.pop(0) if args else None)

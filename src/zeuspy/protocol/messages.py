@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from zeuspy.protocol.wire import ProtocolError
 
 #: Capabilities a zeuspy shim announces with :class:`Extension` when the master offered them.
-SHIM_CAPABILITIES = ("ctty", "handover", "world")
+SHIM_CAPABILITIES = ("ctty", "handover", "world", "stdio", "signals")
 #: Environment variable by which the master offers extensions to the shims it starts.
 OFFER_ENV = "ZEUSPY_EXTENSIONS"
 #: Version of the extensions this code speaks; see docs/protocol.md.
@@ -100,9 +100,12 @@ class CommandRequest:
 @dataclass(frozen=True)
 class RunnerHeader:
     """``<client pid>:<argc>``, master to runner (first datagram). To a shim that accepted the
-    extensions the master may append ``:<flags>``; ``t`` asks the runner to make the client's
-    terminal the command's controlling terminal. To a shim that accepted ``world``, when the
-    client sent its world, ``:<flags>:<world>`` (:func:`encode_world`)."""
+    extensions the master may append ``:<flags>``: ``t`` asks the runner to make the client's
+    terminal the command's controlling terminal; ``v``, the client pid is the kernel's word;
+    ``s`` (``stdio``), *four* fds follow instead of three: the args socket, then the command's
+    own stdin, stdout and stderr (:data:`STDIO_FLAG`); ``k`` (``signals``), the master reads
+    an :class:`ExitStatus` with its signal. To a shim that accepted ``world``, when the client
+    sent its world, ``:<flags>:<world>`` (:func:`encode_world`)."""
 
     client_pid: int
     argc: int
@@ -114,6 +117,70 @@ class RunnerHeader:
             return f"{self.client_pid}:{self.argc}:{self.flags}:{self.world}"
         tail = f":{self.flags}" if self.flags else ""
         return f"{self.client_pid}:{self.argc}{tail}"
+
+    @property
+    def fd_count(self) -> int:
+        """How many fd messages follow this header: the args socket and the command's stdio
+        (three with the ``stdio`` flag), else the args socket and the two legacy pairs."""
+        return 4 if STDIO_FLAG in self.flags else 3
+
+
+#: Runner header flag: the fds are the args socket and the command's stdin, stdout, stderr.
+STDIO_FLAG = "s"
+#: Runner header flag: the master reads ``<status>:<signal>`` (:class:`ExitStatus`).
+SIGNALS_FLAG = "k"
+
+
+@dataclass(frozen=True)
+class ExitStatus:
+    """``<exit status>``: a command's status, runner to master and master to client. A command
+    killed by signal N has status 128+N. With the ``signals`` extension (runner header flag
+    ``k``; a client that offered extensions) the signal follows, ``<128+N>:<N>``, so that the
+    client can die of it as the shell expects (an uncaught ``KeyboardInterrupt`` counts as
+    SIGINT, as ``python`` dies of it); ``sys.exit(130)`` stays ``130``."""
+
+    status: int
+    signal: int = 0
+
+    def format(self, with_signal: bool = True) -> str:
+        if self.signal and with_signal:
+            return f"{self.status}:{self.signal}"
+        return str(self.status)
+
+
+def parse_exit_status(text: str) -> ExitStatus:
+    number, _, signal = text.partition(":")
+    status = _int(number, "exit status") & 0xFF
+    if not signal:
+        return ExitStatus(status)
+    signum = _int(signal, "signal")
+    return ExitStatus(status, signum if 0 < signum < 128 else 0)
+
+
+@dataclass(frozen=True)
+class CommandStarted:
+    """``<command pid>[:<flags>]``, master to client: the command runs (pid 0: it does not).
+    Flags, to a client that offered extensions: ``t``, the command took the client's PTY as its
+    controlling terminal (the client leaves ^C, ^\\ and ^Z to the PTY); ``s``, the command
+    has the stdio fds the client sent after its offer, not the legacy pairs (the client relays
+    only its PTY, and reads stdin only when it rides on that PTY)."""
+
+    pid: int
+    flags: str = ""
+
+    def format(self) -> str:
+        return f"{self.pid}:{self.flags}" if self.flags else str(self.pid)
+
+
+@dataclass(frozen=True)
+class Note:
+    """``N:<text>``, master to a client that offered extensions: one line the client prints on
+    its stderr (e.g. that the master is stopping while the command runs)."""
+
+    text: str
+
+    def format(self) -> str:
+        return f"N:{self.text}"
 
 
 @dataclass(frozen=True)
@@ -144,6 +211,9 @@ class Extension:
     Sent only to or by a peer that was offered extensions first (docs/protocol.md): a shim after
     its registration when ``ZEUSPY_EXTENSIONS`` was in its environment, a client inside the payload
     of its last fd message, where a legacy master never reads. Values contain no ``;`` or NUL.
+    A client's ``stdio=1`` says three more fd messages follow the offer: the stdin, stdout and
+    stderr the command should have (its PTY for the streams that are a terminal, the client's
+    own file, pipe or socket for the others).
     """
 
     fields: dict[str, str] = field(default_factory=dict)

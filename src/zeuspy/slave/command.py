@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import atexit
 import fcntl
-import io
 import os
 import select
 import signal
@@ -31,14 +30,16 @@ import traceback
 from zeuspy.plan import Plan, boot_variables
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
+    SIGNALS_FLAG,
+    ExitStatus,
     Registration,
     RunnerHeader,
     decode_world,
     encode_world,
     parse_runner_header,
 )
-from zeuspy.slave import hygiene, process, world
-from zeuspy.slave.outcome import run_plan_command, status_from_wait
+from zeuspy.slave import hygiene, process, stdio, world
+from zeuspy.slave.outcome import exit_status_of, run_plan_command
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
 HANDOFF_TIMEOUT = 10.0
@@ -85,54 +86,52 @@ def read_arguments(fd: int, argc: int, timeout: float = ARGS_TIMEOUT) -> list[st
     return [os.fsdecode(p) for p in parts]
 
 
-def _rebuild_stdio() -> None:
-    """New ``sys.stdin/stdout/stderr`` on fds 0/1/2, configured as the interpreter does at start-up:
-    stdout line-buffered on a terminal, stderr always line-buffered with backslashreplace."""
-    old = (sys.__stdin__, sys.__stdout__, sys.__stderr__)
-    encoding = getattr(old[1], "encoding", None) or "utf-8"
-    errors = getattr(old[1], "errors", None) or "strict"
-
-    def stream(fd: int, mode: str, errors: str, line: bool) -> io.TextIOWrapper:
-        raw = io.FileIO(fd, mode, closefd=False)
-        buffered: io.BufferedIOBase
-        buffered = io.BufferedReader(raw) if mode == "r" else io.BufferedWriter(raw)
-        return io.TextIOWrapper(buffered, encoding=encoding, errors=errors, line_buffering=line)
-
-    for name, stream_ in (
-        ("stdin", stream(0, "r", errors, os.isatty(0))),
-        ("stdout", stream(1, "w", errors, os.isatty(1))),
-        ("stderr", stream(2, "w", "backslashreplace", True)),
-    ):
-        setattr(sys, name, stream_)
-        setattr(sys, f"__{name}__", stream_)
+#: A command's stdin, stdout and stderr as the master handed them over.
+Stdio = tuple[int, int, int]
 
 
-def take_handover(local: socket.socket) -> tuple[RunnerHeader, int, int, int]:
-    """The master's datagrams on the runner socket: the header, then the args socket, stdout and
-    stderr fds."""
+def stdio_of(header: RunnerHeader, fds: list[int]) -> tuple[int, Stdio]:
+    """The args socket and the command's stdin, stdout and stderr from the fds that came with
+    ``header``: with the ``stdio`` flag, four fds (args, stdin, stdout, stderr); else the legacy
+    three (args, stdout carrying stdin, stderr)."""
+    if header.fd_count == 4:
+        return fds[0], (fds[1], fds[2], fds[3])
+    return fds[0], (fds[1], fds[1], fds[2])
+
+
+def take_handover(local: socket.socket) -> tuple[RunnerHeader, int, Stdio]:
+    """The master's datagrams on the runner socket: the header, then the args socket and the
+    stdio fds (:func:`stdio_of`)."""
     local.settimeout(HANDOFF_TIMEOUT)
     reader = wire.FrameReader()
-    header_text: str | None = None
-    while header_text is None or len(reader.fds) < 3:
+    header: RunnerHeader | None = None
+    while header is None or len(reader.fds) < header.fd_count:
         data, fds = wire.receive(local)
         if not data and not fds:
             os._exit(1)
         reader.feed(data if data.endswith(wire.NUL) else data + wire.NUL, fds)
         for message in reader.messages():
-            header_text = header_text or message
+            header = header or parse_runner_header(message)
     local.settimeout(None)
-    wire.close_fds(reader.fds[3:])
-    args_fd, out_fd, err_fd = reader.fds[:3]
-    return parse_runner_header(header_text), args_fd, out_fd, err_fd
+    wire.close_fds(reader.fds[header.fd_count:])
+    args_fd, stdio = stdio_of(header, reader.fds[: header.fd_count])
+    return header, args_fd, stdio
 
 
-def _report_unless_reported(local: socket.socket, pid: int, status_r: int) -> None:
-    reported, status = wait_for_status(pid, status_r)
+def _report_unless_reported(local: socket.socket, pid: int, status_r: int,
+                            header: RunnerHeader) -> None:
+    reported, wait_status = wait_for_status(pid, status_r)
     if not reported:
         try:
-            wire.send_message(local, str(status))
+            wire.send_message(local, status_message(wait_status, header))
         except OSError:
             pass
+
+
+def status_message(wait_status: int, header: RunnerHeader) -> str:
+    """The ``<exit status>`` datagram for a command reaped with ``wait_status``: with its signal
+    when the master reads it (flag ``k``)."""
+    return exit_status_of(wait_status).format(with_signal=SIGNALS_FLAG in header.flags)
 
 
 class Work:
@@ -146,13 +145,14 @@ class Work:
         self.local = local
         self.handover = handover
 
-    def take(self) -> tuple[RunnerHeader, int, int, int]:
-        """The header and the args, stdout and stderr fds: from the hand-over, or from the
+    def take(self) -> tuple[RunnerHeader, int, Stdio]:
+        """The header, the args socket and the stdio fds: from the hand-over, or from the
         master on the runner socket."""
         if self.handover is None:
             return take_handover(self.local)
-        header, (args_fd, out_fd, err_fd) = self.handover
-        return parse_runner_header(header), args_fd, out_fd, err_fd
+        header = parse_runner_header(self.handover[0])
+        args_fd, stdio = stdio_of(header, self.handover[1])
+        return header, args_fd, stdio
 
     def close(self) -> None:
         self.local.close()
@@ -165,14 +165,13 @@ def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
     status is reported. Never returns."""
     os.setsid()
     process.set_title(f"zeus runner: {work.command}")
-    header, args_fd, out_fd, err_fd = work.take()
-    ctty = "t" in header.flags and os.isatty(out_fd) and take_terminal(out_fd)
-    _fork_command(plan, work.command, header, work.local, args_fd, out_fd, err_fd, ctty,
-                  phase_pid)
+    header, args_fd, stdio = work.take()
+    ctty = take_terminal(header, stdio)
+    _fork_command(plan, work.command, header, work.local, args_fd, stdio, ctty, phase_pid)
 
 
 def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.socket,
-                 args_fd: int, out_fd: int, err_fd: int, ctty: bool, phase_pid: int) -> None:
+                  args_fd: int, stdio: Stdio, ctty: int | None, phase_pid: int) -> None:
     """In a runner: read the arguments, fork the command, make sure its status is reported,
     exit. Never returns."""
     try:
@@ -186,16 +185,16 @@ def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.
     pid = os.fork()
     if pid == 0:
         os.close(status_r)
-        command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
-                        phase_pid, header)
+        command_process(plan, command, arguments, local, stdio, status_w, ctty, phase_pid,
+                        header)
     os.close(status_w)
-    wire.close_fds([out_fd, err_fd])
-    _report_unless_reported(local, pid, status_r)
+    wire.close_fds(set(stdio))
+    _report_unless_reported(local, pid, status_r, header)
     os._exit(0)
 
 
 def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
-    """(whether the command reported itself, its status); returns once it has been reaped.
+    """(whether the command reported itself, its wait status); returns once it has been reaped.
     When the master dies meanwhile, nobody can relay the command's output or status any more,
     so the command's group gets SIGHUP (as a closed terminal would send) and, after
     :data:`MASTER_GONE_GRACE`, SIGKILL: the client may not have learnt its pid, and could not
@@ -216,12 +215,12 @@ def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
                 try:
                     _, status = os.waitpid(pid, 0)
                 except ChildProcessError:
-                    return reported, 1
-                return reported, status_from_wait(status)
+                    return reported, 1 << 8
+                return reported, status
             continue
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
-            return reported, status_from_wait(status)
+            return reported, status
 
 
 def _signal_group(pid: int, signum: int) -> None:
@@ -235,14 +234,23 @@ def _signal_group(pid: int, signum: int) -> None:
             pass
 
 
-def take_terminal(fd: int) -> bool:
-    """Make the client's PTY the controlling terminal of our session, which we lead (a runner,
-    or a spare command); the command then makes its own group the foreground one."""
-    try:
-        fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
-    except OSError:
-        return False
-    return True
+def take_terminal(header: RunnerHeader, stdio: Stdio) -> int | None:
+    """When the master asked (flag ``t``), make the client's PTY the controlling terminal of our
+    session, which we lead (a runner, or a spare command); the command then makes its own group
+    the foreground one. The PTY is the first of stdout, stderr and stdin that is a terminal; a
+    terminal that already is another session's (the user's own, handed over as stdin when no
+    PTY was needed) is refused by the kernel and left alone. Returns the fd taken, or None."""
+    if "t" not in header.flags:
+        return None
+    for fd in (stdio[1], stdio[2], stdio[0]):
+        if not os.isatty(fd):
+            continue
+        try:
+            fcntl.ioctl(fd, termios.TIOCSCTTY, 0)
+        except OSError:
+            continue
+        return fd
+    return None
 
 
 def _foreground(fd: int) -> None:
@@ -274,8 +282,8 @@ def rehearse(plan: Plan) -> None:
     streams and world, where it changes nothing. Every first write to a page the spare still
     shares with the phase costs a page copy; made now, those copies are off the request's path
     (measured: about 1 ms of a no-op command's start)."""
-    _rebuild_stdio()
     client = decode_world(encode_world(os.getcwdb(), dict(os.environb)))
+    stdio.rebuild(client[1])
     strict = boot_variables(plan)
     world.mismatches(client[1], strict, plan.boot_default)
     world.drifted(client[1], strict)
@@ -283,38 +291,42 @@ def rehearse(plan: Plan) -> None:
 
 
 def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
-                    out_fd: int, err_fd: int, status_w: int, ctty: bool,
-                    phase_pid: int, header: RunnerHeader, prepared: bool = False) -> None:
-    """The command: enters the client's world, runs the plan's method on the client's streams and
-    reports on ``local``. ``prepared``: :func:`prepare_command_process` was called already (a
-    spare command does it while it waits). Never returns."""
-    status = 1
+                    fds: Stdio, status_w: int, ctty: int | None, phase_pid: int,
+                    header: RunnerHeader, prepared: bool = False) -> None:
+    """The command: enters the client's world, runs the plan's method on the client's streams
+    (``fds``: stdin, stdout, stderr; ``ctty``: the one of them it took as its controlling
+    terminal) and reports on ``local``. ``prepared``: :func:`prepare_command_process` was called
+    already (a spare command does it while it waits). Never returns."""
+    status = ExitStatus(1)
+    signals = SIGNALS_FLAG in header.flags
     try:
         if not prepared:
             prepare_command_process()
-        if ctty:
-            _foreground(out_fd)
-        flags = "t" if ctty else ""
+        if ctty is not None:
+            _foreground(ctty)
+        flags = "t" if ctty is not None else ""
         wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        os.dup2(out_fd, 0)
-        os.dup2(out_fd, 1)
-        os.dup2(err_fd, 2)
-        wire.close_fds({out_fd, err_fd} - {0, 1, 2})
-        _rebuild_stdio()
+        # dup2 in an order that never overwrites a source still to be copied (a client's fd may
+        # have arrived as 0, 1 or 2).
+        moved = [os.dup(fd) for fd in fds]
+        for target, fd in enumerate(moved):
+            os.dup2(fd, target)
+        wire.close_fds({*fds, *moved} - {0, 1, 2})
+        client = world.of_client(header)
+        stdio.rebuild(client[1] if client is not None else None)
         sys.argv = [command, *arguments]
         process.set_title(f"zeus command: {command}")
-        client = world.of_client(header)
         if client is not None:
             strict = boot_variables(plan)
             differ = world.mismatches(client[1], strict, plan.boot_default)
             if differ:
                 print(BOOT_MISMATCH.format(lines="\n".join(differ)), file=sys.stderr)
-                finish(1, local, status_w)
+                finish(ExitStatus(1), local, status_w, signals)
             drifted = world.drifted(client[1], strict)
             if drifted:
                 print(BOOT_DRIFT.format(names=", ".join(drifted)), file=sys.stderr)
@@ -325,13 +337,14 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
             traceback.print_exc()
         except BaseException:
             pass
-    finish(status, local, status_w)
+    finish(status, local, status_w, signals)
 
 
-def finish(status: int, local: socket.socket, status_w: int) -> None:
+def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: bool) -> None:
     """Do what interpreter exit does that users can see (wait for non-daemon threads, run atexit
-    handlers, flush stdio), release the client's streams, report, and leave without the teardown
-    of the inherited heap (as multiprocessing's forked children do)."""
+    handlers, flush stdio), release the client's streams, report (with the signal when
+    ``signals``: the master reads it), and leave without the teardown of the inherited heap (as
+    multiprocessing's forked children do)."""
     try:
         threading = sys.modules.get("threading")
         if threading is not None:
@@ -349,7 +362,7 @@ def finish(status: int, local: socket.socket, status_w: int) -> None:
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        wire.send_message(local, str(status))
+        wire.send_message(local, status.format(with_signal=signals))
         os.write(status_w, REPORTED)
     finally:
-        os._exit(status)
+        os._exit(status.status)

@@ -8,6 +8,7 @@ import signal
 import sys
 
 from zeuspy.plan import Plan, method_name, run_after_fork
+from zeuspy.protocol.messages import ExitStatus
 
 
 def exit_status(code: object) -> int:
@@ -25,24 +26,32 @@ def exit_status(code: object) -> int:
 
 def status_from_wait(status: int) -> int:
     """A waitpid status as a shell shows it: the exit code, or 128+N when killed by signal N."""
-    code = os.waitstatus_to_exitcode(status)
-    return 128 - code if code < 0 else code
+    return exit_status_of(status).status
 
 
-def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> int:
-    """Run the command's method; map its outcome to an exit status as ``python`` would."""
+def exit_status_of(wait_status: int) -> ExitStatus:
+    """A waitpid status as an :class:`ExitStatus`: the exit code, or 128+N and N when killed by
+    signal N."""
+    code = os.waitstatus_to_exitcode(wait_status)
+    return ExitStatus(128 - code, -code) if code < 0 else ExitStatus(code)
+
+
+def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> ExitStatus:
+    """Run the command's method; map its outcome to an exit status as ``python`` would. An
+    uncaught ``KeyboardInterrupt`` is a death by SIGINT: python prints the traceback and then
+    kills itself with SIGINT, so that a shell running it in a loop stops too."""
     try:
         run_after_fork(plan)
         result = getattr(plan, method_name(command))(arguments)
     except SystemExit as exc:
-        return exit_status(exc.code)
+        return ExitStatus(exit_status(exc.code))
     except KeyboardInterrupt as exc:
         _print_user_traceback(exc)
-        return 128 + signal.SIGINT
+        return ExitStatus(128 + signal.SIGINT, signal.SIGINT)
     except BaseException as exc:
         _print_user_traceback(exc)
-        return 1
-    return exit_status(result)
+        return ExitStatus(1)
+    return ExitStatus(exit_status(result))
 
 
 #: Frames from files in here lead into the user's code; a traceback starts after them.

@@ -228,24 +228,27 @@ class Phase:
         reader.fds.clear()
 
     def _take_handover(self, reader: wire.FrameReader) -> tuple[str, list[int]] | None:
-        """The ``H:`` message and three fds that follow ``C:`` under the ``handover``
-        extension (they are sent together: wait for them, bounded)."""
+        """The ``H:`` message and the fds that follow ``C:`` under the ``handover`` extension
+        (three, or four with the ``stdio`` flag; they are sent together: wait for them,
+        bounded)."""
         assert self.sock is not None
         self.sock.settimeout(HANDOVER_TIMEOUT)
         try:
-            while not self.inbox or len(reader.fds) < 3:
+            while not self.inbox:
+                self._receive(reader)
+            header = self.inbox[0]
+            try:
+                count = parse_handover(header).header.fd_count
+            except wire.ProtocolError:
+                return None
+            while len(reader.fds) < count:
                 self._receive(reader)
         except (TimeoutError, OSError):
             return None
         finally:
             self.sock.settimeout(None)
-        header = self.inbox.popleft()
-        try:
-            parse_handover(header)
-        except wire.ProtocolError:
-            self.inbox.appendleft(header)
-            return None
-        fds, reader.fds[:3] = reader.fds[:3], []
+        self.inbox.popleft()
+        fds, reader.fds[:count] = reader.fds[:count], []
         return header[2:], fds
 
     def _reap(self) -> None:

@@ -30,7 +30,7 @@ import sys
 
 from zeuspy.plan import Plan
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import parse_runner_header
+from zeuspy.protocol.messages import RunnerHeader, parse_runner_header
 from zeuspy.slave import guard, process
 from zeuspy.slave.command import (
     REPORTED,
@@ -39,18 +39,20 @@ from zeuspy.slave.command import (
     prepare_command_process,
     read_arguments,
     rehearse,
+    status_message,
+    stdio_of,
     take_terminal,
 )
-from zeuspy.slave.outcome import status_from_wait
 
 
 class Handed:
     """What the phase keeps of a command it handed to a spare: the runner socket and the read end
     of the command's status pipe (non-blocking)."""
 
-    def __init__(self, local: socket.socket, status_r: int) -> None:
+    def __init__(self, local: socket.socket, status_r: int, header: RunnerHeader) -> None:
         self.local = local
         self.status_r = status_r
+        self.header = header
 
     def reaped(self, wait_status: int) -> None:
         """The command was reaped: report its status unless it did (it writes
@@ -61,7 +63,7 @@ class Handed:
             reported = False
         if not reported:
             try:
-                wire.send_message(self.local, str(status_from_wait(wait_status)))
+                wire.send_message(self.local, status_message(wait_status, self.header))
             except OSError:
                 pass
         self.close()
@@ -88,7 +90,7 @@ class Spare:
         wire.send_fds(self.sock, [*fds, work.local.fileno()], f"W:{work.command}:{header}")
         self.sock.close()
         wire.close_fds(fds)  # the command has them now
-        return Handed(work.local, self.status_r)
+        return Handed(work.local, self.status_r, parse_runner_header(header))
 
     def discard(self) -> None:
         """Kill the waiting command (the phase reaps it) and let go of it."""
@@ -105,13 +107,14 @@ class Spare:
 
 
 def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
-    """The ``W:`` message and its four fds. Exits when the phase closes the socket first (the
+    """The ``W:`` message and its fds: those of the hand-over (the runner header's
+    ``fd_count``), then the runner socket. Exits when the phase closes the socket first (the
     spare was discarded, or the phase is gone)."""
     reader = wire.FrameReader()
     messages: list[str] = []
     # The fds come with the first chunk of the message; a long one (a large world) takes more
-    # reads: wait for both.
-    while len(reader.fds) < 4 or not messages:
+    # reads: wait for both. Before the message is whole, at least four fds are due.
+    while not messages or len(reader.fds) < _fd_count(messages[0]):
         try:
             data, fds = wire.receive(sock)  # blocking
         except (OSError, wire.ProtocolError):
@@ -120,12 +123,24 @@ def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
             os._exit(0)
         reader.feed(data, fds)
         messages += reader.messages()
-    return messages[0], reader.fds[:4]
+    count = _fd_count(messages[0])
+    wire.close_fds(reader.fds[count:])
+    return messages[0], reader.fds[:count]
+
+
+def _fd_count(message: str) -> int:
+    """The fds that come with ``W:<command>:<runner header>``: the hand-over's and the runner
+    socket (a malformed header: the legacy four, and the spare refuses it later)."""
+    try:
+        return parse_runner_header(message.split(":", 2)[2]).fd_count + 1
+    except (IndexError, wire.ProtocolError):
+        return 4
 
 
 def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int) -> None:
     """The spare: leads a session with its guard, prepares, waits for ``W:<command>:<runner
-    header>`` and four fds (args socket, stdout, stderr, runner socket), takes the client's
+    header>`` and its fds (args socket, stdin and stdout or the legacy stdout pair, stderr,
+    runner socket), takes the client's
     terminal if asked (flag ``t``), and runs. Idle, it exits when the phase's end of its socket
     closes, the phase's death included: not by a parent-death signal, which could also end it
     after the phase handed it a request it had not read yet (the stream delivers that request
@@ -139,18 +154,19 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
         rehearse(plan)
     except Exception:  # only ever a head start (a removed working folder, say)
         pass
-    message, (args_fd, out_fd, err_fd, local_fd) = _wait_for_work(sock)
+    message, fds = _wait_for_work(sock)
     sock.close()
-    local = socket.socket(fileno=local_fd)
+    local = socket.socket(fileno=fds.pop())
     try:
         _, command, header_text = message.split(":", 2)
         header = parse_runner_header(header_text)
+        args_fd, stdio = stdio_of(header, fds)
         arguments = read_arguments(args_fd, header.argc)
-    except (OSError, ValueError, wire.ProtocolError) as exc:
+    except (OSError, ValueError, IndexError, wire.ProtocolError) as exc:
         print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
         os._exit(1)  # the phase reports status 1
     guard.wait_ready(guard_ready)
-    ctty = "t" in header.flags and os.isatty(out_fd) and take_terminal(out_fd)
-    command_process(plan, command, arguments, local, out_fd, err_fd, status_w, ctty,
-                    phase_pid, header, prepared=True)
+    ctty = take_terminal(header, stdio)
+    command_process(plan, command, arguments, local, stdio, status_w, ctty, phase_pid, header,
+                    prepared=True)
 
