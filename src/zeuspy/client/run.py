@@ -33,7 +33,8 @@ PID_GRACE = 1.0
 SUSPEND_ECHO = 0.05
 SUSPEND_QUIET = 0.01
 #: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md);
-#: ``stdio=1``: three fd messages follow it, the command's own stdin, stdout and stderr.
+#: ``stdio=1``: an empty message follows it carrying three fds, the command's own stdin, stdout
+#: and stderr.
 EXTENSION_OFFER = wire.encode("X:zeuspy=1;stdio=1")
 #: Longest world sent (zeuspy.protocol.messages.MAX_WORLD; a unit test keeps both equal).
 MAX_WORLD = 60000
@@ -208,8 +209,8 @@ class Session:
         wire.send_fd(self.sock, args_remote.fileno())
         wire.send_fd(self.sock, self.out.remote)
         wire.send_fd(self.sock, self.err.remote, trailer=extension_offer())
-        for fd in self.stdio:
-            wire.send_fd(self.sock, fd)
+        # After the offer, where a legacy master never reads: one message, three fds.
+        wire.send_fds(self.sock, self.stdio, "")
         args_remote.close()
         # Socket pairs' remote ends go (else we never see EOF); a PTY's slave stays (_Stream).
         for stream in {id(self.out): self.out, id(self.err): self.err}.values():

@@ -211,9 +211,9 @@ class Extension:
     Sent only to or by a peer that was offered extensions first (docs/protocol.md): a shim after
     its registration when ``ZEUSPY_EXTENSIONS`` was in its environment, a client inside the payload
     of its last fd message, where a legacy master never reads. Values contain no ``;`` or NUL.
-    A client's ``stdio=1`` says three more fd messages follow the offer: the stdin, stdout and
-    stderr the command should have (its PTY for the streams that are a terminal, the client's
-    own file, pipe or socket for the others).
+    A client's ``stdio=1`` says one more message follows the offer, empty and carrying three
+    fds in one ``sendmsg``: the stdin, stdout and stderr the command should have (its PTY for
+    the streams that are a terminal, the client's own file, pipe or socket for the others).
     """
 
     fields: dict[str, str] = field(default_factory=dict)

@@ -311,12 +311,12 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
                 stream.flush()
             except (OSError, ValueError):
                 pass
-        # dup2 in an order that never overwrites a source still to be copied (a client's fd may
-        # have arrived as 0, 1 or 2).
-        moved = [os.dup(fd) for fd in fds]
-        for target, fd in enumerate(moved):
+        # A client's fd that arrived as 0, 1 or 2 would be overwritten before it is copied: copy
+        # the sources elsewhere first (received fds are numbered above 2 nearly always).
+        sources = [os.dup(fd) for fd in fds] if {0, 1, 2} & set(fds) else list(fds)
+        for target, fd in enumerate(sources):
             os.dup2(fd, target)
-        wire.close_fds({*fds, *moved} - {0, 1, 2})
+        wire.close_fds({*fds, *sources} - {0, 1, 2})
         client = world.of_client(header)
         stdio.rebuild(client[1] if client is not None else None)
         sys.argv = [command, *arguments]
