@@ -32,6 +32,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pexpect
 import pytest
 
 from tests.e2e._client_support import command_children, exit_code, finish, is_dead, spawn
@@ -510,6 +511,27 @@ def test_shell_on_a_terminal_uses_the_orm(migrated: DjangoProject) -> None:
         if child.isalive():
             child.close(force=True)
     assert exit_code(child) == 0
+
+
+def test_shell_reads_a_snippet_on_stdin_from_a_terminal(migrated: DjangoProject) -> None:
+    """`manage.py shell < snippet.py` typed in a terminal runs the snippet (stdin is a file, not a
+    terminal) instead of starting a console that waits for input: the same output as manage.py."""
+    (migrated.root / "snippet.py").write_text(
+        "import sys\nfrom polls.models import Question\n"
+        "print('COUNT', Question.objects.count(), sys.stdin.isatty())\n")
+    outputs = []
+    for command in (f"{ZEUS} manage shell < snippet.py",
+                    f"{sys.executable} manage.py shell < snippet.py"):
+        child = pexpect.spawn("/bin/sh", ["-c", command], cwd=str(migrated.root),
+                              env=migrated.env(), timeout=COMMAND_TIMEOUT)
+        try:
+            outputs.append(finish(child, timeout=COMMAND_TIMEOUT))
+        finally:
+            if child.isalive():
+                child.close(force=True)
+        assert exit_code(child) == 0, outputs[-1]
+    assert b"COUNT" in outputs[1] and b"False" in outputs[1], outputs[1]
+    assert outputs[0] == outputs[1]
 
 
 # -- 5. database connections ----------------------------------------------------------------------
