@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.zeuspy-installed
 
-.PHONY: demo test bench lint clean
+.PHONY: demo test stress bench lint clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# The stress suite at full size (stress/; `make test` runs it reduced): fuzz, faults, soak,
+# reload under load; its figures are printed as a table at the end.
+stress: $(STAMP)
+	ZEUSPY_STRESS=full $(PY) -m pytest stress -q
 
 BENCH_STAMP := $(VENV)/.zeuspy-bench-installed
 
@@ -29,7 +34,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/heavy.py
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff check src tests stress bench examples
 	$(VENV)/bin/mypy
 
 clean:

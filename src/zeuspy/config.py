@@ -7,14 +7,16 @@ column for JSON syntax) or the node, and what is wrong.
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import shlex
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zeuspy import paths
+from zeuspy import inputfile, paths
 from zeuspy.errors import ConfigError
 
 ROOT_PHASE = "boot"
@@ -24,8 +26,20 @@ KNOWN_KEYS = frozenset({"command", "plan", "plan_file", "autostart", "idle_timeo
 #: Words `zeus WORD` runs itself; a command or alias with one of these names could never run.
 RESERVED_NAMES = frozenset({"start", "init", "commands", "status", "restart", "stop", "version",
                             "help"})
-#: Characters a node name may not contain: they would break the wire protocol's framing.
-FORBIDDEN_IN_NAMES = frozenset(":\0\n\r\t ;")
+#: Characters a node name may not contain: ':' and NUL would break the wire protocol's framing,
+#: spaces and ';' the command line, '/' makes a name look like a path (`zeus db/migrate` reads as
+#: a file); control characters (any character :meth:`str.isprintable` refuses) would reach the
+#: terminal through the chart and the log.
+FORBIDDEN_IN_NAMES = frozenset(":\0\n\r\t ;/")
+#: Nesting of zeus.json's arrays and objects: a phase per level below "plan", far beyond any real
+#: tree, and well below Python's recursion limit, which a deeper file would hit (RecursionError).
+MAX_NESTING = 100
+#: Characters of a number literal: Python refuses to convert an int of more than 4300 digits, and
+#: no setting needs more than a few.
+MAX_NUMBER = 100
+#: A JSON token that matters for :func:`_first_problem`: a string (skipped), a bracket, a number
+#: or a bare word (Python's json accepts NaN and Infinity, which are not JSON).
+_TOKENS = re.compile(r'"(?:[^"\\\n]|\\.)*"|[\[\]{}]|-?[0-9][0-9.eE+-]*|-?Infinity|NaN')
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,81 @@ class _Duplicate(Exception):
         self.key = key
 
 
+class _BadValue(Exception):
+    """A number or constant json would accept but zeus.json may not hold; located afterwards
+    by :func:`_first_problem` (json's hooks do not know where they are)."""
+
+
+def _parse_int(text: str) -> int:
+    if len(text) > MAX_NUMBER:
+        raise _BadValue
+    return int(text)
+
+
+def _parse_float(text: str) -> float:
+    value = float(text)
+    if len(text) > MAX_NUMBER or not math.isfinite(value):
+        raise _BadValue
+    return value
+
+
+def _parse_constant(text: str) -> object:
+    raise _BadValue
+
+
+def _first_problem(text: str) -> tuple[int, str] | None:
+    """The offset and description of the first thing in ``text`` nested deeper than
+    :data:`MAX_NESTING`, or a number json may accept but zeus.json may not hold."""
+    depth = 0
+    for match in _TOKENS.finditer(text):
+        token = match.group()
+        head = token[0]
+        if head == '"':
+            continue
+        if head in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                return match.start(), f"nested deeper than {MAX_NESTING} levels"
+        elif head in "]}":
+            depth -= 1
+        elif token.lstrip("-")[:1].isdigit():
+            if len(token) > MAX_NUMBER:
+                return match.start(), (f"a number of {len(token)} characters "
+                                       f"(at most {MAX_NUMBER})")
+            try:
+                finite = math.isfinite(float(token))
+            except ValueError:
+                finite = True  # not a number at all: json says where
+            if not finite:
+                return match.start(), f"the number {token[:20]} is out of range"
+        else:
+            return match.start(), f"{token} is not a JSON value"
+    return None
+
+
+def _parse(path: Path, text: str) -> object:
+    """zeus.json's text as Python values; every failure is a one-line ConfigError with the line
+    and column."""
+    # Checked before json sees it: a deep enough file makes json raise RecursionError.
+    if text.count("[") + text.count("{") > MAX_NESTING:
+        problem = _first_problem(text)
+        if problem is not None and problem[1].startswith("nested"):
+            raise ConfigError(f"{path}:{inputfile.location(text, problem[0])}: invalid JSON: "
+                              f"{problem[1]}")
+    try:
+        return json.loads(text, object_pairs_hook=_reject_duplicates, parse_int=_parse_int,
+                          parse_float=_parse_float, parse_constant=_parse_constant)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
+    except _Duplicate as dup:
+        raise ConfigError(f"{path}: the key {dup.key!r} appears twice in one object") from None
+    except (_BadValue, RecursionError, ValueError):
+        problem = _first_problem(text)
+        where, what = problem if problem is not None else (0, "a value out of range")
+        raise ConfigError(f"{path}:{inputfile.location(text, where)}: invalid JSON: "
+                          f"{what}") from None
+
+
 def _kind(value: object) -> str:
     if isinstance(value, bool):
         return "a boolean"
@@ -103,18 +192,21 @@ def load(path: Path) -> Config:
     """Read and validate ``path``; the plan file is checked too when the zeuspy shim runs it."""
     path = path.absolute()
     try:
-        text = path.read_text(encoding="utf-8")
+        text = inputfile.read_text(path, CONFIG_NAME, inputfile.CONFIG_LIMIT)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; create it or pass --config PATH") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read it: {exc}") from None
+    return _from_data(path, _parse(path, text))
+
+
+def wants_autostart(path: Path) -> bool:
+    """True when the zeus.json at ``path`` says ``"autostart": true``; False when it does not,
+    or is missing or bad in any way (the client that asks goes on to say there is no master;
+    ``zeus start`` reports the problem). Never raises and never blocks (a FIFO is refused)."""
     try:
-        data = json.loads(text, object_pairs_hook=_reject_duplicates)
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}:{exc.lineno}:{exc.colno}: invalid JSON: {exc.msg}") from None
-    except _Duplicate as dup:
-        raise ConfigError(f"{path}: the key {dup.key!r} appears twice in one object") from None
-    return _from_data(path, data)
+        data = _parse(path, inputfile.read_text(path, CONFIG_NAME, inputfile.CONFIG_LIMIT))
+    except (OSError, ConfigError):
+        return False
+    return isinstance(data, dict) and data.get("autostart") is True
 
 
 def load_builtin(root: Path) -> Config:
@@ -180,10 +272,10 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
     taken: dict[str, str] = {}
 
     def claim(name: str, what: str, where: str) -> None:
-        if not name or FORBIDDEN_IN_NAMES & set(name):
+        if not name or FORBIDDEN_IN_NAMES & set(name) or not name.isprintable():
             raise ConfigError(
                 f"{path}: {what} {name!r} in {where}: names must be non-empty and contain no "
-                "spaces, ':' or ';'"
+                "spaces, ':', ';', '/' or control characters"
             )
         if name in RESERVED_NAMES and what != "phase":
             raise ConfigError(
@@ -238,6 +330,8 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
         plan_name = data.get("plan_file", DEFAULT_PLAN_FILE)
         if not isinstance(plan_name, str) or not plan_name:
             raise ConfigError(f'{path}: "plan_file" must be a file name')
+        if "\0" in plan_name:  # no file name holds one (Python raises ValueError on it)
+            raise ConfigError(f'{path}: "plan_file" contains a NUL character')
         plan_file = (root / plan_name).absolute()
         command = (sys.executable, "-m", "zeuspy.slave", str(plan_file))
     elif isinstance(raw_command, str):
@@ -253,12 +347,14 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
         raise ConfigError(f'{path}: "command" must be a string or a list of strings')
     if not command:
         raise ConfigError(f'{path}: "command" is empty')
+    if any("\0" in word for word in command):  # exec would raise ValueError
+        raise ConfigError(f'{path}: "command" contains a NUL character')
     autostart = data.get("autostart", False)
     if not isinstance(autostart, bool):
         raise ConfigError(f'{path}: "autostart" must be true or false')
     idle = data.get("idle_timeout")
     if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float))
-                             or idle <= 0):
+                             or not 0 < idle < math.inf):
         raise ConfigError(f'{path}: "idle_timeout" must be a number of seconds above 0')
     config = Config(
         path=path,

@@ -46,6 +46,18 @@ class Plan:
         return None
 
 
+def reserved_method(method: str) -> str | None:
+    """Why no node may be implemented by ``method``, or None when one may: :class:`Plan` or
+    ``object`` has it already (``after_fork``, ``__init__``: the node would call the inherited
+    one, with the wrong arguments), or Python mangles it (``__x`` in a class body is ``_Plan__x``,
+    so the method could never be found)."""
+    if method in RESERVED_METHODS or method in dir(Plan):
+        return f"zeuspy.Plan already has `{method}`"
+    if method.startswith("__"):
+        return "Python renames methods that start with '__' in a class"
+    return None
+
+
 def method_name(node: str) -> str:
     """The plan method that implements a node: its name with ``-`` read as ``_``."""
     return node.replace("-", "_")

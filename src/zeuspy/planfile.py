@@ -16,8 +16,9 @@ import keyword
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from zeuspy import inputfile
 from zeuspy.errors import ConfigError
-from zeuspy.plan import RESERVED_METHODS, method_name
+from zeuspy.plan import method_name, reserved_method
 
 if TYPE_CHECKING:
     from zeuspy.config import Config
@@ -63,20 +64,31 @@ def _methods_of_zeuspy_class(ref: str) -> set[str] | None:
 def check(plan_file: Path, config: Config) -> None:
     """Raise :class:`ConfigError` unless ``plan_file`` defines a plan with a method per node."""
     try:
-        source = plan_file.read_text(encoding="utf-8")
+        source = inputfile.read_text(plan_file, "the plan file", inputfile.SOURCE_LIMIT)
     except FileNotFoundError:
         raise ConfigError(
             f"{plan_file}: plan file not found; create it (see docs/plans.md) or name another "
             f'with "plan_file" in {config.path.name}'
         ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{plan_file}: cannot read the plan file: {exc}") from None
     try:
         tree = ast.parse(source, filename=str(plan_file))
     except SyntaxError as exc:
+        where = f"{exc.lineno}:{exc.offset}:" if exc.lineno is not None else ""
         raise ConfigError(
-            f"{plan_file}:{exc.lineno}:{exc.offset}: syntax error in the plan file: {exc.msg}"
+            f"{plan_file}:{where} syntax error in the plan file: {' '.join(str(exc.msg).split())}"
         ) from None
+    except (RecursionError, MemoryError, ValueError):
+        # Python's parser gives up on deep nesting (a long chain of a.b.c or 1+1+...) this way.
+        raise ConfigError(f"{plan_file}: the plan file is nested too deeply to be parsed; "
+                          "is it the right file?") from None
+    try:
+        _check_tree(plan_file, config, tree)
+    except RecursionError:
+        raise ConfigError(f"{plan_file}: the plan's classes extend each other too deeply to be "
+                          "checked") from None
+
+
+def _check_tree(plan_file: Path, config: Config, tree: ast.Module) -> None:
     imported = _zeuspy_imports(tree)
     classes = {s.name: s for s in tree.body if isinstance(s, ast.ClassDef)}
     plan_like: dict[str, bool] = {}
@@ -110,8 +122,13 @@ def check(plan_file: Path, config: Config) -> None:
     methods: set[str] = set()
     complete = True
 
+    collected: set[str] = set()
+
     def collect(name: str) -> None:
         nonlocal complete
+        if name in collected:  # `class A(A)`, or a cycle: Python refuses it when it runs
+            return
+        collected.add(name)
         cls = classes[name]
         for stmt in cls.body:
             if isinstance(stmt, (ast.FunctionDef, ast.AsyncFunctionDef)):
@@ -138,10 +155,16 @@ def check(plan_file: Path, config: Config) -> None:
     nodes = [*config.phases, *config.commands]
     for node in nodes:
         wanted = method_name(node)
-        if not wanted.isidentifier() or keyword.iskeyword(wanted) or wanted in RESERVED_METHODS:
+        if not wanted.isidentifier() or keyword.iskeyword(wanted):
             raise ConfigError(
                 f'{config.path}: node "{node}" cannot be a plan method name; use letters, digits, '
                 "'_' and '-'"
+            )
+        reserved = reserved_method(wanted)
+        if reserved is not None:
+            raise ConfigError(
+                f'{config.path}: node "{node}" cannot be a plan method name ({reserved}); '
+                "rename it"
             )
         if complete and wanted not in methods:
             kind = "phase" if node in config.phases else "command"

@@ -72,7 +72,11 @@ class LegacyResult:
 
 def legacy_client(path: Path, command: str, args: list[str], stdin: bytes = b"",
                   timeout: float = EXIT_TIMEOUT) -> LegacyResult:
-    """Run ``command`` the way the original Go client does with pipes (no terminal)."""
+    """Run ``command`` the way the original Go client does with pipes (no terminal), in its
+    order (tests/differential/harness.py's ``LEGACY_CLIENT``, checked against it): the args
+    socket, the arguments written and closed, and only then stdout and stderr. Once it has the
+    third fd the master may refuse and close everything, so arguments written after it could
+    meet a closed socket."""
     master = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     master.connect(str(path))
     args_local, args_remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -80,11 +84,13 @@ def legacy_client(path: Path, command: str, args: list[str], stdin: bytes = b"",
     err_local, err_remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         master.sendall(f"T:{len(args)}:{os.getpid()}:{command}".encode() + b"\0")
-        for remote in (args_remote, out_remote, err_remote):
-            send_fds(master, [remote.fileno()])
-            remote.close()
+        send_fds(master, [args_remote.fileno()])
+        args_remote.close()
         args_local.sendall(b"".join(a.encode() + b"\0" for a in args))
         args_local.close()
+        for remote in (out_remote, err_remote):
+            send_fds(master, [remote.fileno()])
+            remote.close()
         with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             out_local.sendall(stdin)  # (the master may have closed it already: no command)
             out_local.shutdown(socket.SHUT_WR)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -50,7 +51,7 @@ def test_missing_file(tmp_path: Path) -> None:
 def test_not_utf8(tmp_path: Path) -> None:
     path = tmp_path / "zeus.json"
     path.write_bytes(b'{"plan": "\xff"}')
-    with pytest.raises(ConfigError, match="cannot read it"):
+    with pytest.raises(ConfigError, match=r"zeus.json:1:11: zeus.json is not UTF-8 \(byte 0xff\)"):
         config.load(path)
 
 
@@ -132,11 +133,17 @@ def test_aliases_must_be_strings(tmp_path: Path, aliases: list[object]) -> None:
     ({"boot": {"test": ["t:1"]}}, 'alias of "test"', "t:1"),
     ({"boot": {"test": [" t"]}}, 'alias of "test"', " t"),
     ({"boot": {"test": [""]}}, 'alias of "test"', ""),
+    ({"boot": {"db/migrate": None}}, "command", "db/migrate"),
+    ({"boot": {"a/b": {}}}, "phase", "a/b"),
+    ({"boot": {"esc\x1b[2J": None}}, "command", "esc\x1b[2J"),
+    ({"boot": {"test": ["bell\x07"]}}, 'alias of "test"', "bell\x07"),
+    ({"boot": {"nbsp\u00a0x": None}}, "command", "nbsp\u00a0x"),
 ])
 def test_forbidden_characters_in_names(tmp_path: Path, tree: object, what: str, name: str) -> None:
     message = error_of(tmp_path, plan(tree))
     assert f"{what} {name!r} in " in message
-    assert "names must be non-empty and contain no spaces, ':' or ';'" in message
+    assert "names must be non-empty and contain no spaces, ':', ';', '/' or control characters" \
+        in message
 
 
 @pytest.mark.parametrize(("tree", "name", "used_as"), [
@@ -309,3 +316,222 @@ def test_builtin_words_are_the_cli_and_registry_words() -> None:
 
     assert set(cli.BUILTINS) == set(builtins.BUILTINS)
     assert {*cli.BUILTINS, "version", "help"} == RESERVED_NAMES
+
+
+# -- bad input: one line naming the file (and line:column where there is one), never a traceback
+PLAN_SOURCE = "import zeuspy\nclass P(zeuspy.Plan):\n    def boot(self): pass\n"
+
+
+def _deep(opening: str, closing: str, depth: int) -> bytes:
+    return ('{"command": "true", "plan": {"boot": {"x": ' + opening * depth + closing * depth
+            + "}}}").encode()
+
+
+def _fifo(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+
+
+def _directory(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.mkdir()
+
+
+def _device(path: Path) -> None:
+    path.unlink(missing_ok=True)
+    path.symlink_to("/dev/zero")
+
+
+#: (zeus.json bytes or a function that makes zeus.json something else, the file the message
+#: names, a fragment of the message). The plan file, when a case has one, is PLAN_SOURCE unless
+#: the case replaces it.
+BAD_INPUT: list[tuple[str, object, str, str]] = [
+    ("deep arrays", _deep("[", "]", 3000), "zeus.json", ":1:141: invalid JSON: nested deeper than"),
+    ("deep objects", _deep('{"a":', "}", 3000), "zeus.json", "nested deeper than 100"),
+    ("deep phases", _deep('{"a":', "}", 150), "zeus.json", "invalid JSON: nested deeper than 100"),
+    ("5000 digits", b'{"command": "true", "idle_timeout": ' + b"9" * 5000
+     + b', "plan": {"boot": {}}}', "zeus.json", ":1:37: invalid JSON: a number of 5000 characters"),
+    ("long float", b'{"x": 0.' + b"0" * 5000 + b'1, "command": "true", "plan": {"boot": {}}}',
+     "zeus.json", ":1:7: invalid JSON: a number of 5003 characters"),
+    ("huge exponent", b'{"idle_timeout": 1e999, "command": "true", "plan": {"boot": {}}}',
+     "zeus.json", ":1:18: invalid JSON: the number 1e999 is out of range"),
+    ("NaN", b'{"idle_timeout": NaN, "command": "true", "plan": {"boot": {}}}', "zeus.json",
+     ":1:18: invalid JSON: NaN is not a JSON value"),
+    ("-Infinity", b'{"command": "true",\n "x": -Infinity, "plan": {"boot": {}}}', "zeus.json",
+     ":2:7: invalid JSON: -Infinity is not a JSON value"),
+    ("NUL outside a string", b'{"plan"\0: {}}', "zeus.json", ":1:8: zeus.json contains a NUL"),
+    ("NUL in a string", b'{\n"plan": {"boot": {"a\0": null}}}', "zeus.json",
+     ":2:21: zeus.json contains a NUL byte"),
+    ("not UTF-8", b'{"command": "true",\n "plan": {"boot": {"\xe9t\xe9": null}}}', "zeus.json",
+     ":2:21: zeus.json is not UTF-8 (byte 0xe9)"),
+    ("huge file", b"{" + b" " * (2 << 20) + b"}", "zeus.json", "zeus.json is larger than 1024 KiB"),
+    ("directory", _directory, "zeus.json", "zeus.json is a folder, not a file"),
+    ("FIFO", _fifo, "zeus.json", "zeus.json is a FIFO, not a file"),
+    ("device", _device, "zeus.json", "zeus.json is a device, not a file"),
+    ("command __init__", b'{"plan": {"boot": {"__init__": null}}}', "zeus.json",
+     'node "__init__" cannot be a plan method name (zeuspy.Plan already has `__init__`)'),
+    ("phase __class__", b'{"plan": {"boot": {"__class__": {}}}}', "zeus.json",
+     'node "__class__" cannot be a plan method name (zeuspy.Plan already has `__class__`)'),
+    ("command __repr__", b'{"plan": {"boot": {"__repr__": null}}}', "zeus.json",
+     "(zeuspy.Plan already has `__repr__`)"),
+    ("command boot_default", b'{"plan": {"boot": {"boot_default": null}}}', "zeus.json",
+     "(zeuspy.Plan already has `boot_default`)"),
+    ("mangled name", b'{"plan": {"boot": {"__secret": null}}}', "zeus.json",
+     "(Python renames methods that start with '__' in a class)"),
+    ("NUL in plan_file", b'{"plan_file": "a\\u0000b", "plan": {"boot": {}}}', "zeus.json",
+     '"plan_file" contains a NUL character'),
+    ("NUL in a command list", b'{"command": ["py\\u0000"], "plan": {"boot": {}}}', "zeus.json",
+     '"command" contains a NUL character'),
+    ("NUL in a command line", b'{"command": "py\\u0000 x", "plan": {"boot": {}}}', "zeus.json",
+     '"command" contains a NUL character'),
+    ("long plan_file", b'{"plan_file": "' + b"a" * 5000 + b'", "plan": {"boot": {}}}',
+     "a" * 5000, "cannot read the plan file: File name too long"),
+]
+
+
+@pytest.mark.parametrize(("content", "names", "fragment"),
+                         [case[1:] for case in BAD_INPUT], ids=[case[0] for case in BAD_INPUT])
+def test_bad_input_is_one_line(tmp_path: Path, content: object, names: str,
+                               fragment: str) -> None:
+    path = tmp_path / "zeus.json"
+    (tmp_path / "zeus_plan.py").write_text(PLAN_SOURCE)
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        assert callable(content)
+        content(path)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    message = info.value.message
+    assert "\n" not in message, f"not one line: {message!r}"
+    assert message.startswith(str(tmp_path / names)), message
+    assert fragment in message, message
+    assert info.value.exit_code == 2
+
+
+#: (zeus_plan.py bytes or a function that makes it something else, a fragment of the message).
+BAD_PLAN_FILES: list[tuple[str, object, str]] = [
+    ("directory", _directory, ": the plan file is a folder, not a file"),
+    ("FIFO", _fifo, ": the plan file is a FIFO, not a file"),
+    ("NUL", b"import zeuspy\nclass P(zeuspy.Plan):\0\n", ":2:22: the plan file contains a NUL"),
+    ("huge", b"#" * (5 << 20), ": the plan file is larger than 4096 KiB"),
+    ("deep attributes", b"x = " + b"a." * 100_000 + b"b\n", ": the plan file is nested too deeply"),
+    ("deep unary", b"x = " + b"-" * 200_000 + b"1\n", ": the plan file is nested too deeply"),
+    ("class extends itself",
+     b"import zeuspy\nclass Q(Q): pass\nclass P(Q, zeuspy.Plan):\n    def boot(self): pass\n",
+     ""),
+]
+
+
+@pytest.mark.parametrize(("content", "fragment"), [case[1:] for case in BAD_PLAN_FILES],
+                         ids=[case[0] for case in BAD_PLAN_FILES])
+def test_bad_plan_file_is_one_line(tmp_path: Path, content: object, fragment: str) -> None:
+    plan_file = tmp_path / "zeus_plan.py"
+    if isinstance(content, bytes):
+        plan_file.write_bytes(content)
+    else:
+        assert callable(content)
+        content(plan_file)
+    path = write(tmp_path, plan({"boot": {}}, command=None))
+    if not fragment:  # the check copes; Python itself refuses the class when the plan runs
+        config.load(path)
+        return
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    message = info.value.message
+    assert "\n" not in message, f"not one line: {message!r}"
+    assert message.startswith(str(plan_file)), message
+    assert fragment in message, message
+
+
+#: ([tool.zeus] in pyproject.toml, bytes or a function; a fragment of the message).
+BAD_PYPROJECTS: list[tuple[str, object, str]] = [
+    ("deep arrays", b"[tool.zeus]\npreload = " + b"[" * 3000 + b"]" * 3000 + b"\n",
+     ": invalid TOML: nested too deeply to be read"),
+    ("5000 digits", b"[tool.zeus]\nx = " + b"9" * 5000 + b"\n", ": invalid TOML: Exceeds"),
+    ("tool is a string", b'tool = "tool.zeus"\n', ""),
+    ("not UTF-8", b"[tool.zeus]\npreload = ['\xff']\n", ":2:13: pyproject.toml is not UTF-8"),
+    ("NUL", b"[tool.zeus]\0\n", ":1:12: pyproject.toml contains a NUL byte"),
+    ("directory", _directory, ": pyproject.toml is a folder, not a file"),
+    ("FIFO", _fifo, ": pyproject.toml is a FIFO, not a file"),
+]
+
+
+@pytest.mark.parametrize(("content", "fragment"), [case[1:] for case in BAD_PYPROJECTS],
+                         ids=[case[0] for case in BAD_PYPROJECTS])
+def test_bad_tool_zeus_is_one_line(tmp_path: Path, content: object, fragment: str) -> None:
+    pyproject = tmp_path / "pyproject.toml"
+    if isinstance(content, bytes):
+        pyproject.write_bytes(content)
+    else:
+        assert callable(content)
+        content(pyproject)
+    if not fragment:  # no [tool.zeus] table after all: the defaults
+        assert config.load_builtin(tmp_path).builtin == "python"
+        return
+    with pytest.raises(ConfigError) as info:
+        config.load_builtin(tmp_path)
+    message = info.value.message
+    assert "\n" not in message, f"not one line: {message!r}"
+    assert message.startswith(str(pyproject)), message
+    assert fragment in message, message
+
+
+def test_manage_py_fifo_is_not_django(tmp_path: Path) -> None:
+    """A manage.py that is a FIFO would block a plain read forever."""
+    os.mkfifo(tmp_path / "manage.py")
+    assert config.load_builtin(tmp_path).builtin == "python"
+
+
+@pytest.mark.parametrize(("content", "wanted"), [
+    (b'{"autostart": true, "plan": {"boot": {}}}', True),
+    (b'{"autostart": false}', False),
+    (b'[true]', False),
+    (_deep("[", "]", 3000), False),
+    (b'{"autostart": true, "x": ' + b"9" * 5000 + b"}", False),
+    (_fifo, False),
+    (_directory, False),
+])
+def test_wants_autostart_never_raises(tmp_path: Path, content: object, wanted: bool) -> None:
+    """What the client asks when no master answers: a bad zeus.json is a no, not a traceback
+    (`zeus start` reports it)."""
+    path = tmp_path / "zeus.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    else:
+        assert callable(content)
+        content(path)
+    assert config.wants_autostart(path) is wanted
+    assert config.wants_autostart(tmp_path / "missing.json") is False
+
+
+@pytest.mark.parametrize("where", ["folder", "missing/trace.log"])
+def test_log_file_that_cannot_be_opened_is_one_line(tmp_path: Path, where: str) -> None:
+    """`zeus start --log PATH` (an argument, not a file of the plan): one line, exit 2."""
+    from zeuspy.errors import UsageError
+    from zeuspy.master.app import TransitionTrace
+
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(UsageError) as info:
+        TransitionTrace(str(tmp_path / where))
+    assert info.value.message.startswith(f"{tmp_path / where}: cannot open the --log file: ")
+    assert "\n" not in info.value.message
+    assert info.value.exit_code == 2
+
+
+def test_log_trace_stamp_is_one_clock_read(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Seconds and milliseconds of a --log line come from one reading of the clock: from two,
+    a line stamped at x.999 could read the seconds after the tick and go back by ~1 s."""
+    import time
+    from types import SimpleNamespace
+
+    from zeuspy.master.app import TransitionTrace
+
+    monkeypatch.setattr(time, "time", lambda: 1_000_000_000.9995)
+    trace = TransitionTrace(str(tmp_path / "trace.log"))
+    state = SimpleNamespace
+    trace.on_transition(SimpleNamespace(name="app", boot_seconds=0.5), state(value="booting"),
+                        state(value="ready"))
+    trace.file.close()
+    seconds = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(1_000_000_000.9995))
+    assert (tmp_path / "trace.log").read_text() == f"{seconds}.999 app booting -> ready (0.500 s)\n"

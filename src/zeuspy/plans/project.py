@@ -8,6 +8,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from zeuspy import inputfile
 from zeuspy.errors import ConfigError
 
 #: Folders at a project's top that hold no package of its own.
@@ -48,9 +49,10 @@ def own_packages(root: Path) -> list[str]:
 def django_settings(root: Path) -> str | None:
     """The settings module ``manage.py`` in ``root`` sets by default, or None."""
     try:
-        text = (root / "manage.py").read_text(encoding="utf-8", errors="replace")
-    except OSError:
+        raw = inputfile.read_bytes(root / "manage.py", "manage.py", inputfile.SOURCE_LIMIT)
+    except (OSError, ConfigError):  # none, or not a file we could read: not a Django project
         return None
+    text = raw.decode("utf-8", errors="replace")
     found = _SETTINGS.search(text)
     return found.group(1) if found else None
 
@@ -75,8 +77,8 @@ def tool_settings(root: Path) -> ToolSettings:
     Raises :class:`ConfigError` naming the file and key for a wrong value."""
     path = root / "pyproject.toml"
     try:
-        raw = path.read_bytes()
-    except OSError:
+        raw = inputfile.read_bytes(path, "pyproject.toml", inputfile.SOURCE_LIMIT)
+    except FileNotFoundError:
         return ToolSettings()
     if b"tool.zeus" not in raw:
         return ToolSettings()  # no need to parse TOML (tomllib costs milliseconds)
@@ -89,10 +91,15 @@ def tool_settings(root: Path) -> ToolSettings:
             raise ConfigError(f"{path}: [tool.zeus] needs Python 3.11 or the tomli package "
                               "to be read") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        data = tomllib.loads(inputfile.decode(path, "pyproject.toml", raw))
+    except tomllib.TOMLDecodeError as exc:  # its message ends with "(at line L, column C)"
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    tool = data.get("tool", {}).get("zeus", {})
+    except RecursionError:  # tomllib recurses into nested arrays and inline tables
+        raise ConfigError(f"{path}: invalid TOML: nested too deeply to be read") from None
+    except ValueError as exc:  # int() of more than 4300 digits is not a TOMLDecodeError
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    section = data.get("tool", {})
+    tool = section.get("zeus", {}) if isinstance(section, dict) else {}
     if not isinstance(tool, dict):
         raise ConfigError(f"{path}: [tool.zeus] must be a table")
     unknown = set(tool) - {"preload", "app", "boot_env"}
