@@ -3,15 +3,42 @@
 Reads happen in a loop reader callback; every complete message and every fd is queued, and
 coroutines take them in order. A peer that sends garbage or vanishes makes the channel closed; the
 awaiting coroutine gets :class:`ChannelClosed` and the master carries on.
+
+Every channel is bounded (docs/architecture.md, Trust, Bounds): one callback reads at most
+:data:`MAX_READS_PER_CALLBACK` times, so a peer that writes as fast as the master reads cannot keep
+the loop from other work; and a peer whose unread messages or fds pass :data:`MAX_QUEUED_MESSAGES`,
+:data:`MAX_QUEUED_CHARS` or :data:`MAX_QUEUED_FDS` is dropped, with one log line: what it queued is
+freed and its socket shut down, and whoever holds the channel sees it closed, as if the peer had
+gone (a client's command then gets SIGHUP, as for any client that leaves).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import socket
 from collections import deque
 
 from zeuspy.protocol import wire
+
+log = logging.getLogger("zeuspy.master")
+
+#: Most reads (of up to ``wire.READ_SIZE``, 64 KiB, so 1 MiB in all) one readable callback makes
+#: before it returns to the loop, which calls it again on its next turn while data is left. A
+#: client's whole handshake takes about 6 (``T:``, one per fd message, one for the three stdio
+#: fds), so the usual path never needs a second turn; a flood yields after about 1 ms of parsing.
+MAX_READS_PER_CALLBACK = 16
+#: Most messages received and not yet taken. The master takes them as they come from a phase's
+#: stream (``P:``, ``R:``, ``X:``), and no more than two ever wait on a client (``T:`` and its
+#: offer) or a runner (``P:`` and the status); 1024 small strings are about 60 KB.
+MAX_QUEUED_MESSAGES = 1024
+#: Most characters (about bytes) of messages received and not yet taken: two of the longest
+#: message a reader accepts (``FrameReader``'s 1 MiB limit, a traceback in ``R:``).
+MAX_QUEUED_CHARS = 2 << 20
+#: Most fds received and not yet taken. A client sends six (three legacy, three ``stdio``), a
+#: phase one per runner request (one in flight at a time).
+MAX_QUEUED_FDS = 16
 
 
 class ChannelClosed(Exception):
@@ -28,9 +55,13 @@ class Channel:
         self.datagram = datagram
         self._reader = wire.FrameReader()
         self._messages: deque[str] = deque()
+        #: Characters in ``_messages`` (for :data:`MAX_QUEUED_CHARS`).
+        self._queued = 0
         self._fds: deque[int] = deque()
         self._waiters: list[asyncio.Future[None]] = []
         self.closed = False
+        #: True once the peer was dropped for passing a bound or breaking the framing (logged).
+        self.dropped = False
         self.error: str | None = None
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
@@ -42,8 +73,9 @@ class Channel:
         return self.sock.fileno()
 
     def _on_readable(self) -> None:
+        reader = self._reader
         try:
-            while True:
+            for _ in range(MAX_READS_PER_CALLBACK):
                 try:
                     data, fds = wire.receive(self.sock)
                 except (BlockingIOError, InterruptedError):
@@ -55,16 +87,49 @@ class Channel:
                     data += wire.NUL  # legacy shims may send datagrams without the NUL
                 if self.datagram and not data and not fds:
                     continue  # an empty datagram is not EOF
-                self._reader.feed(data, fds)
-                self._fds.extend(self._reader.fds)
-                self._reader.fds.clear()
-                self._messages.extend(self._reader.messages())
-                if self._reader.eof:
+                reader.feed(data, fds)
+                if reader.fds:
+                    self._fds.extend(reader.fds)
+                    reader.fds.clear()
+                    if len(self._fds) > MAX_QUEUED_FDS:
+                        self._drop(f"more than {MAX_QUEUED_FDS} fds queued")
+                        break
+                messages = reader.messages()
+                if messages:
+                    self._messages.extend(messages)
+                    self._queued += sum(map(len, messages))
+                    if len(self._messages) > MAX_QUEUED_MESSAGES:
+                        self._drop(f"more than {MAX_QUEUED_MESSAGES} messages queued")
+                        break
+                    if self._queued > MAX_QUEUED_CHARS:
+                        self._drop(f"more than {MAX_QUEUED_CHARS >> 20} MiB of messages queued")
+                        break
+                if reader.eof:
                     self._mark_closed(None)
                     break
-        except (wire.ProtocolError, OSError) as exc:
+        except wire.ProtocolError as exc:
+            self._drop(str(exc))
+        except OSError as exc:
             self._mark_closed(str(exc))
         self._wake()
+
+    def _drop(self, why: str) -> None:
+        """Stop serving a peer that broke a bound or the framing: log it once, free what it
+        queued, and shut the socket down, so that the peer learns at once (its writes fail)
+        and whoever holds the channel sees it closed. The fd stays open until :meth:`close`."""
+        if self.closed:
+            return
+        log.warning("dropped the connection of %s: %s", self.name or "a peer", why)
+        self.dropped = True
+        self._messages.clear()
+        self._queued = 0
+        wire.close_fds(self._fds)
+        self._fds.clear()
+        self._reader.close()
+        self._reader = wire.FrameReader()  # frees a partial message (up to 1 MiB)
+        with contextlib.suppress(OSError):
+            self.sock.shutdown(socket.SHUT_RDWR)
+        self._mark_closed(why)
 
     def _wake(self) -> None:
         waiters, self._waiters = self._waiters, []
@@ -99,7 +164,9 @@ class Channel:
             if self.closed:
                 raise ChannelClosed(self.error or "connection closed")
             await self._wait(deadline)
-        return self._messages.popleft()
+        message = self._messages.popleft()
+        self._queued -= len(message)
+        return message
 
     async def fd(self, timeout: float | None = None) -> int:
         """The next received fd (the caller owns it); :class:`ChannelClosed` once none can come,
@@ -119,6 +186,7 @@ class Channel:
         """Messages already received and not yet taken (removed)."""
         taken = list(self._messages)
         self._messages.clear()
+        self._queued = 0
         return taken
 
     async def wait_closed(self) -> None:

@@ -6,9 +6,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import difflib
+import errno
 import json
 import logging
 import os
+import resource
 import signal
 import socket
 import stat
@@ -48,8 +50,22 @@ log = logging.getLogger("zeuspy.master")
 HANDSHAKE_TIMEOUT = 5.0
 #: A runner must report its command's pid within this after receiving the fds.
 COMMAND_START_TIMEOUT = 10.0
-#: Clients waiting for a booting phase are told so after this.
+#: Clients waiting for a booting phase are told so after this ...
 BOOT_NOTE_DELAY = 1.0
+#: ... then, every this many seconds, that it is still booting and for how long (a boot that
+#: takes this long is stuck more often than slow: the user should look at its output) ...
+BOOT_NOTE_INTERVAL = 5.0
+#: ... in this many lines at most, the first one included (about a minute of notes).
+BOOT_NOTE_LINES = 12
+#: Where a phase's output goes (master/app.py), named in the still-booting note.
+PHASE_OUTPUT = ".zeus/master.log"
+#: When accepting fails for want of fds or memory (EMFILE at the fd limit), the listener stays
+#: readable: instead of failing again at once (4.8 s of CPU in 5 s and 260,000 log lines, before),
+#: the master stops watching it for this long and tries again (measured at the limit: 0.02-0.03 s
+#: of CPU in 2 s, the whole master); a freed fd serves a waiting client within this time.
+ACCEPT_PAUSE = 0.1
+#: ``accept`` errors that concern one connection only, not the listener: try the next one.
+ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO})
 #: Error text written to a client's stderr must drain within this.
 ERROR_WRITE_TIMEOUT = 2.0
 #: At shutdown, running commands get this long to report after SIGHUP.
@@ -70,6 +86,10 @@ LEGACY_DRAIN_POLL = 0.002
 #: yet (a thread per stream, in the Go client): this much more for that write (measured: 1 of
 #: 300 lines still lost without it).
 LEGACY_WRITE_GRACE = 0.005
+#: What a client reads when the process meant to run its command died (or never answered) before
+#: the command started: a spare killed a moment ago, a runner that failed.
+_NOT_STARTED = ("zeus: the process that was to run the command ended before the command started "
+                "(see .zeus/master.log); nothing ran: run it again")
 #: What the clients of running commands read when the master stops.
 STOPPING_NOTE = "zeus: the master is stopping; ending the command (SIGHUP)"
 
@@ -121,6 +141,10 @@ class ClientServer:
         self.supervisor = supervisor
         self.path = path
         self.listener: socket.socket | None = None
+        #: While accepting is paused (see ACCEPT_PAUSE): the timer that resumes it, and when
+        #: the episode began (for its one log line at each end).
+        self._accept_resume: asyncio.TimerHandle | None = None
+        self._exhausted_since: float | None = None
         self.sessions: set[Session] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._inode: tuple[int, int] | None = None
@@ -157,9 +181,15 @@ class ClientServer:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            except OSError as exc:  # EMFILE and friends: keep serving the others
-                log.error("accept failed: %s", exc)
+            except OSError as exc:
+                if exc.errno in ACCEPT_SKIP:
+                    continue
+                self._pause_accepting(exc)  # EMFILE and friends: keep serving the others
                 return
+            if self._exhausted_since is not None:
+                log.warning("accepting connections again after %.1f s",
+                            time.monotonic() - self._exhausted_since)
+                self._exhausted_since = None
             try:
                 credentials = peer_credentials(conn)
             except OSError:
@@ -174,8 +204,27 @@ class ClientServer:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Stop watching the listener for :data:`ACCEPT_PAUSE`, then try again: connections
+        wait in the listen backlog meanwhile. Logged once per episode (and once at its end)."""
+        assert self.listener is not None
+        loop = asyncio.get_running_loop()
+        loop.remove_reader(self.listener.fileno())
+        if self._exhausted_since is None:
+            self._exhausted_since = time.monotonic()
+            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+            log.error("cannot accept connections: %s (fd limit %d); new clients wait, retrying "
+                      "every %.1f s", exc.strerror or exc, soft, ACCEPT_PAUSE)
+        self._accept_resume = loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        self._accept_resume = None
+        if self.listener is not None:
+            asyncio.get_running_loop().add_reader(self.listener.fileno(), self._accept)
+
     async def _serve(self, conn: socket.socket, peer_pid: int = -1) -> None:
-        session = Session(Channel(conn, name="client"), peer_pid=peer_pid)
+        name = "client" if peer_pid < 0 else f"client (pid {peer_pid})"
+        session = Session(Channel(conn, name=name), peer_pid=peer_pid)
         self.sessions.add(session)
         try:
             await self._run(session)
@@ -228,8 +277,9 @@ class ClientServer:
         try:
             handshake = await self._handshake(session)
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
-            log.info("dropped a client that did not complete its handshake: %s",
-                     exc or "timed out")
+            if not session.channel.dropped:  # else the channel said why already
+                log.info("dropped a client that did not complete its handshake: %s",
+                         exc or "timed out")
             return
         if handshake is None:
             return
@@ -283,7 +333,9 @@ class ClientServer:
         channel = session.channel
         loop = asyncio.get_running_loop()
         started = loop.time()
-        noted = detoured = False
+        notes = 0  # lines written on the client's stderr while it waits (BOOT_NOTE_LINES)
+        next_note = started + BOOT_NOTE_DELAY
+        detoured = False
         while True:
             tree = self.tree
             spec = tree.command(request.command)
@@ -327,7 +379,7 @@ class ClientServer:
                         continue  # the phase went down meanwhile: wait for it again
                 if _ready(phase):
                     continue  # only touched, not changed: run now
-            wait = None if noted else max(0.0, BOOT_NOTE_DELAY - (loop.time() - started))
+            wait = None if notes >= BOOT_NOTE_LINES else max(0.0, next_note - loop.time())
             waits = {asyncio.ensure_future(tree.changed()),
                      asyncio.ensure_future(channel.wait_closed()),
                      asyncio.ensure_future(self._closing.wait())}
@@ -335,10 +387,12 @@ class ClientServer:
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
-            if not done and not noted:
-                noted = True
-                await self._write_error(session.fds[2],
-                                        f"zeus: waiting for phase {phase.name} to boot...\n")
+            if not done and notes < BOOT_NOTE_LINES:
+                text = (f"zeus: waiting for phase {phase.name} to boot...\n" if notes == 0
+                        else _still_booting(phase, loop.time() - started))
+                notes += 1
+                next_note += BOOT_NOTE_INTERVAL
+                await self._write_error(session.fds[2], text)
 
     def _command_stderr(self, session: Session, request: CommandRequest, extended: bool,
                         process: PhaseProcess) -> int:
@@ -419,11 +473,13 @@ class ClientServer:
         session.close_fds()
         try:
             try:
-                registration = parse_registration(
-                    await runner.message(COMMAND_START_TIMEOUT))
+                first = await runner.message(COMMAND_START_TIMEOUT)
+                registration = parse_registration(first)
             except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
                 log.warning("runner for %s did not report its command: %s", request.command, exc)
                 self._send_quietly(channel, "0")
+                if session.extended:
+                    self._send_quietly(channel, Note(_NOT_STARTED).format())
                 self._send_quietly(channel, "1")
                 return
             session.command_pid = registration.pid
@@ -565,6 +621,9 @@ class ClientServer:
         """Stop accepting; stop running commands (SIGHUP, then SIGKILL); end every session."""
         self.closing = True
         self._closing.set()
+        if self._accept_resume is not None:
+            self._accept_resume.cancel()
+            self._accept_resume = None
         if self.listener is not None:
             asyncio.get_running_loop().remove_reader(self.listener.fileno())
             self.listener.close()
@@ -597,6 +656,21 @@ class ClientServer:
         if (info.st_dev, info.st_ino) == self._inode:
             with contextlib.suppress(OSError):
                 os.unlink(self.path)
+
+
+def _still_booting(phase: Phase, waited: float) -> str:
+    """The periodic note to a client that has waited ``waited`` seconds for ``phase``: the
+    phase that is booting (``phase``, or the ancestor it waits for) and since when, else (no
+    process booting now: between a death and its restart) how long the client waited."""
+    node: Phase | None = phase
+    while node is not None and node.state is not PhaseState.BOOTING:
+        node = node.parent
+    if node is None:
+        return (f"zeus: still waiting for phase {phase.name} after {waited:.0f} s "
+                f"(its output: {PHASE_OUTPUT})\n")
+    booting = time.monotonic() - node.boot_started
+    return (f"zeus: phase {node.name} still booting after {booting:.0f} s "
+            f"(its output: {PHASE_OUTPUT})\n")
 
 
 def _dup_all(fds: list[int]) -> list[int]:
