@@ -1,7 +1,8 @@
 """``zeus status``: the running master's phases, for people (a tree) or tools (``--json``).
 
-Exit status: 0 every phase ready, 1 a phase crashed, 3 no master, 4 phases still booting.
-The JSON schema is documented in docs/status.md (``"schema": 1``).
+Exit status: 0 every phase ready, 1 a phase crashed, 3 no master, 4 phases still booting, 5 a
+master runs but does not answer (stopped, or wedged). The JSON schema is documented in
+docs/status.md (``"schema": 1``).
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ import sys
 from collections import deque
 from typing import Any
 
-from zeuspy.builtins.query import NoMaster, ask, project_root
+from zeuspy.builtins.query import (
+    EXIT_NO_ANSWER,
+    NoMaster,
+    Unresponsive,
+    ask,
+    project_root,
+    stopped_master,
+    unresponsive,
+)
 
 EXIT_READY, EXIT_CRASHED, EXIT_NO_MASTER, EXIT_BOOTING = 0, 1, 3, 4
+#: The JSON printed when no master answered (docs/status.md).
+NO_MASTER_JSON: dict[str, Any] = {"schema": 1, "master": None, "phases": [], "commands": []}
 #: Lines of a crashed phase's error shown in the tree.
 ERROR_LINES = 6
 #: Lines of the log shown by --log.
@@ -87,11 +98,21 @@ def show_log(root: Any) -> int:
     return 0
 
 
+def show_unresponsive(silent: Unresponsive, as_json: bool) -> int:
+    """A master process lives but does not answer: say which and why; exit 5."""
+    if as_json:
+        print(json.dumps({**NO_MASTER_JSON, "unresponsive": silent.as_json()}))
+    else:
+        print(silent.message(), file=sys.stderr)
+    return EXIT_NO_ANSWER
+
+
 def main(word: str, args: list[str], config: str | None) -> int:
     parser = argparse.ArgumentParser(
         prog="zeus status",
         description="Show the running master's phases. Exit 0: all ready; 1: a phase crashed; "
-                    "3: no master; 4: still booting.")
+                    "3: no master; 4: still booting; 5: a master runs but does not answer "
+                    "(stopped, or wedged).")
     parser.add_argument("--json", action="store_true",
                         help="print the state as JSON (schema: docs/status.md)")
     parser.add_argument("--log", action="store_true",
@@ -101,11 +122,18 @@ def main(word: str, args: list[str], config: str | None) -> int:
     root = project_root(config)
     if options.log:
         return show_log(root)
+    # A stopped master cannot answer: say so now rather than after the query's timeout.
+    silent = stopped_master(root)
+    if silent is not None:
+        return show_unresponsive(silent, options.json)
     try:
         snapshot = ask(root, "status")
-    except NoMaster:
+    except NoMaster as failure:
+        silent = unresponsive(root, failure)
+        if silent is not None:
+            return show_unresponsive(silent, options.json)
         if options.json:
-            print(json.dumps({"schema": 1, "master": None, "phases": [], "commands": []}))
+            print(json.dumps(NO_MASTER_JSON))
         else:
             print(f"zeus: no master is running for {root}; start one with `zeus start`.",
                   file=sys.stderr)

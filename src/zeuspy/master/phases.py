@@ -7,17 +7,19 @@ Everything here runs on the master's event loop and changes phase states only th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import select
 import signal
 import socket
+import sys
 import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
 from zeuspy.master.channel import Channel, ChannelClosed
-from zeuspy.master.processes import peer_credentials, terminate
+from zeuspy.master.processes import end_group, peer_credentials, terminate
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
@@ -45,6 +47,9 @@ RUNNER_FORK_TIMEOUT = 10.0
 DEATH_WINDOW = 30.0
 BACKOFF_FIRST = 0.1
 BACKOFF_MAX = 5.0
+#: Linux: a shut-down reading end still gives what was queued, then EOF (on BSDs, macOS, it
+#: drops what was queued).
+_SHUTDOWN_KEEPS_DATA = sys.platform.startswith("linux")
 
 
 class RunnerUnavailable(Exception):
@@ -72,6 +77,8 @@ class PhaseSupervisor:
         self.on_features: FeatureListener | None = None
         #: Told about other processes we reaped: commands orphaned by a restarted phase.
         self.on_reaped: Callable[[int, int], None] | None = None
+        #: pid -> the registered phase process with that pid, until its end is handled.
+        self._live: dict[int, tuple[Phase, PhaseProcess]] = {}
 
     # -- tasks ------------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
@@ -146,6 +153,8 @@ class PhaseSupervisor:
                 self.root_pid = None
                 self.root_dead.set()
                 self._root_exited()
+            elif pid in self._live:  # a phase orphaned by its parent's death
+                self._seen_dead(*self._live[pid])
             else:
                 log.debug("reaped pid %d (status %d)", pid, status)
                 if self.on_reaped is not None:
@@ -159,7 +168,46 @@ class PhaseSupervisor:
                           ".zeus/master.log")
             self.tree.transition(root, PhaseState.CRASHED, "exited before registering")
         if root.process is not None:
-            root.process.dead.set()
+            self._seen_dead(root, root.process)
+
+    # -- deaths the kernel reports --------------------------------------------------------------
+    def _watch_death(self, phase: Phase, process: PhaseProcess) -> None:
+        """Learn of ``process``'s death from the kernel, through a pidfd (Linux 5.3+), whoever
+        its parent is: not only when the last copy of its socket closes, which a process it
+        forked can hold off (one that escaped the shim's after-fork hook, or any child of a
+        legacy shim)."""
+        self._live[process.pid] = (phase, process)
+        pidfd_open = getattr(os, "pidfd_open", None)
+        if pidfd_open is None:
+            return
+        try:
+            process.pidfd = pidfd_open(process.pid)
+        except OSError:  # gone already (its EOF or reaping says so), or a kernel without it
+            return
+        asyncio.get_running_loop().add_reader(process.pidfd, self._seen_dead, phase, process)
+
+    def _unwatch(self, process: PhaseProcess) -> None:
+        if self._live.get(process.pid, (None, None))[1] is process:
+            del self._live[process.pid]
+        if process.pidfd is not None:
+            asyncio.get_running_loop().remove_reader(process.pidfd)
+            os.close(process.pidfd)
+            process.pidfd = None
+
+    def _seen_dead(self, phase: Phase, process: PhaseProcess) -> None:
+        """The kernel says ``process`` is gone (its pidfd, or we reaped it): its end is handled
+        now. A ready phase leaves the tree at once (``zeus status`` never shows a dead pid as
+        ready); otherwise its socket is shut for reading, so that the registration task reads
+        what the process sent before dying (a boot result), then EOF."""
+        self._unwatch(process)
+        if process.dead.is_set():
+            return
+        process.dead.set()
+        if _SHUTDOWN_KEEPS_DATA:
+            with contextlib.suppress(OSError):
+                process.channel.sock.shutdown(socket.SHUT_RD)
+        if phase.process is process and phase.state is PhaseState.READY:
+            self._process_ended(phase, process)
 
     # -- registration (protocol "Master <-> phase", step 2) -----------------------------------
     def _on_bootstrap(self) -> None:
@@ -230,6 +278,8 @@ class PhaseSupervisor:
         process = PhaseProcess(registration.pid, channel)
         phase.process = process
         log.info("phase %s registered: pid %d", phase.name, registration.pid)
+        if trusted_pid:
+            self._watch_death(phase, process)
         try:
             process.features_fd = await channel.fd(REGISTRATION_TIMEOUT)
             self._read_features(phase, process)
@@ -325,6 +375,9 @@ class PhaseSupervisor:
 
     # -- death and restarts ---------------------------------------------------------------------
     def _process_ended(self, phase: Phase, process: PhaseProcess) -> None:
+        """``process`` is dead (or its socket closed): close what the master held of it, and,
+        when it was its phase's current process, crash or restart the phase. Idempotent."""
+        self._unwatch(process)
         self._drain_features(process)
         if process.features_fd is not None:
             asyncio.get_running_loop().remove_reader(process.features_fd)
@@ -336,6 +389,7 @@ class PhaseSupervisor:
         phase.process = None
         if process.doomed or self.stopping:
             return
+        self._spawn(end_group(process.pid, f"phase {phase.name}"), "end the group")
         if phase.state is PhaseState.BOOTING:
             phase.error = (f"zeus: phase {phase.name} (pid {process.pid}) exited while booting, "
                            "without reporting a result; its output is in .zeus/master.log")
@@ -383,7 +437,7 @@ class PhaseSupervisor:
         root_included = phase is self.tree.root
         # The root process this restart is about: a root started by a later restart is not ours.
         root_pid, root_dead = self.root_pid, self.root_dead
-        await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {node.name}")
+        await asyncio.gather(*(self._end_process(proc, f"phase {node.name}")
                                for node, proc in doomed))
         if root_included and root_pid is not None:
             await terminate(root_pid, root_dead, "root phase")
@@ -397,6 +451,13 @@ class PhaseSupervisor:
             self._start_root()
         else:
             self._boot_child(phase)
+
+    @staticmethod
+    async def _end_process(process: PhaseProcess, what: str) -> None:
+        """Kill a phase process (escalating), then what is left of its group: helpers its code
+        forked outlive it when it died first (of its parent's death signal, say)."""
+        await terminate(process.pid, process.dead, what)
+        await end_group(process.pid, what)
 
     def restart_all(self, reason: str) -> None:
         """Reboot the whole tree (SIGUSR1, `zeus restart`, a changed plan file)."""
@@ -458,7 +519,7 @@ class PhaseSupervisor:
         processes = [(p, p.process) for p in self.tree.root.subtree() if p.process is not None]
         for _, process in processes:
             process.doomed = True
-        await asyncio.gather(*(terminate(proc.pid, proc.dead, f"phase {phase.name}")
+        await asyncio.gather(*(self._end_process(proc, f"phase {phase.name}")
                                for phase, proc in reversed(processes)))
         if self.root_pid is not None:
             await terminate(self.root_pid, self.root_dead, "root phase")

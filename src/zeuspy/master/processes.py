@@ -59,6 +59,42 @@ async def terminate(pid: int, dead: asyncio.Event, what: str,
         log.error("%s (pid %d) is still alive %.1f s after SIGKILL", what, pid, KILL_GRACE)
 
 
+#: How often :func:`end_group` looks whether the group is empty.
+GROUP_POLL = 0.05
+
+
+def _signal_group(pgid: int, signum: int) -> bool:
+    """Signal the process group ``pgid``; False when it has no process left (or not ours)."""
+    try:
+        os.killpg(pgid, signum)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
+async def end_group(pgid: int, what: str, grace: float = PHASE_TERM_GRACE) -> None:
+    """End what is left of the process group of a dead phase (``pgid`` is the phase's pid: each
+    zeuspy phase leads its group), the helpers its code forked: SIGTERM, SIGKILL after
+    ``grace`` seconds; return once the group is empty (the master, the subreaper, reaps the
+    orphans) or :data:`KILL_GRACE` after SIGKILL. Returns at once when the group is empty."""
+    if not _signal_group(pgid, signal.SIGTERM):
+        return
+    log.info("%s (pid %d) is gone: ending the helpers left in its process group", what, pgid)
+    loop = asyncio.get_running_loop()
+    for signum, wait in ((signal.SIGKILL, grace), (None, KILL_GRACE)):
+        deadline = loop.time() + wait
+        while loop.time() < deadline:
+            await asyncio.sleep(GROUP_POLL)
+            if not _signal_group(pgid, 0):
+                return
+        if signum is None:
+            log.error("%s: processes of group %d are still alive %.1f s after SIGKILL",
+                      what, pgid, KILL_GRACE)
+            return
+        log.warning("%s: group %d ignored SIGTERM for %.1f s; sending SIGKILL", what, pgid, grace)
+        _signal_group(pgid, signum)
+
+
 def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
     """(pid, uid) of the process at the other end of a Unix socket, or None if unknown.
 

@@ -64,11 +64,14 @@ class PhaseProcess:
     extensions: bool = False
     #: zeuspy extensions the shim accepted (``ctty``, ``handover``).
     caps: frozenset[str] = frozenset()
-    #: Set when the process is known dead (its socket reached EOF, or the master reaped it).
+    #: Set when the process is known dead: its socket reached EOF, the master reaped it, or its
+    #: pidfd said so (docs/architecture.md, Trust, Liveness).
     dead: asyncio.Event = field(default_factory=asyncio.Event)
     #: True once the master decided to kill it: its death is then expected, not a crash.
     doomed: bool = False
     features_fd: int | None = None
+    #: A pidfd on the process (Linux 5.3+), read by the loop: its death, as the kernel sees it.
+    pidfd: int | None = None
 
 
 @dataclass(eq=False)

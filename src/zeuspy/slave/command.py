@@ -163,8 +163,7 @@ class Work:
 def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
     """A runner forked for one request: take the hand-over, fork the command, make sure its
     status is reported. Never returns."""
-    os.setsid()
-    process.set_title(f"zeus runner: {work.command}")
+    process.set_title(f"zeus runner: {work.command}")  # in a session of its own already
     header, args_fd, stdio = work.take()
     ctty = take_terminal(header, stdio)
     _fork_command(plan, work.command, header, work.local, args_fd, stdio, ctty, phase_pid)

@@ -105,6 +105,32 @@ def reset_signals() -> None:
     _signal.signal(_signal.SIGINT, _signal.default_int_handler)
 
 
+#: The signals the master ends a phase with (its process group gets them on a restart).
+TERMINATING = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT)
+
+
+def block_termination() -> set[int | signal.Signals]:
+    """Hold back the signals that end a phase (delivered once :func:`restore_mask` puts the
+    returned mask back; a forked child clears its mask in :func:`reset_signals`)."""
+    return signal.pthread_sigmask(signal.SIG_BLOCK, TERMINATING)
+
+
+def restore_mask(previous: set[int | signal.Signals]) -> None:
+    signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def discard_pending_termination() -> None:
+    """In a child forked while :func:`block_termination` held: drop the terminating signals
+    that reached the parent's process group between the fork and the child's ``setsid`` (they
+    were meant for the phase), which unblocking would deliver. Ignoring a pending signal
+    discards it; the defaults are back before anything unblocks them."""
+    for signum in TERMINATING:
+        signal.signal(signum, signal.SIG_IGN)
+    for signum in TERMINATING:
+        signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT
+                      else signal.SIG_DFL)
+
+
 _before_fork_hooks: list[Callable[[], object]] = []
 
 

@@ -12,6 +12,7 @@ import select
 import signal
 import socket
 import sys
+import threading
 import time
 import traceback
 from collections import deque
@@ -111,6 +112,14 @@ class Phase:
         self.spare_due: float | None = None
         #: Spares that died idle since one last took a request (each doubles the delay).
         self.spare_deaths = 0
+        #: True while this process holds a phase's fds (from registration until a fork of the
+        #: shim's own sheds them): what the after-fork hook closes in forks of the user's code.
+        self.holding = False
+        #: The thread making a fork of the shim's own (a phase, runner or spare), else None.
+        self._shim_fork: int | None = None
+        #: This process's pid as a registered phase (a child of the user's code has another).
+        self.pid = 0
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
 
     # -- protocol step 2 ----------------------------------------------------------------------
     def register(self, identifier: str, parent_pid: int) -> None:
@@ -126,6 +135,8 @@ class Phase:
             wire.send_message(local, offer.format())
         self.sock = local
         self.tracker.attach(write_end)
+        self.pid = os.getpid()
+        self.holding = True
 
     # -- protocol step 3 ----------------------------------------------------------------------
     def boot(self, identifier: str, parent_pid: int) -> None:
@@ -151,6 +162,8 @@ class Phase:
                 )
             action()
         except BaseException as exc:
+            if os.getpid() != self.pid:
+                _end_user_child(exc)
             tb = exc.__traceback__
             if isinstance(exc, ZeusError):
                 text = f"zeus: {exc.message}\n"  # a settings problem: one line says it all
@@ -164,6 +177,8 @@ class Phase:
             self.tracker.report(traceback_files(exc))
             wire.send_message(self.sock, BootResult(text.rstrip("\n")).format())
             os._exit(1)
+        if os.getpid() != self.pid:
+            _end_user_child(None)
         world.reading(False)
         self.tracker.end_action()
         self.tracker.report(pth_files() if identifier == ROOT else ())
@@ -282,27 +297,56 @@ class Phase:
         header and fds, when the master sent them along) to the spare command, or fork a runner
         (the fork overlaps the master's answer)."""
         assert self.sock is not None and self.plan is not None
-        local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        # Once the master has the runner's socket, the request must reach the spare or a runner,
+        # else the master waits for a command that never registers: a restart's SIGTERM waits
+        # until then (the runner is in a session of its own before its mask is reset).
+        previous = process.block_termination()
+        runner_child = False
         try:
-            wire.send_fd(self.sock, remote.fileno())
-        finally:
-            remote.close()
-        work = runner.Work(command, local, handover)
-        if self.spare is not None and handover is not None:
-            ready, self.spare = self.spare, None
-            self._want_spare()
+            local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
             try:
-                self.running[ready.pid] = ready.give(work)
-                self.spare_deaths = 0
+                wire.send_fd(self.sock, remote.fileno())
+            finally:
+                remote.close()
+            work = runner.Work(command, local, handover)
+            if self.spare is not None and handover is not None and self._spare_died():
+                self._want_spare()  # killed since the last reap: fork a runner, and a new spare
+            if self.spare is not None and handover is not None:
+                ready, self.spare = self.spare, None
+                self._want_spare()
+                try:
+                    self.running[ready.pid] = ready.give(work)
+                    self.spare_deaths = 0
+                    return
+                except OSError:
+                    ready.discard()  # it died while idle: fork a runner after all
+            self._want_spare()  # a phase that runs commands keeps a spare from now on
+            runner_child = self._fork() == 0
+            if not runner_child:
+                work.close()
                 return
-            except OSError:
-                ready.discard()  # it died while idle: fork a runner after all
-        self._want_spare()  # a phase that runs commands keeps a spare from now on
-        if self._fork():
-            work.close()
-            return
+        finally:
+            if not runner_child:
+                process.restore_mask(previous)
         plan = self.plan
         self._become_runner(lambda parent: runner.run_runner(plan, work, parent))
+
+    def _spare_died(self) -> bool:
+        """Whether the idle spare has died since the last reap (killed by hand or by the OOM
+        killer a moment ago: its SIGCHLD may wait behind this request); if so it is reaped and
+        forgotten. One ``waitpid``: a request never goes to a process that is already gone."""
+        assert self.spare is not None
+        try:
+            done, _ = os.waitpid(self.spare.pid, os.WNOHANG)
+        except ChildProcessError:
+            done = self.spare.pid
+        if not done:
+            return False
+        self.children.discard(self.spare.pid)
+        self.spare.close()
+        self.spare = None
+        self.spare_deaths += 1
+        return True
 
     def _prepare_spare(self) -> None:
         """Fork the spare command while nothing else is going on (only for a master that sends
@@ -326,8 +370,11 @@ class Phase:
 
     def _become_runner(self, run: Callable[[int], None]) -> NoReturn:
         """In a freshly forked child: shed the phase role (and the bootstrap socket, which only
-        phases use) and run ``run(phase pid)``; never returns."""
+        phases use) and run ``run(phase pid)``; never returns. It leads a session of its own
+        first, so that the signals a restart sends the phase's group never reach it."""
         try:
+            os.setsid()
+            process.discard_pending_termination()
             parent = self._drop_phase_role()
             self.bootstrap.close()
             run(parent)
@@ -351,20 +398,33 @@ class Phase:
         if self.tracker.report():
             self._discard_spare()  # the spare lacks what was just reported
         process.prepare_fork()
-        pid = os.fork()
+        self._shim_fork = threading.get_ident()
+        try:
+            pid = os.fork()
+        finally:
+            self._shim_fork = None
         if pid:
             self.children.add(pid)
         return pid
 
     def _drop_phase_role(self) -> int:
-        """In a forked child: close what belongs to this phase (its socket to the master, feature
-        pipe, wakeup pipe); returns the parent's pid."""
+        """In a child of :meth:`_fork`: reset the signals and close what belongs to this phase
+        (:meth:`_release_role`); returns the parent's pid."""
         parent = os.getppid()
         process.reset_signals()
+        self._release_role()
+        return parent
+
+    def _release_role(self) -> None:
+        """Close the phase's fds in a forked child: its stream socket to the master, feature pipe,
+        wakeup pipe, and its ends of the spare's and the handed commands' sockets and pipes.
+        Idempotent (closed ends are forgotten), so a later fork finds nothing to close."""
         if self.sock is not None:
             self.sock.close()
+            self.sock = None
         self.tracker.close()
-        wire.close_fds(self.wake)
+        wire.close_fds([fd for fd in self.wake if fd >= 0])
+        self.wake = (-1, -1)
         if self.spare is not None:
             self.spare.close()
             self.spare = None
@@ -373,7 +433,29 @@ class Phase:
         self.running = {}
         self.children = set()
         self.inbox.clear()  # the parent's pending requests are the parent's
-        return parent
+        self.spare_due = None
+        self.holding = False
+
+    def _after_fork_in_child(self) -> None:
+        """``os.register_at_fork``: in a child forked by the user's code (a multiprocessing
+        worker, a daemon helper, a ``preexec_fn``), let go of the phase's fds and the shim's
+        signal wake-up. A helper that kept the phase's socket open would hide the phase's death
+        from the master (no EOF) for as long as the helper lives. Children of :meth:`_fork` (the
+        shim's own) shed the role in :meth:`_drop_phase_role` instead, and the child phases
+        among them keep the bootstrap socket to register with."""
+        if not self.holding or self._shim_fork == threading.get_ident():
+            return
+        try:  # a user's own SIGCHLD handler and wake-up fd stay; the shim's go
+            if signal.getsignal(signal.SIGCHLD) is _wake_only:
+                signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+            if self.wake[1] >= 0:
+                previous = signal.set_wakeup_fd(-1)
+                if previous not in (-1, self.wake[1]):
+                    signal.set_wakeup_fd(previous)
+        except ValueError:  # not the main thread (cannot happen in a fresh fork)
+            pass
+        self._release_role()
+        self.bootstrap.close()
 
     def fork_phase(self, identifier: str) -> None:
         if self._fork():
@@ -387,6 +469,27 @@ class Phase:
             traceback.print_exc()
         finally:
             os._exit(1)
+
+
+def _end_user_child(exc: BaseException | None) -> NoReturn:
+    """A child forked by the phase's action returned into the shim instead of exiting (it fell
+    off the end of the action, or raised): end it as the end of a script would, with its exit
+    status (``sys.exit``'s, 1 and the traceback for an exception, else 0); never run the phase's
+    part, whose fds it let go of (:meth:`Phase._after_fork_in_child`)."""
+    code = 0
+    if isinstance(exc, SystemExit):
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+        if not isinstance(exc.code, int) and exc.code is not None:
+            print(exc.code, file=sys.stderr)
+    elif exc is not None:
+        traceback.print_exception(type(exc), exc, exc.__traceback__)
+        code = 1
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(code)
 
 
 def _wake_only(signum: int, frame: object) -> None:

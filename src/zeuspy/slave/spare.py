@@ -147,7 +147,6 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     before the EOF). Once it has a request it outlives the phase like any command. Never
     returns."""
     process.set_title("zeus command: (ready)")
-    os.setsid()
     guard_ready = guard.start()
     prepare_command_process()
     try:
