@@ -1,9 +1,13 @@
-"""Where a project's files live: root, socket, pid file, state folder.
+"""Where a project's files live (root, socket, pid file, state folder), and whether the
+socket's folder and the process serving it are the user's own.
 
-The client imports this on every command, so it uses ``posix`` only (``os`` costs 2 ms).
+The client imports this on every command, so it uses ``posix`` and ``_socket`` only (``os``
+costs 2 ms; both are built in and loaded already).
 """
 
+import _socket
 import posix
+import sys
 
 SOCKET_NAME = ".zeus.sock"
 STATE_DIR = ".zeus"
@@ -17,7 +21,7 @@ CONFIG_NAME = b"zeus.json"
 #: Files that mark a project's root when no zeus.json is found (the built-in plan's project).
 ROOT_MARKERS = (b"pyproject.toml", b"setup.py", b"setup.cfg", b"manage.py")
 #: ``st_mode`` bits of a socket (``stat.S_IFSOCK``, without importing stat).
-_S_IFMT, _S_IFSOCK = 0o170000, 0o140000
+_S_IFMT, _S_IFSOCK, _S_IFDIR, _S_IFLNK = 0o170000, 0o140000, 0o040000, 0o120000
 
 
 def _exists(path: bytes) -> bool:
@@ -132,6 +136,79 @@ def socket_path(root: bytes) -> bytes:
     if len(path) <= MAX_SOCKET_PATH:
         return path
     return runtime_dir() + b"/" + _fnv1a(root).encode() + b".sock"
+
+
+def private_dir_problem(folder: bytes) -> str | None:
+    """Why the folder of a socket outside the project (:func:`runtime_dir`) cannot be trusted,
+    as one line for the user without the ``zeus: `` prefix, or None (it is a real folder, not a
+    symlink, owned by this uid, with no permission for group or others; or it does not exist).
+    Another local user who created ``/tmp/zeuspy-<uid>`` first could listen there and receive
+    a client's environment, folder, input and terminal. One ``lstat``."""
+    try:
+        info = posix.lstat(folder)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"cannot check {folder.decode(errors='replace')}: {exc.strerror}"
+    name = folder.decode(errors="replace")
+    uid = posix.getuid()
+    kind = info.st_mode & _S_IFMT
+    if kind == _S_IFLNK or kind != _S_IFDIR or info.st_uid != uid:
+        what = ("a symlink" if kind == _S_IFLNK else "not a folder" if kind != _S_IFDIR
+                else f"owned by uid {info.st_uid}, not by you (uid {uid})")
+        return (f"{name}, the folder of the master's socket, is {what}: another user may be "
+                f"listening there; have it removed (`rm -r {name}`, as its owner or root), or "
+                "set XDG_RUNTIME_DIR or ZEUSSOCK")
+    if info.st_mode & 0o077:
+        return (f"{name}, the folder of the master's socket, is open to others (mode "
+                f"{info.st_mode & 0o777:o}); remove it (`rm -r {name}`) or `chmod 700` it")
+    return None
+
+
+def socket_folder_problem(path: bytes) -> str | None:
+    """:func:`private_dir_problem` of the socket's folder when ``path`` is in
+    :func:`runtime_dir` (the folder zeuspy creates and must be the user's alone), else None: a
+    socket in the project, or at ``$ZEUSSOCK``, is vouched for by :func:`peer_problem`. A
+    prefix comparison on the usual path."""
+    folder = runtime_dir()
+    if not path.startswith(folder + b"/"):
+        return None
+    return private_dir_problem(folder)
+
+
+#: Linux: ``SO_PEERCRED`` gives ``struct ucred {pid, uid, gid}``. Elsewhere (macOS, the BSDs):
+#: ``LOCAL_PEERCRED`` at level ``SOL_LOCAL`` (0) gives ``struct xucred {version, uid, ...}``.
+_PEERCRED = getattr(_socket, "SO_PEERCRED", None)
+_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE = 0, 0x001, 76
+
+
+def peer_ids(sock: _socket.socket) -> tuple[int, int]:
+    """(pid, uid) of the process that listens at the other end of the connected Unix socket
+    ``sock`` (as it was when it called ``listen``), from one ``getsockopt``; pid is -1 where the
+    OS does not give it that way (macOS). OSError when the OS does not say."""
+    if _PEERCRED is not None:
+        raw = sock.getsockopt(_socket.SOL_SOCKET, _PEERCRED, 12)
+        return (int.from_bytes(raw[0:4], sys.byteorder, signed=True),
+                int.from_bytes(raw[4:8], sys.byteorder))
+    raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
+    return -1, int.from_bytes(raw[4:8], sys.byteorder)
+
+
+def peer_problem(sock: _socket.socket, path: bytes) -> tuple[int, str | None]:
+    """The pid serving ``sock`` (-1 if unknown), and why it cannot be trusted (one line without
+    the ``zeus: `` prefix) or None when it runs as this uid. Check it before sending anything:
+    whoever listens at ``path`` gets the environment, the folder, the input and the terminal."""
+    try:
+        pid, uid = peer_ids(sock)
+    except OSError as exc:
+        return -1, (f"cannot tell who listens on {path.decode(errors='replace')} "
+                    f"({exc.strerror}); refusing to send it anything")
+    if uid != posix.getuid():
+        name = path.decode(errors="replace")
+        return pid, (f"{name} is served by uid {uid}, not by you (uid {posix.getuid()}); "
+                     f"refusing to send it anything: have it removed (`rm {name}`, as its owner "
+                     "or root), or set ZEUSSOCK")
+    return pid, None
 
 
 def state_dir(root: bytes) -> bytes:

@@ -15,6 +15,7 @@ from zeuspy.protocol import wire
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
+    from zeuspy.client import watch as watch_module
     from zeuspy.client.terminal import RawMode
 
 NO_MASTER = "Can't connect to master. Run zeus start first."
@@ -32,6 +33,14 @@ PID_GRACE = 1.0
 #: at most this long, and no more than SUSPEND_QUIET after the last of it.
 SUSPEND_ECHO = 0.05
 SUSPEND_QUIET = 0.01
+#: Bounds of the connect and the handshake, which a master takes at once unless it is stopped or
+#: wedged (its backlog or buffers full). A full backlog is retried every CONNECT_RETRY; after
+#: CONNECT_WAIT the client looks at the master (zeuspy.client.watch). The command's pid, which
+#: may take as long as a phase's boot, is watched from PID_WAIT on (then every watch.PID_CHECK).
+HANDSHAKE_TIMEOUT = 5.0
+CONNECT_WAIT = 2.0
+CONNECT_RETRY = 0.01
+PID_WAIT = 2.0
 #: Extension offer sent after the last fd, where a legacy master never reads (docs/protocol.md);
 #: ``stdio=1``: an empty message follows it carrying three fds, the command's own stdin, stdout
 #: and stderr.
@@ -198,6 +207,8 @@ class Session:
         #: The wakeup pipe's reading end, and signal numbers read from it not handled yet.
         self.wake_r = -1
         self.wakeups = bytearray()
+        #: Looks at a master whose pid answer is late (set by :func:`run`; None: never).
+        self.watch: _PidWatch | None = None
 
     # -- handshake (protocol steps 1-5) -----------------------------------------------------------
     def handshake(self) -> None:
@@ -558,6 +569,12 @@ class Session:
                 return self.status if self.status is not None else self.term_status
             if self.abort_deadline is not None and now >= self.abort_deadline:
                 return 128 + self.queued[0]
+            watch = self.watch if not self.got_pid and self.master_open else None
+            if watch is not None and now >= watch.deadline:
+                line = watch.check(now)
+                if line is not None:
+                    _stderr(line)
+                    return 1
             readable = [wake_r] + [s.fd for s in streams if s.open]
             if self.master_open:
                 readable.append(self.sock.fileno())
@@ -574,7 +591,8 @@ class Session:
                 timeout = DRAIN_IDLE
             if self.wakeups:
                 timeout = 0.0  # signals read while suspending, to handle now
-            for deadline in (self.term_deadline, self.abort_deadline):
+            for deadline in (self.term_deadline, self.abort_deadline,
+                             watch.deadline if watch is not None else None):
                 if deadline is not None:
                     left = max(0.0, deadline - now)
                     timeout = left if timeout is None else min(timeout, left)
@@ -696,13 +714,14 @@ def _autostart_wanted(root: bytes) -> bool:
     flag = posix.environ.get(b"ZEUS_AUTOSTART")
     if flag is not None:
         return flag not in (b"", b"0")
-    try:
-        import json
+    # Only when no master answered: the config module's bounded reader (a FIFO, a huge or
+    # deeply nested file is no autostart, never a hang or a traceback).
+    import os
+    from pathlib import Path
 
-        with open(root + b"/zeus.json", "rb") as f:
-            return json.load(f).get("autostart") is True
-    except (OSError, ValueError, AttributeError):
-        return False
+    from zeuspy.config import wants_autostart
+
+    return wants_autostart(Path(os.fsdecode(root)) / "zeus.json")
 
 
 def _autostart(root: bytes) -> bool:
@@ -718,35 +737,114 @@ def _autostart(root: bytes) -> bool:
 
 def run(command: str, args: list[str], tty: bool | None, root: bytes | None = None) -> int:
     """``zeus <command> [args]``: the command's exit status (or 1 with a message on stderr).
-    ``root``: the project folder (default: found from the current folder upwards)."""
+    ``root``: the project folder (default: found from the current folder upwards).
+
+    Nothing is sent before the socket's folder (when it is the runtime folder) and the process
+    listening on it (its uid) are checked to be the user's own. Each wait before the command's
+    pid is bounded: a master that is stopped, gone or not answering is named (client/watch.py)."""
     root = root or paths.project_root()
     path = paths.socket_path(root)
+    problem = paths.socket_folder_problem(path)
+    if problem is not None:
+        _stderr("zeus: " + problem)
+        return 1
     sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
-    try:
-        sock.connect(path)
-    except (FileNotFoundError, ConnectionRefusedError):
-        if not (_autostart_wanted(root) and _autostart(root)):
-            _stderr(NO_MASTER)
-            return 1
-        try:
-            sock.connect(path)
-        except OSError:
-            _stderr(NO_MASTER)
-            return 1
-    except OSError as exc:
-        _stderr(f"zeus: cannot connect to the master at {path.decode(errors='replace')}: "
-                f"{exc.strerror}. Is `zeus start` running as you?")
+    # Timeout mode for the connect and the handshake: a master that does not take them (stopped,
+    # its backlog or buffers full) is named instead of hanging the client.
+    sock.settimeout(HANDSHAKE_TIMEOUT)
+    failure = _connect(sock, path, root)
+    if failure is not None:
+        sock.close()
+        _stderr(failure)
+        return 1
+    master, problem = paths.peer_problem(sock, path)
+    if problem is not None:
+        sock.close()
+        _stderr("zeus: " + problem)
         return 1
     session = Session(sock, command, args, tty)
     try:
         session.handshake()
     except OSError as exc:
-        _stderr(f"zeus: the master closed the connection during the handshake ({exc.strerror})")
+        sock.close()
+        if not isinstance(exc, TimeoutError):
+            _stderr(f"zeus: the master closed the connection during the handshake "
+                    f"({exc.strerror})")
+            return 1
+        from zeuspy.client import watch
+
+        what = "did not take the request"
+        _stderr(watch.verdict(root, master, what, HANDSHAKE_TIMEOUT, final=True)
+                or f"zeus: the master {what} within {HANDSHAKE_TIMEOUT:.0f} s")
         return 1
-    status = session.relay()
+    sock.settimeout(None)
+    session.watch = _PidWatch(root, path, master)
+    try:
+        status = session.relay()
+    finally:
+        session.watch.close()
     if session.signal:
         _die(session.signal)
     return status
+
+
+def _connect(sock: _socket.socket, path: bytes, root: bytes) -> str | None:
+    """Connect ``sock`` (in timeout mode) to the master at ``path``, starting one first if
+    autostart is on; None once connected, else the line to leave with. A full backlog is waited
+    out as long as the master runs and for at most ``watch.UNANSWERED``."""
+    autostarted = False
+    since = 0.0
+    while True:
+        try:
+            sock.connect(path)
+            return None
+        except (FileNotFoundError, ConnectionRefusedError):
+            if autostarted or not (_autostart_wanted(root) and _autostart(root)):
+                return NO_MASTER
+            autostarted = True
+        except BlockingIOError:
+            # No room in its listen backlog: a burst of clients, or a master that stopped
+            # accepting (stopped, wedged). Only this slow path looks at the master.
+            now = time.monotonic()
+            since = since or now
+            if now - since >= CONNECT_WAIT:
+                from zeuspy.client import watch
+
+                line = watch.verdict(root, -1, "did not accept the connection", now - since)
+                if line is not None:
+                    return line
+            time.sleep(CONNECT_RETRY)
+        except OSError as exc:
+            return (f"zeus: cannot connect to the master at {path.decode(errors='replace')}: "
+                    f"{exc.strerror}. Is `zeus start` running as you?")
+
+
+class _PidWatch:
+    """When to look at a master that has not sent the command's pid yet (:attr:`deadline`); the
+    looking itself (zeuspy.client.watch) is loaded only then, so the usual command, whose pid
+    comes in milliseconds, pays one comparison per loop turn."""
+
+    __slots__ = ("deadline", "master", "path", "root", "since", "watch")
+
+    def __init__(self, root: bytes, path: bytes, master: int) -> None:
+        self.root, self.path, self.master = root, path, master
+        self.since = time.monotonic()
+        self.deadline = self.since + PID_WAIT
+        self.watch: watch_module.PidWatch | None = None
+
+    def check(self, now: float) -> str | None:
+        """At :attr:`deadline`: the line to leave with, or None (and a later deadline)."""
+        if self.watch is None:
+            from zeuspy.client import watch
+
+            self.watch = watch.PidWatch(self.root, self.path, self.master, self.since)
+        line = self.watch.check(now)
+        self.deadline = self.watch.deadline
+        return line
+
+    def close(self) -> None:
+        if self.watch is not None:
+            self.watch.close()
 
 
 def _die(signum: int) -> None:

@@ -21,7 +21,7 @@ from zeuspy import __version__, paths
 from zeuspy import config as config_module
 from zeuspy.config import Config
 from zeuspy.errors import ConfigError, ZeusError
-from zeuspy.master import watchers
+from zeuspy.master import statefiles, watchers
 from zeuspy.master.clients import ClientServer
 from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
 from zeuspy.master.lock import PidLock, clear_stale_socket, ensure_private_dir
@@ -40,13 +40,10 @@ EXIT_ON_SIGNAL = {signal.SIGINT: 0, signal.SIGTERM: 0, signal.SIGHUP: 128 + sign
 
 
 def prepare_state_dir(root: Path) -> Path:
-    """``.zeus/`` in the project (private, ignored by git); returns the log file's path."""
-    state = Path(os.fsdecode(paths.state_dir(os.fsencode(root))))
-    state.mkdir(mode=0o700, exist_ok=True)
-    ignore = state / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    return state / LOG_NAME
+    """``.zeus/`` in the project (private, ignored by git); returns the log file's path. Neither
+    the folder nor a file in it is followed if it is a symlink, and each must be of its type
+    (master/statefiles.py): else a one-line :class:`~zeuspy.errors.ZeusError`."""
+    return Path(statefiles.prepare(str(root)))
 
 
 STATUS_SCHEMA = 1
@@ -64,12 +61,34 @@ class TransitionTrace:
     """``zeus start --log FILE``: one line per state transition, with wall and boot times."""
 
     def __init__(self, path: str) -> None:
-        self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        """Raises :class:`~zeuspy.errors.UsageError` (one line) when ``path`` cannot be opened
+        for appending (a folder, a missing folder, no permission)."""
+        from zeuspy.errors import UsageError
+
+        try:
+            self.file = open(path, "a", buffering=1, encoding="utf-8")  # noqa: SIM115
+        except OSError as exc:
+            raise UsageError(f"{path}: cannot open the --log file: {exc.strerror or exc}") \
+                from None
+        self.path = path
 
     def on_transition(self, phase: Any, old: Any, new: Any) -> None:
+        if self.file.closed:
+            return
         took = f" ({phase.boot_seconds:.3f} s)" if new.value == "ready" else ""
-        self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S')}.{int(time.time() % 1 * 1000):03d}"
-                        f" {phase.name} {old.value} -> {new.value}{took}\n")
+        # One clock read for seconds and milliseconds: two reads could straddle a second and
+        # stamp a line a second earlier than the one before it.
+        now = time.time()
+        millis = int(now % 1 * 1000)
+        try:
+            self.file.write(f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.localtime(now))}"
+                            f".{millis:03d} {phase.name} {old.value} -> {new.value}{took}\n")
+        except OSError as exc:  # a full disk ends the trace, never the master
+            log.warning("stopped writing the --log trace to %s: %s", self.path, exc)
+            try:
+                self.file.close()
+            except OSError:
+                pass
 
 
 @dataclass
@@ -241,12 +260,14 @@ def run(config: Config, options: MasterOptions | None = None) -> int:
     lock.acquire()
     try:
         socket_path = os.fsdecode(paths.socket_path(root))
-        if not socket_path.startswith(str(config.root) + "/") and "ZEUSSOCK" not in os.environ:
-            ensure_private_dir(socket_path)
+        if socket_path.startswith(os.fsdecode(paths.runtime_dir()) + "/"):
+            ensure_private_dir(socket_path)  # ours alone, as clients check (paths.py)
         clear_stale_socket(socket_path)
-        log_path = prepare_state_dir(config.root)
-        log_fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
-        handler = logging.FileHandler(log_path)
+        prepare_state_dir(config.root)
+        log_fd = statefiles.open_log(str(config.root))  # never through a symlink
+        # The handler writes on our own fd, not by path (a path could be swapped for a link).
+        log_stream = open(os.dup(log_fd), "a", encoding="utf-8", errors="replace")  # noqa: SIM115
+        handler = logging.StreamHandler(log_stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
         log.addHandler(handler)
         log.setLevel(logging.DEBUG)
@@ -260,5 +281,6 @@ def run(config: Config, options: MasterOptions | None = None) -> int:
             os.close(log_fd)
             log.removeHandler(handler)
             handler.close()
+            log_stream.close()
     finally:
         lock.release()

@@ -8,12 +8,16 @@ is sent."""
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import socket
+import stat
 
 from zeuspy import paths
-from zeuspy.errors import AlreadyRunning
+from zeuspy.errors import AlreadyRunning, ZeusError
+from zeuspy.master import statefiles
+from zeuspy.master.statefiles import StateFileError
 
 
 def _already_running(root: str, pid: object) -> AlreadyRunning:
@@ -32,10 +36,17 @@ class PidLock:
 
     def acquire(self) -> None:
         """Lock the pid file (creating ``.zeus/``, mode 0700, if needed); :class:`AlreadyRunning`
-        if a master, of this zeuspy or an earlier one, holds the project."""
-        with contextlib.suppress(FileExistsError):
-            os.mkdir(os.path.dirname(self.path), 0o700)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        if a master, of this zeuspy or an earlier one, holds the project. Neither ``.zeus`` nor
+        the pid file is followed if it is a symlink (:mod:`zeuspy.master.statefiles`): that, or
+        a wrong type, is a :class:`~zeuspy.master.statefiles.StateFileError`."""
+        folder = os.path.dirname(self.path)
+        dir_fd = statefiles.open_state_dir(self.root)
+        try:
+            fd = statefiles.open_state_file(dir_fd, os.path.basename(self.path),
+                                            os.O_RDWR | os.O_CREAT, folder,
+                                            "the master's pid file")
+        finally:
+            os.close(dir_fd)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -43,12 +54,15 @@ class PidLock:
             os.close(fd)
             raise _already_running(self.root, other) from None
         # Checked while we hold the new lock: no master of this zeuspy can start meanwhile.
-        legacy = running_master(os.fsdecode(paths.legacy_pid_path(os.fsencode(self.root))))
-        if legacy is not None:
+        try:
+            legacy = running_master(os.fsdecode(paths.legacy_pid_path(os.fsencode(self.root))))
+            if legacy is not None:
+                raise _already_running(self.root, legacy)
+        except (AlreadyRunning, StateFileError):
             with contextlib.suppress(OSError):
                 os.unlink(self.path)  # ours while locked: leave no empty pid file behind
             os.close(fd)
-            raise _already_running(self.root, legacy)
+            raise
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
         self.fd = fd
@@ -63,8 +77,16 @@ class PidLock:
 
 def master_pid(root: str) -> int | None:
     """The pid of the live master of the project in ``root`` (its pid file's lock is held,
-    ``.zeus/master.pid`` or an earlier zeuspy's ``.zeus.pid``), or None."""
+    ``.zeus/master.pid`` or an earlier zeuspy's ``.zeus.pid``), or None;
+    :class:`~zeuspy.master.statefiles.StateFileError` when one of them, or ``.zeus``, is a
+    symlink or of the wrong type."""
     encoded = os.fsencode(root)
+    folder = os.fsdecode(paths.state_dir(encoded))
+    with contextlib.suppress(OSError):
+        if stat.S_ISLNK(os.lstat(folder).st_mode):
+            raise StateFileError(f"zeus: {folder} is a symlink, not the master's state folder "
+                                 "(zeuspy never follows links among its state files); remove it "
+                                 "and try again")
     for path in (paths.pid_path(encoded), paths.legacy_pid_path(encoded)):
         pid = running_master(os.fsdecode(path))
         if pid is not None:
@@ -73,12 +95,24 @@ def master_pid(root: str) -> int | None:
 
 
 def running_master(pid_path: str) -> int | None:
-    """The pid of the live master holding ``pid_path``'s lock, or None."""
+    """The pid of the live master holding ``pid_path``'s lock, or None (no such file, or nobody
+    holds it). Never through a symlink: a symlink, or a pid file that is not a regular file, is
+    a :class:`~zeuspy.master.statefiles.StateFileError` (one line for the user)."""
     try:
-        fd = os.open(pid_path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+        fd = os.open(pid_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        return None  # (a ``.zeus`` that is a file is refused where the master starts)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise statefiles.StateFileError(
+                f"zeus: {pid_path} is a symlink, not a pid file (zeuspy never follows links "
+                "among its state files); remove it and try again") from None
         return None
     try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise statefiles.StateFileError(
+                f"zeus: {pid_path} is not a pid file (a folder or a special file); remove it "
+                "and try again")
         try:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -91,17 +125,16 @@ def running_master(pid_path: str) -> int | None:
 
 def ensure_private_dir(path: str) -> None:
     """The folder of a socket outside the project (too long a path) must be ours alone: create
-    it with mode 0700, refuse one that another user owns or others can enter."""
+    it with mode 0700; refuse (:class:`~zeuspy.errors.ZeusError`, one line) one that is a
+    symlink, not a folder, another user's, or open to others. Another local user could have
+    created it first and listen there for our clients; clients run the same check
+    (:func:`zeuspy.paths.private_dir_problem`)."""
     folder = os.path.dirname(path)
-    try:
+    with contextlib.suppress(FileExistsError):
         os.mkdir(folder, 0o700)
-    except FileExistsError:
-        pass
-    info = os.lstat(folder)
-    if info.st_uid != os.getuid() or info.st_mode & 0o077 or not os.path.isdir(folder):
-        raise AlreadyRunning(
-            f"zeus: {folder} (for the socket, as the project path is too long) must be a folder "
-            "of yours with mode 0700; fix it or set ZEUSSOCK to a shorter path")
+    problem = paths.private_dir_problem(os.fsencode(folder))
+    if problem is not None:
+        raise ZeusError(f"zeus: {problem}")
 
 
 def clear_stale_socket(path: str) -> None:

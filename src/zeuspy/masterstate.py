@@ -1,0 +1,169 @@
+"""The master's process, named for the user: its pid and whether it is running, stopped, a
+zombie or gone, so that a client or built-in that gets no answer says why ("stopped: `fg` it")
+instead of hanging or claiming that no master runs.
+
+Only for slow and error paths (a connect, handshake or pid that takes too long, a query nobody
+answers), but cheap all the same: ``posix`` and ``zeuspy.paths`` at import; ``fcntl`` to test
+the pid file's lock and, on macOS, ``subprocess`` for ``ps``, only when called.
+"""
+
+import posix
+import sys
+
+from zeuspy import paths
+
+RUNNING = "running"
+STOPPED = "stopped"
+ZOMBIE = "zombie"
+GONE = "gone"
+#: No pid file names a live or recently dead master (and no pid was given).
+NONE = "none"
+
+#: ``/proc/<pid>/stat`` state letters (and ``ps``'s first ``stat`` letter) of a stopped process:
+#: job control (^Z, SIGSTOP) or a tracer.
+_STOPPED_LETTERS = frozenset("Tt")
+
+
+def process_state(pid: int) -> str:
+    """:data:`RUNNING`, :data:`STOPPED`, :data:`ZOMBIE` or :data:`GONE` for ``pid``. Linux:
+    ``/proc/<pid>/stat``; macOS and others: ``ps -o stat=``; else only alive or gone."""
+    if pid <= 0:
+        return GONE
+    try:
+        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
+    except FileNotFoundError:
+        return GONE if sys.platform.startswith("linux") else _state_from_ps(pid)
+    except OSError:
+        return _state_from_ps(pid)
+    try:
+        data = posix.read(fd, 512)
+    except OSError:
+        return GONE
+    finally:
+        posix.close(fd)
+    # "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ")".
+    fields = data.rpartition(b")")[2].split()
+    letter = fields[0].decode() if fields else "X"
+    return _from_letter(letter)
+
+
+def _from_letter(letter: str) -> str:
+    if letter in _STOPPED_LETTERS:
+        return STOPPED
+    if letter == "Z":
+        return ZOMBIE
+    if letter in ("X", "x", ""):
+        return GONE
+    return RUNNING
+
+
+def _state_from_ps(pid: int) -> str:
+    try:
+        import subprocess
+
+        done = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
+                              timeout=5, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return _alive_or_gone(pid)
+    letter = done.stdout.decode(errors="replace").strip()[:1]
+    return _from_letter(letter) if letter else GONE
+
+
+def _alive_or_gone(pid: int) -> str:
+    try:
+        posix.kill(pid, 0)
+    except ProcessLookupError:
+        return GONE
+    except OSError:
+        return RUNNING  # it exists (another user's: EPERM)
+    return RUNNING
+
+
+def pid_file_pid(root: bytes) -> tuple[int | None, bool]:
+    """The pid in the project's pid file (``.zeus/master.pid``, else an older zeuspy's
+    ``.zeus.pid``) and whether its lock is held (the master that wrote it is alive); (None,
+    False) when neither names a pid. Never follows a symlink; a file of another type is
+    ignored."""
+    import fcntl
+
+    for path in (paths.pid_path(root), paths.legacy_pid_path(root)):
+        try:
+            fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK
+                            | posix.O_CLOEXEC)
+        except OSError:
+            continue
+        try:
+            if posix.fstat(fd).st_mode & 0o170000 != 0o100000:
+                continue  # not a regular file
+            text = posix.pread(fd, 32, 0).decode(errors="replace").strip()
+            if not text.isdigit():
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return int(text), True
+            except OSError:
+                return int(text), True  # cannot tell: trust the file
+            return int(text), False
+        finally:
+            posix.close(fd)
+    return None, False
+
+
+class MasterState:
+    """A master's pid (None when unknown) and :data:`RUNNING`, :data:`STOPPED`,
+    :data:`ZOMBIE`, :data:`GONE` or :data:`NONE`."""
+
+    __slots__ = ("pid", "state")
+
+    def __init__(self, pid: int | None, state: str) -> None:
+        self.pid = pid
+        self.state = state
+
+    def __repr__(self) -> str:
+        return f"MasterState(pid={self.pid}, state={self.state!r})"
+
+    def __eq__(self, other: object) -> bool:
+        return (isinstance(other, MasterState)
+                and (self.pid, self.state) == (other.pid, other.state))
+
+    def __hash__(self) -> int:
+        return hash((self.pid, self.state))
+
+    def describe(self) -> str:
+        """``the master (pid 123) is stopped (^Z or SIGSTOP)``, ``... is running``, ``... is a
+        zombie (it exited; its parent has not reaped it)``, ``... is gone``, or ``no master is
+        running``."""
+        if self.state == NONE or self.pid is None:
+            return "no master is running"
+        what = {STOPPED: "is stopped (^Z or SIGSTOP)", RUNNING: "is running",
+                ZOMBIE: "is a zombie (it exited; its parent has not reaped it)",
+                GONE: "is gone"}.get(self.state, f"is {self.state}")
+        return f"the master (pid {self.pid}) {what}"
+
+    def advice(self) -> str:
+        """What the user can do about it: for a stopped master, ``fg`` it in its terminal or
+        ``kill -CONT PID``; for a running one that does not answer, its log or ``zeus stop``;
+        else ``zeus start``."""
+        if self.state == STOPPED:
+            return f"run `fg` in its terminal, or `kill -CONT {self.pid}`"
+        if self.state == RUNNING:
+            return (f"see .zeus/master.log; `zeus stop` (or `kill {self.pid}`) and `zeus start` "
+                    "if it stays so")
+        return "start one with `zeus start`"
+
+
+def master_state(root: bytes, pid: int | None = None) -> MasterState:
+    """The state of the master of the project in ``root`` (bytes, as :mod:`zeuspy.paths`): of
+    ``pid`` when given (e.g. the peer pid of a connection), else of the pid in its pid file.
+    A pid file whose lock nobody holds names a master that is gone (or a zombie), whatever
+    process has that pid now."""
+    if pid is not None and pid > 0:
+        return MasterState(pid, process_state(pid))
+    found, locked = pid_file_pid(root)
+    if found is None:
+        return MasterState(None, NONE)
+    state = process_state(found)
+    if not locked and state != ZOMBIE:
+        state = GONE  # the pid may belong to another process by now
+    return MasterState(found, state)
