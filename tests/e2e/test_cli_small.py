@@ -279,3 +279,18 @@ def test_a_master_of_an_earlier_zeuspy_is_still_detected(project: Project) -> No
             legacy.wait(EXIT_TIMEOUT)
         if legacy.stdout is not None:
             legacy.stdout.close()
+
+
+@pytest.mark.parametrize("option", [["--poll", "inf"], ["--poll", "nan"], ["--poll", "0"],
+                                    ["--file-change-delay", "nan"],
+                                    ["--file-change-delay", "-1"],
+                                    ["--file-change-delay", "1e9"]])
+def test_start_refuses_delays_that_are_not_seconds(project: Project, option: list[str]) -> None:
+    """One line and exit 2, before anything starts (inf or nan once killed the watcher thread
+    with a traceback)."""
+    result = project.run("start", *option)
+    assert result.returncode == 2, result
+    last = result.stderr.decode().strip().splitlines()[-1]
+    assert last.startswith(f"zeus start: error: {option[0]} must be a number of seconds"), last
+    assert b"Traceback" not in result.stderr
+    assert not (project.root / ".zeus.sock").exists()  # no master started

@@ -232,6 +232,21 @@ def test_client_refuses_a_socket_another_user_serves(project: Project,
 
 
 @needs_root
+@pytest.mark.parametrize("word", ["status", "restart", "stop"])
+def test_builtins_refuse_a_socket_another_user_serves(project: Project, shared_tmp: Path,
+                                                      word: str) -> None:
+    """`zeus status`, `restart` and `stop` ask over the socket too: its peer is checked before
+    the question goes out (the answer would be another user's word)."""
+    sock_path = str(shared_tmp / "evil.sock")
+    with fake_master(sock_path) as received:
+        result = project.run(word, env=project.env(ZEUSSOCK=sock_path))
+    line = one_line(result.stderr)
+    assert result.returncode == 1 and result.stdout == b"", result
+    assert f"{sock_path} is served by uid 65534" in line, line
+    assert received["bytes"] == 0 and received["fds"] == 0, received
+
+
+@needs_root
 def test_master_refuses_a_runtime_folder_another_user_created(project: Project,
                                                               tmp_path: Path,
                                                               shared_tmp: Path) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from zeuspy import masterstate, paths
+from zeuspy.errors import ZeusError
 from zeuspy.protocol import wire
 
 #: How long to wait for the master's answer.
@@ -41,15 +42,28 @@ def socket_for(root: Path) -> str:
     return os.fsdecode(paths.socket_path(os.fsencode(root)))
 
 
+class Untrusted(ZeusError):
+    """The socket's folder, or the process listening on it, is not this user's: nothing is
+    asked (its answer would be someone else's word), as the client refuses to run a command."""
+
+
 def ask(root: Path, question: str) -> dict[str, Any]:
-    """The master's JSON answer to ``question``; :class:`NoMaster` if none is listening."""
+    """The master's JSON answer to ``question``; :class:`NoMaster` if none is listening,
+    :class:`Untrusted` when the socket is not the user's own (the client's checks: paths.py)."""
+    path = paths.socket_path(os.fsencode(root))
+    problem = paths.socket_folder_problem(path)
+    if problem is not None:
+        raise Untrusted(problem)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     sock.settimeout(QUERY_TIMEOUT)
     try:
         try:
-            sock.connect(socket_for(root))
+            sock.connect(path)
         except OSError as exc:
             raise NoMaster(str(exc)) from None
+        _, problem = paths.peer_problem(sock, path)
+        if problem is not None:
+            raise Untrusted(problem)
         wire.send_message(sock, f"Q:{question}")
         reader = wire.FrameReader()
         while True:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import subprocess
 import sys
@@ -41,10 +42,19 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+#: Longest --file-change-delay or --poll interval accepted (an hour: longer is a typo).
+MAX_DELAY = 3600.0
+
+
 def main(word: str, args: list[str], config: str | None) -> int:
     options = parser().parse_args(args)
-    if options.file_change_delay < 0 or (options.poll is not None and options.poll <= 0):
-        parser().error("delays must be positive")
+    for name, value, low in (("--file-change-delay", options.file_change_delay, 0.0),
+                             ("--poll", options.poll, 0.0)):
+        # nan and inf parse as floats; a watcher thread would die on them later, in a traceback.
+        if value is not None and not (math.isfinite(value) and low <= value <= MAX_DELAY
+                                      and (name != "--poll" or value > 0)):
+            parser().error(f"{name} must be a number of seconds from 0 to {MAX_DELAY:g}"
+                           + (" (above 0)" if name == "--poll" else ""))
     # Once per installation in effect: every later client call saves the exec of /bin/sh.
     launcher.make_direct(sys.argv[0], sys.executable)
     chosen = options.config or config
