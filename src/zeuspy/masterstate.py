@@ -79,34 +79,49 @@ def _alive_or_gone(pid: int) -> str:
     return RUNNING
 
 
+#: Why :func:`read_pid_file` found no pid file: none there, a symlink, not a regular file.
+MISSING = "missing"
+SYMLINK = "a symlink"
+NOT_A_FILE = "not a regular file"
+
+
+def read_pid_file(path: bytes | str) -> tuple[int | None, bool, str | None]:
+    """One pid file, opened without following a link: the pid it names (None: none), whether
+    its lock is held (the master that wrote it is alive; a lock that cannot be tested counts as
+    held), and why it is no pid file (:data:`MISSING`, :data:`SYMLINK`, :data:`NOT_A_FILE`) or
+    None. The one reader of pid files (master/lock.py raises on a symlink or wrong type)."""
+    import errno
+    import fcntl
+
+    try:
+        fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK
+                        | posix.O_CLOEXEC)
+    except OSError as exc:
+        return None, False, SYMLINK if exc.errno == errno.ELOOP else MISSING
+    try:
+        if posix.fstat(fd).st_mode & 0o170000 != 0o100000:
+            return None, False, NOT_A_FILE
+        text = posix.pread(fd, 32, 0).decode(errors="replace").strip()
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:  # BlockingIOError: held; anything else: cannot tell, trust the file
+            locked = True
+        else:
+            locked = False
+        return (int(text) if text.isdigit() else None), locked, None
+    finally:
+        posix.close(fd)
+
+
 def pid_file_pid(root: bytes) -> tuple[int | None, bool]:
     """The pid in the project's pid file (``.zeus/master.pid``, else an older zeuspy's
     ``.zeus.pid``) and whether its lock is held (the master that wrote it is alive); (None,
     False) when neither names a pid. Never follows a symlink; a file of another type is
     ignored."""
-    import fcntl
-
     for path in (paths.pid_path(root), paths.legacy_pid_path(root)):
-        try:
-            fd = posix.open(path, posix.O_RDONLY | posix.O_NOFOLLOW | posix.O_NONBLOCK
-                            | posix.O_CLOEXEC)
-        except OSError:
-            continue
-        try:
-            if posix.fstat(fd).st_mode & 0o170000 != 0o100000:
-                continue  # not a regular file
-            text = posix.pread(fd, 32, 0).decode(errors="replace").strip()
-            if not text.isdigit():
-                continue
-            try:
-                fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return int(text), True
-            except OSError:
-                return int(text), True  # cannot tell: trust the file
-            return int(text), False
-        finally:
-            posix.close(fd)
+        pid, locked, problem = read_pid_file(path)
+        if problem is None and pid is not None:
+            return pid, locked
     return None, False
 
 

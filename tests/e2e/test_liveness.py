@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.e2e._client_support import proc_state
 from tests.e2e._master_support import alive, check_no_strays, started
 from tests.helpers import EXIT_TIMEOUT, Master, Project, wait_for
 
@@ -253,14 +254,6 @@ def stopped(master: Master) -> Iterator[int]:
     finally:
         if master.proc.poll() is None:
             os.kill(pid, signal.SIGCONT)
-
-
-def proc_state(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rsplit(b")", 1)[1].split()[0].decode()
-    except OSError:
-        return None
 
 
 def timed(project: Project, *args: str) -> tuple[subprocess.CompletedProcess[bytes], float]:

@@ -152,8 +152,11 @@ class Session:
         source = next((fd for fd in (0, 1, 2) if _is_tty(fd)), None)
         #: Whether the client will put the terminal in raw mode: typed input rides on the stdout
         #: PTY (a terminal in the foreground on stdin, and stdout a PTY).
-        self.will_be_raw = bool(stdin_tty and out_tty and tty is not False
-                                and _foreground_of(0))
+        self.will_be_raw = False
+        if stdin_tty and out_tty and tty is not False:
+            from zeuspy.client import terminal  # a PTY is coming, which loads it anyway
+
+            self.will_be_raw = terminal.is_foreground(0)
         # Input typed at a terminal is echoed by the remote PTY; input from a file or pipe is not.
         self.out = _Stream(1, out_tty, source, echo=stdin_tty, raw=self.will_be_raw)
         if out_tty == err_tty and _same_file(1, 2):
@@ -699,13 +702,6 @@ def extension_offer() -> bytes:
     if len(world) > MAX_WORLD:
         return EXTENSION_OFFER
     return EXTENSION_OFFER[:-1] + b";world=" + world.encode() + wire.NUL
-
-
-def _foreground_of(fd: int) -> bool:
-    try:
-        return posix.tcgetpgrp(fd) == posix.getpgrp()
-    except OSError:
-        return False
 
 
 def _noop(signum: int, frame: object) -> None:

@@ -126,6 +126,13 @@ class Session:
     #: Set when the master reaped the command itself (its phase was restarted meanwhile).
     reaped: asyncio.Future[ExitStatus] | None = None
 
+    @property
+    def stderr(self) -> int | None:
+        """The fd the user sees as stderr, for the master's own lines: the last of :attr:`fds`
+        in both layouts, (args, stdout pair, stderr pair) and (args, stdin, stdout, stderr);
+        None while the handshake has not brought them all."""
+        return self.fds[-1] if len(self.fds) >= 3 else None
+
     def close_fds(self) -> None:
         wire.close_fds(set(self.received))
         self.received.clear()
@@ -392,7 +399,8 @@ class ClientServer:
                         else _still_booting(phase, loop.time() - started))
                 notes += 1
                 next_note += BOOT_NOTE_INTERVAL
-                await self._write_error(session.fds[2], text)
+                assert session.stderr is not None  # the handshake brought the fds
+                await self._write_error(session.stderr, text)
 
     def _command_stderr(self, session: Session, request: CommandRequest, extended: bool,
                         process: PhaseProcess) -> int:
@@ -400,7 +408,8 @@ class ClientServer:
         own stderr under the ``stdio`` extension, else the legacy pair the client relays): a
         note written there reaches the user before anything the command writes."""
         self._header(session, request, extended, process)  # settles ``session.fds`` in place
-        return session.fds[-1]  # the last in both layouts: (args, [stdin,] stdout, stderr)
+        assert session.stderr is not None
+        return session.stderr
 
     async def _refresh_stale(self, phase: Phase) -> bool:
         """The never-stale check, for a ready phase and for a crashed one alike: when a project
@@ -579,8 +588,8 @@ class ClientServer:
     async def _refuse(self, session: Session, text: str, status: int) -> None:
         """No command runs: answer pid 0, show ``text`` on the client's stderr, send ``status``."""
         self._send_quietly(session.channel, "0")
-        if len(session.fds) == 3:
-            await self._write_error(session.fds[2], text)
+        if session.stderr is not None:
+            await self._write_error(session.stderr, text)
         session.close_fds()
         self._send_quietly(session.channel, str(status))
 

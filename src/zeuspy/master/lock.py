@@ -8,13 +8,12 @@ is sent."""
 from __future__ import annotations
 
 import contextlib
-import errno
 import fcntl
 import os
 import socket
 import stat
 
-from zeuspy import paths
+from zeuspy import masterstate, paths
 from zeuspy.errors import AlreadyRunning, ZeusError
 from zeuspy.master import statefiles
 from zeuspy.master.statefiles import StateFileError
@@ -98,29 +97,16 @@ def running_master(pid_path: str) -> int | None:
     """The pid of the live master holding ``pid_path``'s lock, or None (no such file, or nobody
     holds it). Never through a symlink: a symlink, or a pid file that is not a regular file, is
     a :class:`~zeuspy.master.statefiles.StateFileError` (one line for the user)."""
-    try:
-        fd = os.open(pid_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
-    except (FileNotFoundError, NotADirectoryError):
-        return None  # (a ``.zeus`` that is a file is refused where the master starts)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise statefiles.StateFileError(
-                f"zeus: {pid_path} is a symlink, not a pid file (zeuspy never follows links "
-                "among its state files); remove it and try again") from None
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise statefiles.StateFileError(
-                f"zeus: {pid_path} is not a pid file (a folder or a special file); remove it "
-                "and try again")
-        try:
-            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        except BlockingIOError:
-            text = os.pread(fd, 32, 0).decode(errors="replace").strip()
-            return int(text) if text.isdigit() else None
-        return None  # we got the lock: nobody holds it, the file is stale
-    finally:
-        os.close(fd)
+    pid, locked, problem = masterstate.read_pid_file(pid_path)
+    if problem == masterstate.SYMLINK:
+        raise statefiles.StateFileError(
+            f"zeus: {pid_path} is a symlink, not a pid file (zeuspy never follows links "
+            "among its state files); remove it and try again")
+    if problem == masterstate.NOT_A_FILE:
+        raise statefiles.StateFileError(
+            f"zeus: {pid_path} is not a pid file (a folder or a special file); remove it "
+            "and try again")
+    return pid if locked else None  # unlocked: nobody holds it, the file is stale
 
 
 def ensure_private_dir(path: str) -> None:

@@ -56,13 +56,11 @@ def master_alive() -> bool:
         return True
     if _LINUX:
         # A dead master its parent has not reaped yet is a zombie: gone, though kill() works.
-        try:
-            with open(f"/proc/{master_pid}/stat", "rb") as stat:
-                state = stat.read().rsplit(b")", 1)[1].split()[0]
-        except (OSError, IndexError):
-            return False
-        return state not in (b"Z", b"X")
-    return exists(master_pid)
+        from zeuspy import masterstate
+
+        return masterstate.process_state(master_pid) in (masterstate.RUNNING,
+                                                         masterstate.STOPPED)
+    return exists(master_pid)  # (no ``ps`` every check where there is no /proc)
 
 
 def exists(pid: int) -> bool:

@@ -285,12 +285,7 @@ class Phase:
                 if handed is not None:
                     handed.reaped(wait_status)
                 if self.spare is not None and self.spare.pid == pid:
-                    # The idle spare died (killed by hand, the OOM killer, a process limit): its
-                    # pid is not ours to signal any more. Wait longer after each such death.
-                    self.spare.close()
-                    self.spare = None
-                    self.spare_deaths += 1
-                    self._want_spare(min(SPARE_DELAY * 2 ** self.spare_deaths, SPARE_RETRY_MAX))
+                    self._forget_dead_spare()
 
     def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
         """``C:``: hand the master the runner's socket first; then give it (and the client's
@@ -309,9 +304,8 @@ class Phase:
             finally:
                 remote.close()
             work = runner.Work(command, local, handover)
-            if self.spare is not None and handover is not None and self._spare_died():
-                self._want_spare()  # killed since the last reap: fork a runner, and a new spare
-            if self.spare is not None and handover is not None:
+            # A spare killed since the last reap is forgotten: this request forks a runner.
+            if self.spare is not None and handover is not None and not self._spare_died():
                 ready, self.spare = self.spare, None
                 self._want_spare()
                 try:
@@ -343,10 +337,17 @@ class Phase:
         if not done:
             return False
         self.children.discard(self.spare.pid)
+        self._forget_dead_spare()
+        return True
+
+    def _forget_dead_spare(self) -> None:
+        """The idle spare died (killed by hand, the OOM killer, a process limit): its pid is not
+        ours to signal any more. Wait longer after each such death before forking the next."""
+        assert self.spare is not None
         self.spare.close()
         self.spare = None
         self.spare_deaths += 1
-        return True
+        self._want_spare(min(SPARE_DELAY * 2 ** self.spare_deaths, SPARE_RETRY_MAX))
 
     def _prepare_spare(self) -> None:
         """Fork the spare command while nothing else is going on (only for a master that sends
