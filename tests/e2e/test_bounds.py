@@ -233,15 +233,19 @@ def test_fd_exhaustion_backs_off_and_recovers(project: Project) -> None:
         pid = master.proc.pid
         assert project.run("hello").returncode == 0
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
-        highest = max(int(fd) for fd in os.listdir(f"/proc/{pid}/fd"))
-        headroom = 16  # fds below the new limit: enough for a command once they are free
-        resource.prlimit(pid, resource.RLIMIT_NOFILE, (highest + 1 + headroom, hard))
+        open_fds = [int(fd) for fd in os.listdir(f"/proc/{pid}/fd")]
+        headroom = 16  # fds above the highest open one: enough for a command once they are free
+        limit = max(open_fds) + 1 + headroom
+        resource.prlimit(pid, resource.RLIMIT_NOFILE, (limit, hard))
+        # Free numbers below the limit: the headroom and any gaps among the open fds (a closed
+        # one is taken first), so that the connections below surely exhaust them.
+        free = limit - len(open_fds)
         idle: list[socket.socket] = []
         try:
             # Accepted connections take the master's free fds (each waits for its handshake,
             # up to 5 s); the rest wait in the listen backlog and make the listener readable
             # (fewer than the headroom: once the fds are free, no second episode starts).
-            for _ in range(headroom + 4):
+            for _ in range(free + 4):
                 sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
                 sock.settimeout(5.0)
                 sock.connect(str(sock_path(project)))

@@ -187,16 +187,18 @@ class ClientServer:
             try:
                 conn, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
+                # The backlog is empty: only now is an episode over. An fd freed for a moment
+                # (a client that left) lets one accept through without ending it.
+                if self._exhausted_since is not None:
+                    log.warning("accepting connections again after %.1f s",
+                                time.monotonic() - self._exhausted_since)
+                    self._exhausted_since = None
                 return
             except OSError as exc:
                 if exc.errno in ACCEPT_SKIP:
                     continue
                 self._pause_accepting(exc)  # EMFILE and friends: keep serving the others
                 return
-            if self._exhausted_since is not None:
-                log.warning("accepting connections again after %.1f s",
-                            time.monotonic() - self._exhausted_since)
-                self._exhausted_since = None
             try:
                 credentials = peer_credentials(conn)
             except OSError:
