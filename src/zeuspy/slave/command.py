@@ -38,7 +38,7 @@ from zeuspy.protocol.messages import (
     encode_world,
     parse_runner_header,
 )
-from zeuspy.slave import hygiene, process, stdio, world
+from zeuspy.slave import framestack, hygiene, process, stdio, world
 from zeuspy.slave.outcome import exit_status_of, run_plan_command
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
@@ -330,7 +330,7 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
             if drifted:
                 print(BOOT_DRIFT.format(names=", ".join(drifted)), file=sys.stderr)
             world.enter(client)
-        status = run_plan_command(plan, command, arguments)
+        status = framestack.call_with_room(lambda: run_plan_command(plan, command, arguments))
     except BaseException:
         try:
             traceback.print_exc()
