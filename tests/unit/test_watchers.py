@@ -646,6 +646,27 @@ def test_crashed_phase_restarts_on_change(rig_root: Path) -> None:
     assert run_rig(rig_root, scenario).restarted() == ["app"]
 
 
+def test_a_file_the_new_boot_no_longer_loads_restarts_nothing(rig_root: Path) -> None:
+    """A phase's ownerships belong to its last process: after a restart (BOOTING again) it
+    reports anew, and a file only the old process loaded no longer restarts it."""
+
+    async def scenario(rig: Rig) -> None:
+        app = rig.phase("app")
+        for state in (PhaseState.UNBOOTED, PhaseState.BOOTING):
+            rig.tree.transition(app, state, "restart")
+        assert app.features == set()
+        rig.monitor.add_features(app, [str(rig_root / "mypkg" / "shared.py")])
+        rig.tree.transition(app, PhaseState.READY)
+        await rig.change("mypkg/leaf.py", "LEAF = 2\n")
+        await rig.settle()
+        assert rig.restarted() == []
+        await rig.change("mypkg/shared.py", "SHARED = 2\n")
+        await rig.settle()
+
+    # shared.py is still the other phase's too: both restart.
+    assert sorted(run_rig(rig_root, scenario).restarted()) == ["app", "other"]
+
+
 def test_unbooted_phase_is_left_to_boot(rig_root: Path) -> None:
     async def scenario(rig: Rig) -> None:
         other = rig.phase("other")

@@ -68,6 +68,7 @@ class FileMonitor:
     def start(self) -> None:
         self.watcher.start(self._from_thread, self._failed_from_thread)
         self.watch_plan(self.tree.config)
+        self.tree.listeners.append(self._on_transition)
 
     def watch_plan(self, config: Config) -> None:
         """zeus.json and the plan file: a change to them reloads the plan."""
@@ -81,6 +82,21 @@ class FileMonitor:
         """A new plan replaced the tree: forget who loaded what (the new phases report again)."""
         self.tree = tree
         self.owners.clear()
+        tree.listeners.append(self._on_transition)
+
+    def _on_transition(self, phase: Phase, old: PhaseState, new: PhaseState) -> None:
+        """A phase that boots again reports anew every file it loads: forget what its last
+        process loaded, so that a file it no longer imports restarts it no more. (Until then
+        the old files stay its own: a fix to a crashed phase's file restarts it.)"""
+        if new is not PhaseState.BOOTING:
+            return
+        for path in phase.features:
+            owners = self.owners.get(path)
+            if owners is not None:
+                owners.discard(phase.name)
+                if not owners:
+                    del self.owners[path]
+        phase.features.clear()
 
     def stop(self) -> None:
         self._stopped = True
