@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -96,3 +98,35 @@ def test_event_failure_falls_back_to_polling_once_with_the_reason(tmp_path: Path
     asyncio.run(asyncio.wait_for(scenario(), 10))
     assert failing.stopped
     assert len(notes) == 1 and "inotify watch limit" in notes[0] and "polling" in notes[0]
+
+
+def test_a_folder_vanishing_under_the_watch_is_left_out_not_polled_for_good(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkout can remove a watched folder between the stat and the watch. watchfiles 1.3
+    skips a missing path; a version that raises FileNotFoundError for it (as it does without
+    ``ignore_permission_denied``) must not end events either: the watch is made without the
+    folder, which is marked missing and watched again when it reappears."""
+    from watchfiles._rust_notify import RustNotify
+
+    from zeuspy.master.watchers import events
+
+    def strict(**options: Any) -> RustNotify:
+        missing = [p for p in options["watch_paths"] if not os.path.isdir(p)]
+        if missing:
+            raise FileNotFoundError(f"No such file or directory (os error 2) about {missing}")
+        return RustNotify(**options)
+
+    monkeypatch.setattr(events, "RustNotify", strict)
+    kept, gone = tmp_path / "kept", tmp_path / "gone"
+    kept.mkdir()
+    gone.mkdir()
+    watcher = events.EventWatcher()
+    for folder in (kept, gone):
+        watcher._by_dir[str(folder)] = {str(folder / "a.py")}
+        watcher._watched[str(folder)] = events._identity(str(folder))
+    gone.rmdir()
+    notify = watcher._open()
+    assert notify is not None
+    notify.close()
+    assert watcher._watched[str(gone)] is None
+    assert watcher._watched[str(kept)] is not None

@@ -29,6 +29,8 @@ STEP_MS = 10
 #: How often the thread wakes without events (to look for folders that appeared).
 TIMEOUT_MS = 500
 STOP_TIMEOUT = 5.0
+#: Watches made in a row while folders keep vanishing under them, before polling takes over.
+OPEN_ATTEMPTS = 5
 
 
 def _identity(path: str) -> tuple[int, int] | None:
@@ -103,10 +105,26 @@ class EventWatcher:
         return changed
 
     def _open(self) -> RustNotify | None:
-        existing = [d for d in sorted(self._by_dir) if self._watched.get(d) is not None]
-        if not existing:
-            return None
-        return RustNotify(existing, False, False, 0, False, True)
+        """A watcher over the folders that exist, or None when none does. A folder that
+        vanishes between our stat and the watch (a checkout replacing it) is marked missing and
+        the watch made again without it; it is watched again once it reappears. Only a failure
+        that is not a missing folder, or folders vanishing ``OPEN_ATTEMPTS`` times in a row,
+        raise (then polling takes over)."""
+        for attempt in range(OPEN_ATTEMPTS):
+            existing = [d for d in sorted(self._by_dir) if self._watched.get(d) is not None]
+            if not existing:
+                return None
+            try:
+                # A private class of watchfiles (its public API cannot add folders to a running
+                # watch): keywords, and pyproject.toml pins the minor version it was checked with.
+                return RustNotify(watch_paths=existing, debug=False, force_polling=False,
+                                  poll_delay_ms=0, recursive=False, ignore_permission_denied=True)
+            except FileNotFoundError:
+                if attempt == OPEN_ATTEMPTS - 1:
+                    raise
+                for folder in existing:
+                    self._watched[folder] = _identity(folder)
+        return None
 
     def _run(self, on_change: ChangeCallback, on_failure: FailureCallback) -> None:
         notify: RustNotify | None = None
