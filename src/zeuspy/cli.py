@@ -82,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if config is not None:
         path = config.encode(sys.getfilesystemencoding(), "surrogateescape")
         if not path.startswith(b"/"):
-            path = posix.getcwd().encode() + b"/" + path
+            path = posix.getcwdb() + b"/" + path
         root = path.rpartition(b"/")[0] or b"/"
     else:
         root = paths.master_root()

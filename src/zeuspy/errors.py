@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 #: Exit codes of ``zeus`` itself (a command's own status passes through unchanged).
-EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2  # bad command line or bad plan: nothing was started
-EXIT_NO_MASTER = 1
 
 
 class ZeusError(Exception):

@@ -61,7 +61,7 @@ def _marked(here: bytes) -> bool:
 def project_root(cwd: bytes | None = None) -> bytes:
     """The project around ``cwd``, where ``zeus start`` runs its master: the nearest folder
     holding zeus.json; else the nearest holding any of :data:`ROOT_MARKERS`; else ``cwd``."""
-    start = cwd or posix.getcwd().encode()
+    start = cwd or posix.getcwdb()
     found = find_upwards(start, CONFIG_NAME)
     if found is not None:
         return found
@@ -89,7 +89,7 @@ def master_root(cwd: bytes | None = None) -> bytes:
 
     A stat or two per parent folder, no connection: a socket left by a master killed with
     SIGKILL still counts until the next ``zeus start`` there removes it."""
-    start = cwd or posix.getcwd().encode()
+    start = cwd or posix.getcwdb()
     found = find_upwards(start, CONFIG_NAME)
     if found is not None:
         return found

@@ -77,6 +77,26 @@ def test_detach_then_stop(project: Project) -> None:
         stopped(project, pid)
 
 
+@pytest.mark.parametrize("form", ["--log=FILE", "--log FILE"])
+def test_detach_keeps_a_relative_log_where_it_was_given(project: Project, form: str) -> None:
+    """The background master runs in the project root: a relative --log, in either form, is
+    made absolute first, so the trace lands beside the user's cwd (here a subfolder)."""
+    import subprocess
+
+    from tests.helpers import ZEUS
+
+    sub = project.root / "sub"
+    sub.mkdir()
+    log = ["--log=trace.log"] if form == "--log=FILE" else ["--log", "trace.log"]
+    with background(project):
+        started = subprocess.run([ZEUS, "start", "--detach", *log], cwd=sub, capture_output=True,
+                                 timeout=DETACH_TIMEOUT, env=project.env())
+        assert started.returncode == 0, started
+        wait_for(lambda: (sub / "trace.log").exists(), 10, what="the trace in sub/")
+        assert not (project.root / "trace.log").exists()
+        assert project.run("stop", timeout=25).returncode == 0
+
+
 def test_detach_twice_is_refused(project: Project) -> None:
     with background(project):
         pid = detach(project)

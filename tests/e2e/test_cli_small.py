@@ -294,3 +294,20 @@ def test_start_refuses_delays_that_are_not_seconds(project: Project, option: lis
     assert last.startswith(f"zeus start: error: {option[0]} must be a number of seconds"), last
     assert b"Traceback" not in result.stderr
     assert not (project.root / ".zeus.sock").exists()  # no master started
+
+
+@pytest.mark.parametrize("config", ["--config=zeus.json", "zeus.json"])
+def test_config_in_a_folder_whose_name_is_not_utf8(tmp_path: Path, config: str) -> None:
+    """A relative ``--config`` is resolved against the cwd as bytes: a folder name that is not
+    UTF-8 (``café`` in Latin-1) is a path like any other, not a crash (issue 13)."""
+    folder = os.fsencode(tmp_path) + b"/caf\xe9"
+    os.mkdir(folder)
+    with open(folder + b"/zeus.json", "w") as f:
+        f.write('{"plan": {"boot": {"hello": null}}}')
+    args = [config] if config.startswith("--config=") else ["--config", config]
+    done = subprocess.run([sys.executable, "-m", "zeuspy", *args, "hello"], cwd=folder,
+                          capture_output=True, timeout=EXIT_TIMEOUT,
+                          env={**os.environ, "ZEUS_AUTOSTART": "0"})
+    assert b"Traceback" not in done.stderr, done.stderr.decode(errors="replace")
+    assert done.returncode != 0
+    assert done.stderr.count(b"\n") == 1, done.stderr

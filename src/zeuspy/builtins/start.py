@@ -88,9 +88,11 @@ def detach(plan: config_module.Config, args: list[str]) -> int:
     log_path = prepare_state_dir(plan.root)
     forwarded = [a for a in args if a != "--detach"]
     # The background master runs in the project root: make a relative --log mean the same there.
-    for index, arg in enumerate(forwarded[:-1]):
-        if arg == "--log":
+    for index, arg in enumerate(forwarded):
+        if arg == "--log" and index + 1 < len(forwarded):
             forwarded[index + 1] = os.path.abspath(forwarded[index + 1])
+        elif arg.startswith("--log="):
+            forwarded[index] = "--log=" + os.path.abspath(arg.partition("=")[2])
     if plan.idle_timeout is not None and "--idle-timeout" not in forwarded:
         forwarded += ["--idle-timeout", str(plan.idle_timeout)]
     # A built-in plan has no zeus.json to name: the master finds the project from its cwd.

@@ -138,7 +138,7 @@ def before_fork(hook: Callable[[], object]) -> None:
     _before_fork_hooks.append(hook)
 
 
-def prepare_fork(log: list[str] | None = None) -> None:
+def prepare_fork() -> None:
     """Run the :func:`before_fork` hooks, flush stdio (else children print the parent's buffered
     output again) and freeze the heap
     (so the garbage collector does not touch, and so copy, pages shared with the children).
