@@ -30,7 +30,9 @@ from zeuspy.master.processes import become_subreaper
 from zeuspy.master.status import LiveChart, StatusLines
 from zeuspy.master.tree import ProcessTree
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
+#: The logger every master module logs under (each as ``getLogger(__name__)``): .zeus/master.log.
+MASTER_LOG = logging.getLogger("zeuspy.master")
 
 LOG_NAME = "master.log"
 #: How often a master with an idle timeout checks whether it has been idle long enough.
@@ -269,8 +271,8 @@ def run(config: Config, options: MasterOptions | None = None) -> int:
         log_stream = open(os.dup(log_fd), "a", encoding="utf-8", errors="replace")  # noqa: SIM115
         handler = logging.StreamHandler(log_stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-        log.addHandler(handler)
-        log.setLevel(logging.DEBUG)
+        MASTER_LOG.addHandler(handler)
+        MASTER_LOG.setLevel(logging.DEBUG)
         for warning in config.warnings:
             print(f"zeus: warning: {warning}", file=sys.stderr)
         try:
@@ -279,7 +281,7 @@ def run(config: Config, options: MasterOptions | None = None) -> int:
             raise ZeusError(f"zeus: cannot serve on {socket_path}: {exc.strerror or exc}") from None
         finally:
             os.close(log_fd)
-            log.removeHandler(handler)
+            MASTER_LOG.removeHandler(handler)
             handler.close()
             log_stream.close()
     finally:

@@ -22,7 +22,7 @@ from collections import deque
 
 from zeuspy.protocol import wire
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 #: Most reads (of up to ``wire.READ_SIZE``, 64 KiB, so 1 MiB in all) one readable callback makes
 #: before it returns to the loop, which calls it again on its next turn while data is left. A

@@ -25,6 +25,7 @@ from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.filemonitor import FileMonitor
 from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
 from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials, signal_group_or_pid
+from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
@@ -44,7 +45,7 @@ from zeuspy.protocol.messages import (
     parse_registration,
 )
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 #: A client must finish its handshake (T: and three fds) within this.
 HANDSHAKE_TIMEOUT = 5.0
@@ -153,7 +154,7 @@ class ClientServer:
         self._accept_resume: asyncio.TimerHandle | None = None
         self._exhausted_since: float | None = None
         self.sessions: set[Session] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("client server")
         self._inode: tuple[int, int] | None = None
         self.closing = False
         self._closing = asyncio.Event()
@@ -209,9 +210,7 @@ class ClientServer:
                 conn.close()
                 continue
             peer_pid = credentials[0] if credentials is not None else -1
-            task = asyncio.ensure_future(self._serve(conn, peer_pid))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._tasks.spawn(self._serve(conn, peer_pid), f"client (pid {peer_pid})")
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Stop watching the listener for :data:`ACCEPT_PAUSE`, then try again: connections
@@ -653,10 +652,7 @@ class ClientServer:
                     signal_group_or_pid(session.command_pid, signal.SIGKILL)
             if pending:
                 await asyncio.wait(pending, timeout=SHUTDOWN_COMMAND_GRACE)
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
 
     def unlink(self) -> None:
         """Remove the socket file if it is still ours (a new master may have replaced it)."""

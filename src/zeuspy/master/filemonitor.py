@@ -12,15 +12,15 @@ import asyncio
 import hashlib
 import logging
 import os
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from zeuspy.config import Config
+from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import Phase, PhaseState, ProcessTree
 from zeuspy.master.watchers import Watcher
 from zeuspy.master.watchers.polling import DEFAULT_INTERVAL, PollingWatcher, Signature, signature
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 DEFAULT_DELAY = 0.3
 #: A file whose mtime is this close after a boot began may have been saved while the boot read it.
@@ -60,7 +60,7 @@ class FileMonitor:
         self._redone: dict[str, int] = {}
         self.pending: set[str] = set()
         self._timer: asyncio.TimerHandle | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("file monitor")
         self._loop = asyncio.get_running_loop()
         self._stopped = False
 
@@ -103,8 +103,7 @@ class FileMonitor:
         if self._timer is not None:
             self._timer.cancel()
         self.watcher.stop()
-        for task in list(self._tasks):
-            task.cancel()
+        self._tasks.cancel()
 
     def _from_thread(self, paths: set[str]) -> None:
         self._loop.call_soon_threadsafe(self.changed, paths)
@@ -126,16 +125,6 @@ class FileMonitor:
         if missed:
             self.changed(missed)
 
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("internal error in the file monitor", exc_info=task.exception())
-
     # -- features --------------------------------------------------------------------------------
     def _track(self, paths: set[str]) -> None:
         fresh = {p for p in paths if p not in self.signatures}
@@ -144,7 +133,7 @@ class FileMonitor:
         for path in fresh:
             self.signatures[path] = signature(path)
         self.watcher.track(fresh)
-        self._spawn(self._hash(fresh))
+        self._tasks.spawn(self._hash(fresh), "hash new files")
 
     async def _hash(self, paths: set[str]) -> None:
         """Remember the content of newly tracked files, unless they changed since tracking (then
@@ -193,7 +182,7 @@ class FileMonitor:
         self._timer = None
         batch, self.pending = self.pending, set()
         if batch:
-            self._spawn(self.apply(batch))
+            self._tasks.spawn(self.apply(batch), "apply changes")
 
     async def apply(self, batch: set[str]) -> None:
         """Restart what ``batch`` affects: the whole tree for the plan, else the highest phases

@@ -20,6 +20,7 @@ from typing import Any
 
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.processes import end_group, peer_credentials, terminate
+from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
@@ -34,7 +35,7 @@ from zeuspy.protocol.messages import (
     parse_registration,
 )
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 FeatureListener = Callable[[Phase, list[str]], None]
 
@@ -69,7 +70,7 @@ class PhaseSupervisor:
         self.stopping = False
         self._bootstrap: socket.socket | None = None
         self._bootstrap_remote: socket.socket | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks = TaskSet("phase supervisor")
         self._runner_locks: dict[int, asyncio.Lock] = {}
         #: id(process) -> the reader of its feature pipe (to drain it when the process ends).
         self._feature_readers: dict[int, Callable[[], None]] = {}
@@ -82,15 +83,7 @@ class PhaseSupervisor:
 
     # -- tasks ------------------------------------------------------------------------------------
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> asyncio.Task[None]:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("internal error in a phase task", exc_info=task.exception())
+        return self._tasks.spawn(coro, name)
 
     # -- start ------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -524,10 +517,7 @@ class PhaseSupervisor:
         if self.root_pid is not None:
             await terminate(self.root_pid, self.root_dead, "root phase")
         self.reap()
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         if self._bootstrap is not None:
             asyncio.get_running_loop().remove_reader(self._bootstrap.fileno())
             self._bootstrap.close()

@@ -10,7 +10,7 @@ import socket
 import struct
 import sys
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 #: How long a phase gets to exit after SIGTERM before SIGKILL.
 PHASE_TERM_GRACE = 1.0

@@ -20,7 +20,7 @@ from zeuspy.config import CommandSpec, Config
 if TYPE_CHECKING:
     from zeuspy.master.channel import Channel
 
-log = logging.getLogger("zeuspy.master")
+log = logging.getLogger(__name__)
 
 
 class PhaseState(enum.Enum):
