@@ -8,75 +8,12 @@ the pid file's lock and, on macOS, ``subprocess`` for ``ps``, only when called.
 """
 
 import posix
-import sys
 
 from zeuspy import paths
+from zeuspy.procs import GONE, RUNNING, STOPPED, ZOMBIE, process_state
 
-RUNNING = "running"
-STOPPED = "stopped"
-ZOMBIE = "zombie"
-GONE = "gone"
 #: No pid file names a live or recently dead master (and no pid was given).
 NONE = "none"
-
-#: ``/proc/<pid>/stat`` state letters (and ``ps``'s first ``stat`` letter) of a stopped process:
-#: job control (^Z, SIGSTOP) or a tracer.
-_STOPPED_LETTERS = frozenset("Tt")
-
-
-def process_state(pid: int) -> str:
-    """:data:`RUNNING`, :data:`STOPPED`, :data:`ZOMBIE` or :data:`GONE` for ``pid``. Linux:
-    ``/proc/<pid>/stat``; macOS and others: ``ps -o stat=``; else only alive or gone."""
-    if pid <= 0:
-        return GONE
-    try:
-        fd = posix.open(f"/proc/{pid}/stat", posix.O_RDONLY | posix.O_CLOEXEC)
-    except FileNotFoundError:
-        return GONE if sys.platform.startswith("linux") else _state_from_ps(pid)
-    except OSError:
-        return _state_from_ps(pid)
-    try:
-        data = posix.read(fd, 512)
-    except OSError:
-        return GONE
-    finally:
-        posix.close(fd)
-    # "pid (comm) S ...": comm may hold spaces and parentheses, so split after the last ")".
-    fields = data.rpartition(b")")[2].split()
-    letter = fields[0].decode() if fields else "X"
-    return _from_letter(letter)
-
-
-def _from_letter(letter: str) -> str:
-    if letter in _STOPPED_LETTERS:
-        return STOPPED
-    if letter == "Z":
-        return ZOMBIE
-    if letter in ("X", "x", ""):
-        return GONE
-    return RUNNING
-
-
-def _state_from_ps(pid: int) -> str:
-    try:
-        import subprocess
-
-        done = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True,
-                              timeout=5, check=False)
-    except (OSError, subprocess.SubprocessError):
-        return _alive_or_gone(pid)
-    letter = done.stdout.decode(errors="replace").strip()[:1]
-    return _from_letter(letter) if letter else GONE
-
-
-def _alive_or_gone(pid: int) -> str:
-    try:
-        posix.kill(pid, 0)
-    except ProcessLookupError:
-        return GONE
-    except OSError:
-        return RUNNING  # it exists (another user's: EPERM)
-    return RUNNING
 
 
 #: Why :func:`read_pid_file` found no pid file: none there, a symlink, not a regular file.

@@ -7,7 +7,8 @@ costs 2 ms; both are built in and loaded already).
 
 import _socket
 import posix
-import sys
+
+from zeuspy import procs
 
 SOCKET_NAME = ".zeus.sock"
 STATE_DIR = ".zeus"
@@ -177,29 +178,12 @@ def socket_folder_problem(path: bytes) -> str | None:
 
 
 #: Linux: ``SO_PEERCRED`` gives ``struct ucred {pid, uid, gid}``. Elsewhere (macOS, the BSDs):
-#: ``LOCAL_PEERCRED`` at level ``SOL_LOCAL`` (0) gives ``struct xucred {version, uid, ...}``.
-_PEERCRED = getattr(_socket, "SO_PEERCRED", None)
-_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE = 0, 0x001, 76
-
-
-def peer_ids(sock: _socket.socket) -> tuple[int, int]:
-    """(pid, uid) of the process that listens at the other end of the connected Unix socket
-    ``sock`` (as it was when it called ``listen``), from one ``getsockopt``; pid is -1 where the
-    OS does not give it that way (macOS). OSError when the OS does not say."""
-    if _PEERCRED is not None:
-        raw = sock.getsockopt(_socket.SOL_SOCKET, _PEERCRED, 12)
-        return (int.from_bytes(raw[0:4], sys.byteorder, signed=True),
-                int.from_bytes(raw[4:8], sys.byteorder))
-    raw = sock.getsockopt(_SOL_LOCAL, _LOCAL_PEERCRED, _XUCRED_SIZE)
-    return -1, int.from_bytes(raw[4:8], sys.byteorder)
-
-
 def peer_problem(sock: _socket.socket, path: bytes) -> tuple[int, str | None]:
     """The pid serving ``sock`` (-1 if unknown), and why it cannot be trusted (one line without
     the ``zeus: `` prefix) or None when it runs as this uid. Check it before sending anything:
     whoever listens at ``path`` gets the environment, the folder, the input and the terminal."""
     try:
-        pid, uid = peer_ids(sock)
+        pid, uid = procs.peer_ids(sock)
     except OSError as exc:
         return -1, (f"cannot tell who listens on {path.decode(errors='replace')} "
                     f"({exc.strerror}); refusing to send it anything")

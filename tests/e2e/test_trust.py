@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import ZEUS, Master, Project, wait_for
-from zeuspy import masterstate, paths
+from zeuspy import masterstate, paths, procs
 from zeuspy.client import run as client_run
 from zeuspy.client import watch
 
@@ -451,7 +451,7 @@ def test_a_stopped_master_with_a_full_backlog_is_named(master: Master, project: 
     held: list[socket.socket] = []
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: masterstate.process_state(pid) == masterstate.STOPPED, timeout=5,
+        wait_for(lambda: procs.process_state(pid) == procs.STOPPED, timeout=5,
                  what="the master stopped")
         for _ in range(2000):
             filler = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -487,10 +487,10 @@ def test_a_stopped_master_is_named_and_comes_back(master: Master, project: Proje
     assert pid == master.proc.pid
     os.kill(pid, signal.SIGSTOP)
     try:
-        wait_for(lambda: masterstate.process_state(pid) == masterstate.STOPPED, timeout=5,
+        wait_for(lambda: procs.process_state(pid) == procs.STOPPED, timeout=5,
                  what="the master stopped")
         assert masterstate.master_state(os.fsencode(project.root)) == masterstate.MasterState(
-            pid, masterstate.STOPPED)
+            pid, procs.STOPPED)
         started = time.monotonic()
         clients = [Client(project, tmp_path / f"client{n}", "hello") for n in range(3)]
         outcomes = [client.finish(NAMED_WITHIN + 10) for client in clients]
@@ -567,20 +567,20 @@ def test_a_wedged_master_is_named(project: Project, tmp_path: Path) -> None:
 def test_masterstate_names_each_state(tmp_path: Path) -> None:
     child = subprocess.Popen(["sleep", "30"])
     try:
-        assert masterstate.process_state(child.pid) == masterstate.RUNNING
+        assert procs.process_state(child.pid) == procs.RUNNING
         os.kill(child.pid, signal.SIGSTOP)
-        wait_for(lambda: masterstate.process_state(child.pid) == masterstate.STOPPED, timeout=5,
+        wait_for(lambda: procs.process_state(child.pid) == procs.STOPPED, timeout=5,
                  what="stopped")
         os.kill(child.pid, signal.SIGCONT)
-        wait_for(lambda: masterstate.process_state(child.pid) == masterstate.RUNNING, timeout=5,
+        wait_for(lambda: procs.process_state(child.pid) == procs.RUNNING, timeout=5,
                  what="running")
         child.kill()
-        wait_for(lambda: masterstate.process_state(child.pid) == masterstate.ZOMBIE, timeout=5,
+        wait_for(lambda: procs.process_state(child.pid) == procs.ZOMBIE, timeout=5,
                  what="zombie")
     finally:
         child.kill()
         child.wait(10)
-    assert masterstate.process_state(child.pid) == masterstate.GONE
+    assert procs.process_state(child.pid) == procs.GONE
     root = os.fsencode(tmp_path)
     assert masterstate.master_state(root) == masterstate.MasterState(None, masterstate.NONE)
     assert masterstate.master_state(root).describe() == "no master is running"
@@ -588,5 +588,5 @@ def test_masterstate_names_each_state(tmp_path: Path) -> None:
     (tmp_path / ".zeus").mkdir()
     (tmp_path / ".zeus" / "master.pid").write_text(f"{os.getpid()}\n")
     state = masterstate.master_state(root)
-    assert state == masterstate.MasterState(os.getpid(), masterstate.GONE)
+    assert state == masterstate.MasterState(os.getpid(), procs.GONE)
     assert state.describe() == f"the master (pid {os.getpid()}) is gone"

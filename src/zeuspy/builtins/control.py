@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from zeuspy import masterstate
+from zeuspy import masterstate, procs
 from zeuspy.builtins.query import (
     EXIT_NO_ANSWER,
     QUERY_TIMEOUT,
@@ -43,9 +43,9 @@ def _gone(root: Path, pid: int) -> bool:
     """The master ``pid`` exited: its pid file's lock is free and the process is gone (or a
     zombie: a master started by our caller lingers as one until it is reaped)."""
     holder = masterstate.master_state(os.fsencode(root))
-    if holder.state in (masterstate.RUNNING, masterstate.STOPPED) and holder.pid == pid:
+    if holder.state in (procs.RUNNING, procs.STOPPED) and holder.pid == pid:
         return False
-    return masterstate.process_state(pid) in (masterstate.GONE, masterstate.ZOMBIE)
+    return procs.process_state(pid) in (procs.GONE, procs.ZOMBIE)
 
 
 def _wait_gone(root: Path, pid: int, timeout: float) -> bool:
@@ -56,7 +56,7 @@ def _wait_gone(root: Path, pid: int, timeout: float) -> bool:
     while time.monotonic() < deadline:
         if _gone(root, pid):
             return True
-        if masterstate.process_state(pid) == masterstate.STOPPED:
+        if procs.process_state(pid) == procs.STOPPED:
             _signal(pid, signal.SIGCONT)
         time.sleep(POLL_INTERVAL)
     return _gone(root, pid)

@@ -9,7 +9,7 @@ import socket
 from pathlib import Path
 from typing import Any
 
-from zeuspy import masterstate, paths
+from zeuspy import masterstate, paths, procs
 from zeuspy.errors import ZeusError
 from zeuspy.protocol import wire
 
@@ -114,7 +114,7 @@ class Unresponsive:
 def stopped_master(root: Path) -> Unresponsive | None:
     """The project's master when it is stopped (^Z, SIGSTOP): asking it would only time out."""
     state = masterstate.master_state(os.fsencode(root))
-    if state.state == masterstate.STOPPED:
+    if state.state == procs.STOPPED:
         return Unresponsive(state, "stopped", "")
     return None
 
@@ -123,9 +123,9 @@ def unresponsive(root: Path, failure: NoMaster) -> Unresponsive | None:
     """Why ``failure`` (from :func:`ask`) happened when a master process still lives: it is
     stopped, silent, or not listening; None when no master runs (none, gone, a zombie)."""
     state = masterstate.master_state(os.fsencode(root))
-    if state.state == masterstate.STOPPED:
+    if state.state == procs.STOPPED:
         return Unresponsive(state, "stopped", "")
-    if state.state != masterstate.RUNNING:
+    if state.state != procs.RUNNING:
         return None
     reason = "no answer" if isinstance(failure, NoAnswer) else "not listening"
     return Unresponsive(state, reason, str(failure))

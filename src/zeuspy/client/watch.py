@@ -14,7 +14,7 @@ loads it. ``posix``, ``_socket`` and zeuspy's own light modules only.
 
 import _socket
 
-from zeuspy import masterstate, paths
+from zeuspy import masterstate, paths, procs
 from zeuspy.protocol import wire
 
 #: Once the client waited zeuspy.client.run.PID_WAIT for the command's pid, it checks the master
@@ -33,7 +33,7 @@ def verdict(root: bytes, pid: int, what: str, waited: float, final: bool = False
     runs and ``waited`` reached :data:`UNANSWERED` (or ``final``: there is nothing left to wait
     for). ``pid``: the master's pid if known (peer credentials), else -1 (the pid file's)."""
     state = masterstate.master_state(root, pid if pid > 0 else None)
-    if state.state == masterstate.RUNNING and waited < UNANSWERED and not final:
+    if state.state == procs.RUNNING and waited < UNANSWERED and not final:
         return None
     if state.state == masterstate.NONE and waited < UNANSWERED and not final:
         return None
@@ -65,7 +65,7 @@ class PidWatch:
         self.deadline = now + PID_CHECK
         waited = now - self.since
         state = masterstate.master_state(self.root, self.pid if self.pid > 0 else None)
-        if state.state in (masterstate.STOPPED, masterstate.ZOMBIE, masterstate.GONE):
+        if state.state in (procs.STOPPED, procs.ZOMBIE, procs.GONE):
             self.close()
             return line(state, "did not start the command", waited)
         if self._unanswered(now) >= UNANSWERED:

@@ -24,9 +24,10 @@ from zeuspy.master import fallback
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.filemonitor import FileMonitor
 from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
-from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials, signal_group_or_pid
+from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials
 from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
+from zeuspy.procs import exit_status, signal_group_or_pid
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     EXTENSION_VERSION,
@@ -430,8 +431,7 @@ class ClientServer:
         for session in self.sessions:
             reaped = session.reaped
             if session.command_pid == pid and reaped is not None and not reaped.done():
-                code = os.waitstatus_to_exitcode(wait_status)
-                reaped.set_result(ExitStatus(128 - code, -code) if code < 0 else ExitStatus(code))
+                reaped.set_result(ExitStatus(*exit_status(wait_status)))
 
     async def _answer_query(self, channel: Channel, request: str) -> None:
         """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never

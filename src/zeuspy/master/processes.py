@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 import socket
-import struct
-import sys
+
+from zeuspy.procs import (
+    PR_SET_CHILD_SUBREAPER,
+    peer_ids,
+    prctl,
+    signal_group,
+    signal_group_or_pid,
+)
 
 log = logging.getLogger(__name__)
 
@@ -18,25 +23,6 @@ PHASE_TERM_GRACE = 1.0
 KILL_GRACE = 1.0
 #: How long a command whose client vanished gets after SIGHUP before SIGKILL.
 COMMAND_KILL_GRACE = 0.5
-
-
-def signal_group_or_pid(pid: int, signum: int) -> bool:
-    """Signal ``pid``'s process group when it leads one (zeuspy phases and commands do), else the
-    process alone (a legacy shim's). False when the process is gone."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(-pid, signum)
-        return True
-    except ProcessLookupError:
-        pass
-    except PermissionError:
-        return False
-    try:
-        os.kill(pid, signum)
-        return True
-    except OSError:
-        return False
 
 
 async def terminate(pid: int, dead: asyncio.Event, what: str,
@@ -63,21 +49,12 @@ async def terminate(pid: int, dead: asyncio.Event, what: str,
 GROUP_POLL = 0.05
 
 
-def _signal_group(pgid: int, signum: int) -> bool:
-    """Signal the process group ``pgid``; False when it has no process left (or not ours)."""
-    try:
-        os.killpg(pgid, signum)
-    except (ProcessLookupError, PermissionError):
-        return False
-    return True
-
-
 async def end_group(pgid: int, what: str, grace: float = PHASE_TERM_GRACE) -> None:
     """End what is left of the process group of a dead phase (``pgid`` is the phase's pid: each
     zeuspy phase leads its group), the helpers its code forked: SIGTERM, SIGKILL after
     ``grace`` seconds; return once the group is empty (the master, the subreaper, reaps the
     orphans) or :data:`KILL_GRACE` after SIGKILL. Returns at once when the group is empty."""
-    if not _signal_group(pgid, signal.SIGTERM):
+    if not signal_group(pgid, signal.SIGTERM):
         return
     log.info("%s (pid %d) is gone: ending the helpers left in its process group", what, pgid)
     loop = asyncio.get_running_loop()
@@ -85,38 +62,25 @@ async def end_group(pgid: int, what: str, grace: float = PHASE_TERM_GRACE) -> No
         deadline = loop.time() + wait
         while loop.time() < deadline:
             await asyncio.sleep(GROUP_POLL)
-            if not _signal_group(pgid, 0):
+            if not signal_group(pgid, 0):
                 return
         if signum is None:
             log.error("%s: processes of group %d are still alive %.1f s after SIGKILL",
                       what, pgid, KILL_GRACE)
             return
         log.warning("%s: group %d ignored SIGTERM for %.1f s; sending SIGKILL", what, pgid, grace)
-        _signal_group(pgid, signum)
+        signal_group(pgid, signum)
 
 
 def peer_credentials(sock: socket.socket) -> tuple[int, int] | None:
-    """(pid, uid) of the process at the other end of a Unix socket, or None if unknown.
-
-    Linux: SO_PEERCRED. macOS: LOCAL_PEERCRED (getpeereid's source) gives the uid; pid is -1.
-    """
-    platform: str = sys.platform  # a plain str: both branches are type-checked on any OS
-    if platform.startswith("linux"):
-        raw = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-        pid, uid, _gid = struct.unpack("3i", raw)
-        return pid, uid
-    if platform == "darwin":
-        sol_local, local_peercred = 0, 0x001
-        raw = sock.getsockopt(sol_local, local_peercred, struct.calcsize("IIh16I") + 2)
-        _version, uid = struct.unpack_from("II", raw)
-        return -1, uid
-    return None
+    """(pid, uid) of the process at the other end of a Unix socket (pid -1 on macOS), or None
+    when the OS does not say."""
+    try:
+        return peer_ids(sock)
+    except OSError:
+        return None
 
 
 def become_subreaper() -> None:
     """Linux: orphans of our phases are re-parented to us (not init), so we reap everything."""
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        pr_set_child_subreaper = 36
-        ctypes.CDLL(None, use_errno=True).prctl(pr_set_child_subreaper, 1, 0, 0, 0)
+    prctl(PR_SET_CHILD_SUBREAPER, 1)

@@ -27,6 +27,7 @@ import termios
 import time
 import traceback
 
+from zeuspy import procs
 from zeuspy.plan import Plan, boot_variables
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
@@ -203,9 +204,9 @@ def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
     while True:
         if hung_up is None and not process.master_alive():
             hung_up = time.monotonic()
-            _signal_group(pid, signal.SIGHUP)
+            procs.signal_group_or_pid(pid, signal.SIGHUP)
         elif hung_up is not None and time.monotonic() - hung_up > MASTER_GONE_GRACE:
-            _signal_group(pid, signal.SIGKILL)
+            procs.signal_group_or_pid(pid, signal.SIGKILL)
         ready, _, _ = select.select([status_r], [], [], WAIT_POLL_INTERVAL)
         if ready:
             data = os.read(status_r, 16)
@@ -220,17 +221,6 @@ def wait_for_status(pid: int, status_r: int) -> tuple[bool, int]:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
             return reported, status
-
-
-def _signal_group(pid: int, signum: int) -> None:
-    """Signal the command's process group (it leads one), or the command alone."""
-    try:
-        os.killpg(pid, signum)
-    except OSError:
-        try:
-            os.kill(pid, signum)
-        except OSError:
-            pass
 
 
 def take_terminal(header: RunnerHeader, stdio: Stdio) -> int | None:

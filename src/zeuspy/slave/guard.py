@@ -27,6 +27,7 @@ import select
 import signal
 import time
 
+from zeuspy import procs
 from zeuspy.slave import process
 from zeuspy.slave.command import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
 
@@ -134,15 +135,15 @@ def _watch(leader: int) -> None:
             left = max(0.0, hung_up + MASTER_GONE_GRACE - time.monotonic())
             timeout = left if timeout is None else min(timeout, left)
         ready, _, _ = select.select(waiting, [], [], timeout)
-        if leader_fd in ready or (leader_fd is None and not process.exists(leader)):
+        if leader_fd in ready or (leader_fd is None and not procs.exists(leader)):
             return
         if hung_up is None:
             if master_fd in ready or (master_fd is None and not process.master_alive()):
                 hung_up = time.monotonic()
-                _signal_group(leader, signal.SIGHUP)
+                procs.signal_group(leader, signal.SIGHUP)
         elif not killed and time.monotonic() >= hung_up + MASTER_GONE_GRACE:
             killed = True
-            _signal_group(leader, signal.SIGKILL)
+            procs.signal_group(leader, signal.SIGKILL)
 
 
 def _pidfd(pid: int) -> int | None:
@@ -153,13 +154,6 @@ def _pidfd(pid: int) -> int | None:
         return os.pidfd_open(pid)
     except OSError:
         return None
-
-
-def _signal_group(leader: int, signum: int) -> None:
-    try:
-        os.killpg(leader, signum)
-    except OSError:
-        pass
 
 
 def _close_fds(low: int, keep: int) -> None:

@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 
+from zeuspy import procs
 from zeuspy.plan import Plan, method_name, run_after_fork
 from zeuspy.protocol.messages import ExitStatus
 
@@ -32,8 +33,7 @@ def status_from_wait(status: int) -> int:
 def exit_status_of(wait_status: int) -> ExitStatus:
     """A waitpid status as an :class:`ExitStatus`: the exit code, or 128+N and N when killed by
     signal N."""
-    code = os.waitstatus_to_exitcode(wait_status)
-    return ExitStatus(128 - code, -code) if code < 0 else ExitStatus(code)
+    return ExitStatus(*procs.exit_status(wait_status))
 
 
 def run_plan_command(plan: Plan, command: str, arguments: list[str]) -> ExitStatus:

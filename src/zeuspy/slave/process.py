@@ -9,10 +9,11 @@ import sys
 import threading
 from collections.abc import Callable
 
+from zeuspy import procs
+
 _LINUX = sys.platform.startswith("linux")
 #: Set to 0 to fork without ``gc.freeze()`` (to measure what it saves: bench/memory.py).
 GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
-PR_SET_PDEATHSIG = 1
 
 
 def set_title(title: str) -> None:
@@ -23,21 +24,6 @@ def set_title(title: str) -> None:
         setproctitle.setproctitle(title)
     except ImportError:  # pragma: no cover - setproctitle is a dependency
         pass
-
-
-_prctl: Callable[..., int] | None = None
-
-
-def _prctl_pdeathsig(signum: int) -> None:
-    global _prctl
-    if _LINUX:
-        if _prctl is None:
-            # Looked up once, in the first phase: spares and commands call this on the path of a
-            # request, where loading the C library again would cost a fraction of a millisecond.
-            import ctypes
-
-            _prctl = ctypes.CDLL(None, use_errno=True).prctl
-        _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0)
 
 
 #: The master's pid: the root phase's parent, recorded by the root phase (0: unknown).
@@ -56,22 +42,8 @@ def master_alive() -> bool:
         return True
     if _LINUX:
         # A dead master its parent has not reaped yet is a zombie: gone, though kill() works.
-        from zeuspy import masterstate
-
-        return masterstate.process_state(master_pid) in (masterstate.RUNNING,
-                                                         masterstate.STOPPED)
-    return exists(master_pid)  # (no ``ps`` every check where there is no /proc)
-
-
-def exists(pid: int) -> bool:
-    """Whether a process ``pid`` exists (a zombie counts: its parent has not reaped it yet)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except OSError:
-        return True  # exists, but not ours to signal
-    return True
+        return procs.alive(master_pid)
+    return procs.exists(master_pid)  # (no ``ps`` every check where there is no /proc)
 
 
 def die_with_parent(expected_parent: int) -> None:
@@ -79,7 +51,7 @@ def die_with_parent(expected_parent: int) -> None:
 
     Checks the parent afterwards: if it died between our fork and the prctl, exit now.
     """
-    _prctl_pdeathsig(signal.SIGKILL)
+    procs.prctl(procs.PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != expected_parent:
         os._exit(1)
 
