@@ -56,9 +56,12 @@ def main(word: str, args: list[str], config: str | None) -> int:
             parser().error(f"{name} must be a number of seconds from 0 to {MAX_DELAY:g}"
                            + (" (above 0)" if name == "--poll" else ""))
     # Once per installation in effect: every later client call saves the exec of /bin/sh.
-    launcher.make_direct(sys.argv[0], sys.executable)
+    launcher.make_fast(sys.argv[0])
     chosen = options.config or config
     plan = config_module.load(Path(chosen)) if chosen else config_module.discover()
+    foreign = foreign_environment(plan.root)
+    if foreign is not None:
+        print(foreign, file=sys.stderr)
     if options.detach:
         return detach(plan, args)
     from zeuspy.master import app
@@ -72,6 +75,31 @@ def main(word: str, args: list[str], config: str | None) -> int:
         trace=trace,
         idle_timeout=options.idle_timeout,
     ))
+
+
+#: Where pipx and `uv tool install` keep the environments of the tools they install.
+TOOL_ENVIRONMENTS = ("/pipx/venvs/", "/uv/tools/")
+
+
+def foreign_environment(root: Path) -> str | None:
+    """One line (what, why it matters, what to do) when this zeus runs on another Python
+    environment than the project's: the active virtualenv (``VIRTUAL_ENV``), else a
+    ``.venv``/``venv`` in the project, else any environment pipx or ``uv tool`` made. The phases
+    import the project's packages from the environment zeus runs on; None when they are one."""
+    here = os.path.realpath(sys.prefix)
+    active = os.environ.get("VIRTUAL_ENV")
+    found = [active] if active else [str(root / name) for name in (".venv", "venv")
+                                     if (root / name / "pyvenv.cfg").is_file()]
+    for env in found:
+        if os.path.realpath(env) != here:
+            return (f"zeus: warning: zeus runs on {sys.prefix}, not on the project's environment "
+                    f"{env}, so the phases cannot import what is installed there; install zeuspy "
+                    f"in it ({env}/bin/python -m pip install zeuspy) and run {env}/bin/zeus")
+    if not found and any(mark in here + "/" for mark in TOOL_ENVIRONMENTS):
+        return (f"zeus: warning: zeus runs on {sys.prefix}, an environment of its own (pipx or "
+                "uv tool), where the project's packages are not installed; install zeuspy in "
+                "the project's environment (python -m pip install zeuspy) and run its zeus")
+    return None
 
 
 def detach(plan: config_module.Config, args: list[str]) -> int:
