@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from zeuspy import inputfile, paths
+from zeuspy import cli, inputfile, paths
 from zeuspy.errors import ConfigError
 
 ROOT_PHASE = "boot"
@@ -24,8 +24,7 @@ CONFIG_NAME = "zeus.json"
 DEFAULT_PLAN_FILE = "zeus_plan.py"
 KNOWN_KEYS = frozenset({"command", "plan", "plan_file", "autostart", "idle_timeout"})
 #: Words `zeus WORD` runs itself; a command or alias with one of these names could never run.
-RESERVED_NAMES = frozenset({"start", "init", "commands", "status", "restart", "stop", "version",
-                            "help"})
+RESERVED_NAMES = frozenset(cli.RESERVED)
 #: Characters a node name may not contain: ':' and NUL would break the wire protocol's framing,
 #: spaces and ';' the command line, '/' makes a name look like a path (`zeus db/migrate` reads as
 #: a file); control characters (any character :meth:`str.isprintable` refuses) would reach the

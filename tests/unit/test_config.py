@@ -308,14 +308,20 @@ def test_discover_walks_up_to_zeus_json(tmp_path: Path) -> None:
     assert config.discover(deep).builtin is None
 
 
-def test_builtin_words_are_the_cli_and_registry_words() -> None:
-    """One list of built-ins: what the CLI intercepts, what the registry runs, what plans may
-    not use as command names."""
-    from zeuspy import builtins, cli
+def test_every_builtin_word_is_reserved_and_runs_a_module() -> None:
+    """One registry of built-ins (cli.SUBCOMMANDS): what the CLI intercepts, the module each
+    runs, and what plans may not use as command names all come from it."""
+    import importlib
+
+    from zeuspy import cli
     from zeuspy.config import RESERVED_NAMES
 
-    assert set(cli.BUILTINS) == set(builtins.BUILTINS)
-    assert {*cli.BUILTINS, "version", "help"} == RESERVED_NAMES
+    assert frozenset(cli.RESERVED) == RESERVED_NAMES
+    assert {"start", "init", "commands", "status", "restart", "stop", "version", "help"} \
+        == RESERVED_NAMES
+    for word, module, _, summary in cli.SUBCOMMANDS:
+        assert callable(importlib.import_module(f"zeuspy.cli.{module}").main), word
+        assert summary in cli.USAGE
 
 
 # -- bad input: one line naming the file (and line:column where there is one), never a traceback

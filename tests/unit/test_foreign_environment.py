@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from zeuspy.builtins.start import foreign_environment
+from zeuspy.cli.start import foreign_environment
 
 
 def test_the_active_venv_when_it_is_this_one(monkeypatch: pytest.MonkeyPatch,

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from zeuspy import paths, suggest
+from zeuspy import cli, paths, suggest
 
-BUILTINS = ("start", "init", "commands", "status", "restart", "stop", "version", "help")
+BUILTINS = cli.RESERVED
 
 
 def root_of(folder: Path) -> Path:

@@ -105,7 +105,7 @@ def foreign_environment(root: Path) -> str | None:
 def detach(plan: config_module.Config, args: list[str]) -> int:
     """Start ``zeus start`` in a new session, its output appended to .zeus/master.log; return
     once it listens (or explain why it did not)."""
-    from zeuspy.builtins.query import NoMaster, ask
+    from zeuspy.cli.query import NoMaster, ask
     from zeuspy.master.app import prepare_state_dir
     from zeuspy.master.lock import master_pid
 

@@ -3,7 +3,7 @@ signals to the pid in its locked pid file, ``.zeus/master.pid``), and say what h
 
 A master that cannot answer is named, not taken for absent (docs/architecture.md, Trust,
 Liveness). ``restart`` leaves a stopped (^Z, SIGSTOP) or wedged master as it is and exits 5
-(:data:`~zeuspy.builtins.query.EXIT_NO_ANSWER`). ``stop`` stops it anyway: a stopped master gets
+(:data:`~zeuspy.cli.query.EXIT_NO_ANSWER`). ``stop`` stops it anyway: a stopped master gets
 SIGCONT then SIGTERM, a silent one SIGTERM, and either SIGKILL if it has not exited
 :data:`STOP_TIMEOUT` seconds later.
 """
@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from zeuspy import masterstate, procs
-from zeuspy.builtins.query import (
+from zeuspy.cli.query import (
     EXIT_NO_ANSWER,
     QUERY_TIMEOUT,
     NoMaster,

@@ -14,7 +14,7 @@ import sys
 from collections import deque
 from typing import Any
 
-from zeuspy.builtins.query import (
+from zeuspy.cli.query import (
     EXIT_NO_ANSWER,
     NoMaster,
     Unresponsive,

@@ -1,4 +1,5 @@
-"""The ``zeus`` command line: built-in subcommands, or a command run through the master.
+"""The ``zeus`` command line: built-in subcommands (one module each in this package, listed in
+:data:`SUBCOMMANDS`), or a command run through the master.
 
 Imported on every client call: parses by hand (argparse costs milliseconds) and imports the
 master's code only for the subcommands that need it.
@@ -9,14 +10,28 @@ import sys
 
 from zeuspy import __version__
 
-USAGE = """\
-usage: zeus [-t|-T] COMMAND [ARGS...]   run COMMAND of the plan in a preloaded process
-       zeus start [--detach]             start the master (boots the plan's phases)
-       zeus init                         write zeus.json and zeus_plan.py for this project
-       zeus commands                     list the plan's commands and aliases
-       zeus status [--json|--log]        show the running master's phases
-       zeus restart                      reboot every phase of the running master
-       zeus stop                         stop the running master
+#: The built-in subcommands: the word, the module under zeuspy.cli that runs it (its
+#: ``main(word, args, config) -> int``), its options in the usage, and what it does. The usage,
+#: `zeus help`, the typo hints and the names a plan may not give a command or alias
+#: (config.RESERVED_NAMES) all come from here.
+SUBCOMMANDS: tuple[tuple[str, str, str, str], ...] = (
+    ("start", "start", "[--detach]", "start the master (boots the plan's phases)"),
+    ("init", "init", "", "write zeus.json and zeus_plan.py for this project"),
+    ("commands", "listing", "", "list the plan's commands and aliases"),
+    ("status", "status", "[--json|--log]", "show the running master's phases"),
+    ("restart", "control", "", "reboot every phase of the running master"),
+    ("stop", "control", "", "stop the running master"),
+)
+#: The built-in words, and with `version` and `help` (answered here) every word zeus keeps.
+BUILTINS = tuple(word for word, *_ in SUBCOMMANDS)
+RESERVED = (*BUILTINS, "version", "help")
+_MODULES = {word: module for word, module, *_ in SUBCOMMANDS}
+
+USAGE = "".join((
+    "usage: zeus [-t|-T] COMMAND [ARGS...]   run COMMAND of the plan in a preloaded process\n",
+    *(f"       zeus {f'{word} {options}'.strip():<28} {summary}\n"
+      for word, _, options, summary in SUBCOMMANDS),
+    """\
        zeus version | help
 
 `zeus SUBCOMMAND --help` explains each one.
@@ -25,9 +40,8 @@ options for COMMAND:
   -t, --tty      give the command a terminal even when output is redirected
   -T, --no-tty   never give the command a terminal
   --config PATH  the zeus.json to use (default: the nearest one from here upwards)
-"""
-#: The built-in words (zeuspy.builtins.BUILTINS maps them to modules; a test keeps both equal).
-BUILTINS = ("start", "init", "commands", "status", "restart", "stop")
+""",
+))
 #: The master's exit status for a word that is no command or alias of the plan.
 EXIT_UNKNOWN_COMMAND = 127
 
@@ -74,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
         _err(USAGE)
         return 2
     word, rest = args[0], args[1:]
-    if word in BUILTINS or word in ("version", "help"):
+    if word in RESERVED:
         return _builtin(word, rest, config)
     from zeuspy import paths
     from zeuspy.client.run import run
@@ -97,7 +111,7 @@ def _did_you_mean(word: str) -> str | None:
     """The line naming the built-in subcommands ``word`` is probably a typo of, or None."""
     from zeuspy import suggest
 
-    close = suggest.near(word, (*BUILTINS, "version", "help"))
+    close = suggest.near(word, RESERVED)
     if not close:
         return None
     what = "a zeus subcommand" if len(close) == 1 else "zeus subcommands"
@@ -124,10 +138,17 @@ def _builtin(word: str, rest: list[str], config: str | None) -> int:
         sys.stdout.write(USAGE)
         return 0
     _full_environment()
-    from zeuspy import builtins
+    import importlib
 
+    from zeuspy.errors import ZeusError
+
+    module = importlib.import_module(f"zeuspy.cli.{_MODULES[word]}")
     try:
-        return builtins.run(word, rest, config)
+        return int(module.main(word, rest, config))
+    except ZeusError as exc:
+        message = exc.message if exc.message.startswith("zeus") else f"zeus: {exc.message}"
+        _err(message)
+        return exc.exit_code
     except KeyboardInterrupt:
         return 130
 

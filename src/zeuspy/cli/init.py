@@ -12,7 +12,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from zeuspy.builtins.templates import plan_file
+from zeuspy.cli.templates import plan_file
 from zeuspy.plans import DjangoPlan, PythonPlan, project
 
 
