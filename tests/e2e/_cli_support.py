@@ -26,7 +26,7 @@ from tests.helpers import (
     wait_for,
 )
 
-#: The SGR parameters of each displayed state (zeuspy.master.status.STATE_STYLE: ready green,
+#: The SGR parameters of each displayed state (zeuspy.statusview.STATE_STYLE: ready green,
 #: booting yellow, waiting blue, crashed bold red).
 STATE_SGR = {"ready": frozenset({"32"}), "booting": frozenset({"33"}),
              "waiting": frozenset({"34"}), "crashed": frozenset({"1", "31"})}

@@ -110,7 +110,7 @@ def states(frame: Frame, **expected: str) -> bool:
 
 
 def test_state_styles_are_the_documented_colours() -> None:
-    from zeuspy.master.status import STATE_STYLE
+    from zeuspy.statusview import STATE_STYLE
 
     assert STATE_STYLE == {"ready": "green", "booting": "yellow", "waiting": "blue",
                            "crashed": "bold red"}

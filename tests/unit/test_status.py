@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from zeuspy import config
-from zeuspy.master.status import StatusLines, describe
+from zeuspy.master.display import StatusLines, describe
 from zeuspy.master.tree import Phase, PhaseState, ProcessTree
 
 

@@ -27,11 +27,10 @@ from zeuspy.cli.query import (
 EXIT_READY, EXIT_CRASHED, EXIT_NO_MASTER, EXIT_BOOTING = 0, 1, 3, 4
 #: The JSON printed when no master answered (docs/status.md).
 NO_MASTER_JSON: dict[str, Any] = {"schema": 1, "master": None, "phases": [], "commands": []}
-#: Lines of a crashed phase's error shown in the tree.
-ERROR_LINES = 6
+#: The width `zeus status` draws for when stdout is not a terminal: in effect, no limit.
+UNLIMITED_WIDTH = 100_000
 #: Lines of the log shown by --log.
 LOG_LINES = 200
-COLORS = {"ready": "32", "booting": "33", "waiting": "34", "crashed": "1;31"}
 
 
 def exit_code(snapshot: dict[str, Any]) -> int:
@@ -41,48 +40,18 @@ def exit_code(snapshot: dict[str, Any]) -> int:
     return EXIT_READY if all(s == "ready" for s in states) else EXIT_BOOTING
 
 
-def render(snapshot: dict[str, Any], color: bool) -> str:
-    """The tree as text: state, pid and boot time per phase, the start of each error."""
-    def paint(text: str, state: str) -> str:
-        return f"\033[{COLORS[state]}m{text}\033[0m" if color else text
+def show(snapshot: dict[str, Any], color: bool) -> None:
+    """Print the status document as the tree of zeuspy/statusview.py (rich, as the master's chart
+    draws it): coloured only on a terminal, never wrapped (tools and pipes get whole lines)."""
+    from rich.console import Console
 
-    phases = snapshot["phases"]
-    children: dict[str | None, list[dict[str, Any]]] = {}
-    for phase in phases:
-        children.setdefault(phase["parent"], []).append(phase)
-    width = max(len(p["name"]) + 4 * p["depth"] for p in phases)
-    master = snapshot["master"]
-    # A zero-config project has no zeus.json to name: say which plan runs instead.
-    plan = (f" · built-in {master['builtin']} plan (no zeus.json)" if master.get("builtin")
-            else "")
-    lines = [f"master pid {master['pid']} · {master['root']}{plan} · watching files by "
-             f"{master.get('watcher') or '?'}"]
+    from zeuspy.statusview import status_view
 
-    def walk(phase: dict[str, Any], prefix: str, last: bool, top: bool) -> None:
-        branch = "" if top else ("└── " if last else "├── ")
-        name = f"{prefix}{branch}{phase['name']}"
-        details = [phase["state"]]
-        if phase["pid"]:
-            details.append(f"pid {phase['pid']}")
-        if phase["boot_seconds"] is not None and phase["state"] == "ready":
-            details.append(f"booted in {phase['boot_seconds']:.2f} s")
-        if phase.get("blocked_by"):
-            details.append(f"waiting for {phase['blocked_by']}")
-        lines.append(f"{name.ljust(width + 2)}{paint('  '.join(details), phase['state'])}")
-        inner = prefix + ("" if top else ("    " if last else "│   "))
-        if phase["error"]:
-            error = phase["error"].strip().splitlines()
-            if len(error) > ERROR_LINES:  # the start, and the exception itself at the end
-                error = [*error[: ERROR_LINES - 2], "...", *error[-2:]]
-            for text in error:
-                lines.append(f"{inner}    {paint(text, 'crashed')}")
-        kids = children.get(phase["name"], [])
-        for index, child in enumerate(kids):
-            walk(child, inner, index == len(kids) - 1, False)
-
-    for root in children.get(None, []):
-        walk(root, "", True, True)
-    return "\n".join(lines)
+    # Not on a terminal: no width to fit, so none (a tool reads whole lines).
+    console = Console(file=sys.stdout, no_color=not color, highlight=False,
+                      force_terminal=color, emoji=False,
+                      width=None if sys.stdout.isatty() else UNLIMITED_WIDTH)
+    console.print(status_view(snapshot), soft_wrap=True, crop=False)
 
 
 def show_log(root: Any) -> int:
@@ -142,5 +111,5 @@ def main(word: str, args: list[str], config: str | None) -> int:
         print(json.dumps(snapshot, indent=2))
     else:
         color = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
-        print(render(snapshot, color))
+        show(snapshot, color)
     return exit_code(snapshot)

@@ -23,11 +23,11 @@ from zeuspy.config import Config
 from zeuspy.errors import ConfigError, ZeusError
 from zeuspy.master import statefiles, watchers
 from zeuspy.master.clients import ClientServer
+from zeuspy.master.display import LiveChart, StatusLines
 from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
 from zeuspy.master.lock import PidLock, clear_stale_socket, ensure_private_dir
 from zeuspy.master.phases import PhaseSupervisor
 from zeuspy.master.processes import become_subreaper
-from zeuspy.master.status import LiveChart, StatusLines
 from zeuspy.master.tree import ProcessTree
 
 log = logging.getLogger(__name__)
@@ -118,18 +118,19 @@ class Master:
         self.server = ClientServer(self.tree, self.supervisor, socket_path)
         self.server.on_query = self.query
         self.supervisor.on_reaped = self.server.command_reaped
+        self.started = time.time()
+        self.monitor: FileMonitor | None = None
         self.status: StatusLines | LiveChart
         if options.chart and sys.stdout.isatty():
-            self.status = LiveChart(self.tree, f"zeus · {config.root}", color=options.color)
+            self.status = LiveChart(self.tree, self.status_document, f"zeus · {config.root}",
+                                    color=options.color)
         else:
             self.status = StatusLines(self.tree)
         if options.trace is not None:
             self.tree.listeners.append(options.trace.on_transition)
-        self.started = time.time()
         delay, poll = options.delay, options.poll
         self.delay = delay
         self.poll = poll
-        self.monitor: FileMonitor | None = None
         self.exit_code = 0
         self._stop = asyncio.Event()
         self._reloading: asyncio.Task[None] | None = None
@@ -192,6 +193,11 @@ class Master:
         if request == "stop":
             self.request_stop(signal.SIGTERM)
             return {"ok": True, "pid": os.getpid()}
+        return self.status_document()
+
+    def status_document(self) -> dict[str, Any]:
+        """The status document (docs/status.md): what `zeus status` gets, and what the live
+        chart draws; built here only."""
         snapshot = self.tree.snapshot()
         snapshot.update({
             "schema": STATUS_SCHEMA,
