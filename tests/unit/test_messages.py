@@ -190,12 +190,21 @@ def test_extension_property(fields: dict[str, str]) -> None:
     assert m.parse_extension(message.format()) == message
 
 
+@PROPERTY
+@given(st.text(chars(without=":"), min_size=1, max_size=20),
+       st.integers(min_value=0, max_value=2**31), st.integers(min_value=0, max_value=10**6),
+       st.sampled_from(["", "s", "tvsk", "k"]), text)
+def test_spare_work_property(command: str, pid: int, argc: int, flags: str, world: str) -> None:
+    message = m.SpareWork(command, m.RunnerHeader(pid, argc, flags, world))
+    assert m.parse_spare_work(message.format()) == message
+
+
 PARSERS = [m.parse_registration, m.parse_command_request, m.parse_runner_header,
-           m.parse_phase_message, lambda t: m.parse_int(t, "n")]
+           m.parse_phase_message, m.parse_spare_work, lambda t: m.parse_int(t, "n")]
 
 
 @PROPERTY
-@given(st.sampled_from(["", "P:", "T:", "R:", "X:", "S:", "1:", "-"]), text,
+@given(st.sampled_from(["", "P:", "T:", "R:", "X:", "S:", "W:", "1:", "-"]), text,
        st.sampled_from(PARSERS))
 @example("T:", "1:2:", m.parse_command_request)
 @example("P:", "1:0", m.parse_registration)

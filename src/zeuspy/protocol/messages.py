@@ -205,6 +205,28 @@ def parse_handover(text: str) -> Handover:
 
 
 @dataclass(frozen=True)
+class SpareWork:
+    """``W:<command>:<runner header>``, a zeuspy phase to its spare command (never on the
+    master's sockets), in one ``sendmsg`` with the hand-over's fds and then the runner socket
+    (:attr:`RunnerHeader.fd_count` + 1 fds): the request the spare runs."""
+
+    command: str
+    header: RunnerHeader
+
+    def format(self) -> str:
+        return f"W:{self.command}:{self.header.format()}"
+
+
+def parse_spare_work(text: str) -> SpareWork:
+    if not text.startswith("W:"):
+        raise ProtocolError(f"expected a W: request, got {text[:40]!r}")
+    command, colon, header = text[2:].partition(":")
+    if not colon or not command:
+        raise ProtocolError(f"malformed W: request {text[:40]!r}")
+    return SpareWork(command, parse_runner_header(header))
+
+
+@dataclass(frozen=True)
 class Extension:
     """``X:<key>=<value>;...``, a zeuspy-only message: the features a peer accepts or asks for.
 

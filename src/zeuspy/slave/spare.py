@@ -30,7 +30,12 @@ import sys
 
 from zeuspy.plan import Plan
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import RunnerHeader, parse_runner_header
+from zeuspy.protocol.messages import (
+    RunnerHeader,
+    SpareWork,
+    parse_runner_header,
+    parse_spare_work,
+)
 from zeuspy.slave import guard, process
 from zeuspy.slave.command import (
     REPORTED,
@@ -87,10 +92,11 @@ class Spare:
         it is gone (the caller discards it and forks a runner instead)."""
         assert work.handover is not None
         header, fds = work.handover
-        wire.send_fds(self.sock, [*fds, work.local.fileno()], f"W:{work.command}:{header}")
+        request = SpareWork(work.command, parse_runner_header(header))
+        wire.send_fds(self.sock, [*fds, work.local.fileno()], request.format())
         self.sock.close()
         wire.close_fds(fds)  # the command has them now
-        return Handed(work.local, self.status_r, parse_runner_header(header))
+        return Handed(work.local, self.status_r, request.header)
 
     def discard(self) -> None:
         """Kill the waiting command (the phase reaps it) and let go of it."""
@@ -132,8 +138,8 @@ def _fd_count(message: str) -> int:
     """The fds that come with ``W:<command>:<runner header>``: the hand-over's and the runner
     socket (a malformed header: the legacy four, and the spare refuses it later)."""
     try:
-        return parse_runner_header(message.split(":", 2)[2]).fd_count + 1
-    except (IndexError, wire.ProtocolError):
+        return parse_spare_work(message).header.fd_count + 1
+    except wire.ProtocolError:
         return 4
 
 
@@ -157,8 +163,8 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
     sock.close()
     local = socket.socket(fileno=fds.pop())
     try:
-        _, command, header_text = message.split(":", 2)
-        header = parse_runner_header(header_text)
+        request = parse_spare_work(message)
+        command, header = request.command, request.header
         args_fd, stdio = stdio_of(header, fds)
         arguments = read_arguments(args_fd, header.argc)
     except (OSError, ValueError, IndexError, wire.ProtocolError) as exc:
