@@ -375,12 +375,11 @@ class ClientServer:
                         await self._write_error(
                             self._command_stderr(session, request, extended, phase.process),
                             fallback.note(crashed, spec.name, phase))
+                    assert phase.process is not None  # ready
+                    header = self._header(session, request, extended, phase.process)
                     try:
                         return await self.supervisor.fork_runner(
-                            phase, spec.name,
-                            lambda process: Handover(self._header(session, request, extended,
-                                                                  process)),
-                            session.fds)
+                            phase, spec.name, Handover(header), session.fds)
                     except RunnerUnavailable as exc:
                         if _ready(phase):
                             await self._refuse(session, f"zeus: {exc}; try again.\n", 1)

@@ -467,12 +467,12 @@ class PhaseSupervisor:
 
     # -- commands ---------------------------------------------------------------------------------
     async def fork_runner(self, phase: Phase, command: str,
-                          handover: Callable[[PhaseProcess], Handover] | None = None,
+                          handover: Handover | None = None,
                           fds: list[int] | None = None) -> tuple[socket.socket, PhaseProcess, bool]:
         """Ask a ready phase to fork a runner for ``command``: the runner's datagram socket, the
-        phase process it came from, and whether the client's header and ``fds`` went with the
-        request already (a shim that accepted the ``handover`` extension). Raises
-        :class:`RunnerUnavailable`."""
+        phase process it came from, and whether the client's header (``handover``, built for
+        ``phase.process``) and ``fds`` went with the request already (a shim that accepted the
+        ``handover`` extension). Raises :class:`RunnerUnavailable`."""
         process = phase.process
         if process is None or phase.state is not PhaseState.READY:
             raise RunnerUnavailable(f"phase {phase.name} is not ready")
@@ -483,7 +483,7 @@ class PhaseSupervisor:
                 process.channel.send(ForkCommand(command).format())
                 if direct:
                     assert handover is not None and fds is not None
-                    process.channel.send(handover(process).format())
+                    process.channel.send(handover.format())
                     for fd in fds:
                         process.channel.send_fd(fd)
                 fd = await process.channel.fd(RUNNER_FORK_TIMEOUT)
