@@ -161,19 +161,15 @@ class Master:
             self.supervisor.restart_all(f"{name} changed")
             return True
         self.note(f"{name} changed the plan: booting the new tree")
-        self._reloading = asyncio.ensure_future(self._replace_tree(config, f"{name} changed"))
+        self._reloading = asyncio.ensure_future(self._rebuild_tree(config, f"{name} changed"))
         return True
 
-    async def _replace_tree(self, config: Config, reason: str) -> None:
-        tree = ProcessTree(config)
-        self.status.watch(tree)
-        if self.options.trace is not None:
-            tree.listeners.append(self.options.trace.on_transition)
-        self.tree = tree
-        self.server.tree = tree
+    async def _rebuild_tree(self, config: Config, reason: str) -> None:
+        """A plan of another shape: the one tree takes its phases (everyone holds that tree),
+        and the files the old phases loaded are forgotten."""
         if self.monitor is not None:
-            self.monitor.replace_tree(tree)
-        await self.supervisor.replace_tree(tree, reason)
+            self.monitor.forget_owners()
+        await self.supervisor.rebuild_tree(config, reason)
 
     def request_stop(self, signum: signal.Signals) -> None:
         log.info("received %s: shutting down", signum.name)

@@ -78,11 +78,10 @@ class FileMonitor:
         self.plan_files = plan | {os.path.realpath(p) for p in plan}
         self._track(self.plan_files)
 
-    def replace_tree(self, tree: ProcessTree) -> None:
-        """A new plan replaced the tree: forget who loaded what (the new phases report again)."""
-        self.tree = tree
+    def forget_owners(self) -> None:
+        """A plan of another shape rebuilds the tree: forget who loaded what (the new phases
+        report again)."""
         self.owners.clear()
-        tree.listeners.append(self._on_transition)
 
     def _on_transition(self, phase: Phase, old: PhaseState, new: PhaseState) -> None:
         """A phase that boots again reports anew every file it loads: forget what its last

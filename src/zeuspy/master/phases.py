@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
+from zeuspy.config import Config
 from zeuspy.master.channel import Channel, ChannelClosed
 from zeuspy.master.processes import end_group, peer_credentials, terminate
 from zeuspy.master.tasks import TaskSet
@@ -456,12 +457,12 @@ class PhaseSupervisor:
         """Reboot the whole tree (SIGUSR1, `zeus restart`, a changed plan file)."""
         self.restart(self.tree.root, reason)
 
-    async def replace_tree(self, tree: ProcessTree, reason: str) -> None:
-        """Kill every phase of the current tree, then boot ``tree`` (a plan of another shape)."""
+    async def rebuild_tree(self, config: Config, reason: str) -> None:
+        """Kill every phase, then rebuild the tree for ``config`` (a plan of another shape) and
+        boot it."""
         await self.restart(self.tree.root, reason, boot=False)
-        old = self.tree
-        self.tree, self.config = tree, tree.config
-        old.retire()
+        self.config = config
+        self.tree.rebuild(config)
         if not self.stopping:
             self._start_root()
 

@@ -123,6 +123,11 @@ class ProcessTree:
     """All phases of a plan, indexed by name, plus the listeners of their state changes."""
 
     def __init__(self, config: Config) -> None:
+        self.listeners: list[Listener] = []
+        self._changed: asyncio.Future[None] | None = None
+        self._build(config)
+
+    def _build(self, config: Config) -> None:
         self.config = config
         self.phases: dict[str, Phase] = {}
         for spec in config.phases.values():
@@ -132,8 +137,6 @@ class ProcessTree:
                 parent.children.append(phase)
             self.phases[spec.name] = phase
         self.root = self.phases[next(iter(config.phases))]
-        self.listeners: list[Listener] = []
-        self._changed: asyncio.Future[None] | None = None
 
     def command(self, name: str) -> CommandSpec | None:
         return self.config.resolve(name)
@@ -193,9 +196,11 @@ class ProcessTree:
         ]
         return {"phases": phases, "commands": commands}
 
-    def retire(self) -> None:
-        """This tree was replaced (zeus.json changed shape): wake everyone waiting on it, so
-        that they look the command up again in the new tree."""
+    def rebuild(self, config: Config) -> None:
+        """Take the phases of ``config`` (zeus.json changed shape; the old phases must be down):
+        the tree stays the one object every part of the master holds, with its listeners, and
+        everyone waiting on it wakes up to look the command up again."""
+        self._build(config)
         if self._changed is not None and not self._changed.done():
             self._changed.set_result(None)
         self._changed = None
