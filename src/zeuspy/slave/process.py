@@ -12,7 +12,7 @@ from collections.abc import Callable
 from zeuspy import procs
 
 _LINUX = sys.platform.startswith("linux")
-#: Set to 0 to fork without ``gc.freeze()`` (to measure what it saves: bench/memory.py).
+#: Set to 0 to fork without ``gc.freeze()`` (what it saves: bench/heavy.py, its memory table).
 GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
 
 
