@@ -1,24 +1,29 @@
-"""Static check of a Python plan file, done by the master before it starts anything.
+"""A Python plan file: its static check, done by the master before it starts anything
+(:func:`check`), and its loading, done by the root phase (:func:`load_plan`).
 
 The master never imports application code, and a plan file may import the application at its top.
 So the file is parsed, not run: the plan class is the one subclass of ``zeuspy.Plan`` (directly or
 through other classes of the file) that no other class of the file extends, and each node of
 zeus.json needs a method of that name on it or its bases. Bases imported from elsewhere are
 resolved only when they are zeuspy's own; for any other base the check trusts it and the shim
-reports a missing method when the phase boots.
+reports a missing method when the phase boots. The shim then imports the file and takes the same
+class: the one subclass of ``Plan`` no other subclass in the file extends.
 """
 
 from __future__ import annotations
 
 import ast
 import importlib
+import importlib.util
 import keyword
+import os
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zeuspy import inputfile
 from zeuspy.errors import ConfigError
-from zeuspy.plan import method_name, reserved_method
+from zeuspy.plan import Plan, method_name, reserved_method
 
 if TYPE_CHECKING:
     from zeuspy.config import Config
@@ -173,3 +178,35 @@ def _check_tree(plan_file: Path, config: Config, tree: ast.Module) -> None:
                 f'{plan_file}: {kind} "{node}" has no method in plan {plan_name}; '
                 f"add `def {wanted}{signature}:`"
             )
+
+
+class PlanLoadError(Exception):
+    """The plan file does not define a usable plan."""
+
+
+def load_plan(source: str) -> Plan:
+    """Instantiate the plan: ``module:Class`` (a built-in plan), or the one most-derived subclass
+    of :class:`Plan` that a plan file defines."""
+    module_name, colon, class_name = source.partition(":")
+    if colon and not os.path.exists(source) and module_name.replace(".", "").isidentifier():
+        cls = getattr(importlib.import_module(module_name), class_name, None)
+        if not (isinstance(cls, type) and issubclass(cls, Plan)):
+            raise PlanLoadError(f"{source}: not a subclass of zeuspy.Plan")
+        return cls()
+    path = Path(source)
+    spec = importlib.util.spec_from_file_location("zeus_plan", path)
+    if spec is None or spec.loader is None:
+        raise PlanLoadError(f"{path}: cannot be imported as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["zeus_plan"] = module
+    spec.loader.exec_module(module)
+    plans = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type) and issubclass(value, Plan) and value is not Plan
+    ]
+    leaves = [c for c in plans if not any(o is not c and issubclass(o, c) for o in plans)]
+    if len(leaves) != 1:
+        found = ", ".join(c.__name__ for c in leaves) or "none"
+        raise PlanLoadError(f"{path}: expected one subclass of zeuspy.Plan, found {found}")
+    return leaves[0]()

@@ -5,8 +5,6 @@ Runs synchronously, one phase per process. Protocol steps refer to docs/protocol
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import os
 import select
 import signal
@@ -17,11 +15,11 @@ import time
 import traceback
 from collections import deque
 from collections.abc import Callable
-from pathlib import Path
 from typing import NoReturn
 
 from zeuspy.errors import ZeusError
 from zeuspy.plan import Plan, method_name, run_after_fork
+from zeuspy.planfile import PlanLoadError, load_plan
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     EXTENSION_VERSION,
@@ -52,38 +50,6 @@ HANDOVER_TIMEOUT = 5.0
 SPARE_DELAY = 0.015
 #: Longest wait before forking a spare again after spares kept dying idle.
 SPARE_RETRY_MAX = 5.0
-
-
-class PlanLoadError(Exception):
-    """The plan file does not define a usable plan."""
-
-
-def load_plan(source: str) -> Plan:
-    """Instantiate the plan: ``module:Class`` (a built-in plan), or the one most-derived subclass
-    of :class:`Plan` that a plan file defines."""
-    module_name, colon, class_name = source.partition(":")
-    if colon and not os.path.exists(source) and module_name.replace(".", "").isidentifier():
-        cls = getattr(importlib.import_module(module_name), class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Plan)):
-            raise PlanLoadError(f"{source}: not a subclass of zeuspy.Plan")
-        return cls()
-    path = Path(source)
-    spec = importlib.util.spec_from_file_location("zeus_plan", path)
-    if spec is None or spec.loader is None:
-        raise PlanLoadError(f"{path}: cannot be imported as a Python module")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["zeus_plan"] = module
-    spec.loader.exec_module(module)
-    plans = [
-        value
-        for value in vars(module).values()
-        if isinstance(value, type) and issubclass(value, Plan) and value is not Plan
-    ]
-    leaves = [c for c in plans if not any(o is not c and issubclass(o, c) for o in plans)]
-    if len(leaves) != 1:
-        found = ", ".join(c.__name__ for c in leaves) or "none"
-        raise PlanLoadError(f"{path}: expected one subclass of zeuspy.Plan, found {found}")
-    return leaves[0]()
 
 
 class Phase:
