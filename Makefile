@@ -6,9 +6,11 @@ STAMP := $(VENV)/.zeuspy-installed
 
 .PHONY: demo test stress bench lint clean
 
+# The dev and bench requirements are dependency groups (PEP 735), which pip installs from 25.1.
 $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PY) -m pip install --quiet --disable-pip-version-check 'pip>=25.1'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group dev
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -25,7 +27,7 @@ stress: $(STAMP)
 BENCH_STAMP := $(VENV)/.zeuspy-bench-installed
 
 $(BENCH_STAMP): $(STAMP)
-	$(PY) -m pip install --quiet --disable-pip-version-check -e '.[dev,bench]'
+	$(PY) -m pip install --quiet --disable-pip-version-check -e . --group dev --group bench
 	touch $(BENCH_STAMP)
 
 bench: $(BENCH_STAMP)

@@ -12,17 +12,18 @@ import os
 import re
 import shlex
 import sys
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from zeuspy import cli, inputfile, paths
+from zeuspy import cli, inputfile, paths, settings
 from zeuspy.errors import ConfigError
 
 ROOT_PHASE = "boot"
 CONFIG_NAME = "zeus.json"
 DEFAULT_PLAN_FILE = "zeus_plan.py"
-KNOWN_KEYS = frozenset({"command", "plan", "plan_file", "autostart", "idle_timeout"})
+#: zeus.json's keys: the plan's shape and shim, and the settings (zeuspy/settings.py).
+KNOWN_KEYS = frozenset({"command", "plan", "plan_file", *settings.JSON_KEYS})
 #: Words `zeus WORD` runs itself; a command or alias with one of these names could never run.
 RESERVED_NAMES = frozenset(cli.RESERVED)
 #: Characters a node name may not contain: ':' and NUL would break the wire protocol's framing,
@@ -77,6 +78,9 @@ class Config:
     autostart: bool = False
     #: A detached master stops after this many seconds without a command ("idle_timeout").
     idle_timeout: float | None = None
+    #: Every setting zeus.json or [tool.zeus] gives (zeus.json first), validated, by name
+    #: (zeuspy/settings.py); the flags and environment variables come on top (`zeus start`).
+    settings: dict[str, object] = field(default_factory=dict, compare=False)
     #: The built-in plan in use ("python", "django") when there is no zeus.json, else None.
     builtin: str | None = None
 
@@ -194,18 +198,40 @@ def load(path: Path) -> Config:
         text = inputfile.read_text(path, CONFIG_NAME, inputfile.CONFIG_LIMIT)
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such file; create it or pass --config PATH") from None
-    return _from_data(path, _parse(path, text))
+    return _with_tool_settings(_from_data(path, _parse(path, text)))
 
 
-def wants_autostart(path: Path) -> bool:
-    """True when the zeus.json at ``path`` says ``"autostart": true``; False when it does not,
-    or is missing or bad in any way (the client that asks goes on to say there is no master;
-    ``zeus start`` reports the problem). Never raises and never blocks (a FIFO is refused)."""
+def _with_tool_settings(config: Config) -> Config:
+    """``config`` with the settings ``[tool.zeus]`` of its root's pyproject.toml gives, under
+    zeus.json's own (which win). Raises :class:`ConfigError` for a wrong ``[tool.zeus]``."""
+    from zeuspy.plans import project
+
+    values = {**project.tool_settings(config.root).values, **config.settings}
+    idle = values.get("idle_timeout")
+    return replace(config, settings=values, autostart=values.get("autostart") is True,
+                   idle_timeout=float(idle) if isinstance(idle, (int, float)) else None)
+
+
+def wants_autostart(root: Path) -> bool:
+    """True when the project in ``root`` asks for autostart: ``"autostart"`` of its zeus.json,
+    else of ``[tool.zeus]`` in its pyproject.toml. False when neither says true, or a file is
+    bad in any way (the client that asks goes on to say there is no master; ``zeus start``
+    reports the problem). Never raises and never blocks (a FIFO is refused)."""
+    path = root / CONFIG_NAME
     try:
         data = _parse(path, inputfile.read_text(path, CONFIG_NAME, inputfile.CONFIG_LIMIT))
+    except FileNotFoundError:
+        data = {}
     except (OSError, ConfigError):
         return False
-    return isinstance(data, dict) and data.get("autostart") is True
+    if isinstance(data, dict) and "autostart" in data:
+        return data["autostart"] is True
+    from zeuspy.plans import project
+
+    try:
+        return project.tool_settings(root).values.get("autostart") is True
+    except (OSError, ConfigError):
+        return False
 
 
 def load_builtin(root: Path) -> Config:
@@ -214,7 +240,6 @@ def load_builtin(root: Path) -> Config:
     from zeuspy import plans
     from zeuspy.plans import project
 
-    project.tool_settings(root)  # a wrong [tool.zeus] stops `zeus start` here, in one line
     name = "django" if project.django_settings(root) else "python"
     plan_class = plans.DjangoPlan if name == "django" else plans.PythonPlan
     ref = plans.BUILTIN[name]
@@ -228,6 +253,8 @@ def load_builtin(root: Path) -> Config:
         if nested:
             note += (f"; {nested[0]}/manage.py is a Django project: run zeus in {nested[0]}/ "
                      "for the Django plan")
+    # A wrong [tool.zeus] stops `zeus start` here, in one line.
+    config = _with_tool_settings(config)
     return replace(config, builtin=name, warnings=(note, *config.warnings))
 
 
@@ -348,17 +375,16 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
         raise ConfigError(f'{path}: "command" is empty')
     if any("\0" in word for word in command):  # exec would raise ValueError
         raise ConfigError(f'{path}: "command" contains a NUL character')
-    autostart = data.get("autostart", False)
-    if not isinstance(autostart, bool):
-        raise ConfigError(f'{path}: "autostart" must be true or false')
-    idle = data.get("idle_timeout")
-    if idle is not None and (isinstance(idle, bool) or not isinstance(idle, (int, float))
-                             or not 0 < idle < math.inf):
-        raise ConfigError(f'{path}: "idle_timeout" must be a number of seconds above 0')
+    values: dict[str, object] = {}
+    for key, setting in settings.JSON_KEYS.items():
+        if key in data:
+            try:
+                values[setting.name] = setting.parse(data[key])
+            except settings.SettingError as exc:
+                raise ConfigError(f'{path}: "{key}" {exc}') from None
     config = Config(
         path=path,
-        autostart=autostart,
-        idle_timeout=float(idle) if idle is not None else None,
+        settings=values,
         root=root,
         command=command,
         uses_python_shim=raw_command is None,

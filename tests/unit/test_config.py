@@ -507,8 +507,24 @@ def test_wants_autostart_never_raises(tmp_path: Path, content: object, wanted: b
     else:
         assert callable(content)
         content(path)
-    assert config.wants_autostart(path) is wanted
-    assert config.wants_autostart(tmp_path / "missing.json") is False
+    assert config.wants_autostart(tmp_path) is wanted
+    assert config.wants_autostart(tmp_path / "missing") is False
+
+
+@pytest.mark.parametrize(("zeus_json", "pyproject", "wanted"), [
+    (None, "[tool.zeus]\nautostart = true\n", True),
+    (None, "[tool.zeus]\nautostart = false\n", False),
+    (None, "[tool.zeus]\nautostart = 'yes'\n", False),  # wrong: `zeus start` says so
+    (b'{"autostart": false}', "[tool.zeus]\nautostart = true\n", False),  # zeus.json first
+    (b'{"plan": {"boot": {}}}', "[tool.zeus]\nautostart = true\n", True),
+])
+def test_autostart_in_tool_zeus(tmp_path: Path, zeus_json: bytes | None, pyproject: str,
+                                wanted: bool) -> None:
+    """Every setting is accepted in [tool.zeus]: autostart too (zeus.json's own wins)."""
+    (tmp_path / "pyproject.toml").write_text(pyproject)
+    if zeus_json is not None:
+        (tmp_path / "zeus.json").write_bytes(zeus_json)
+    assert config.wants_autostart(tmp_path) is wanted
 
 
 @pytest.mark.parametrize("where", ["folder", "missing/trace.log"])

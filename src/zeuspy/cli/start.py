@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import subprocess
 import sys
@@ -11,7 +10,7 @@ import time
 from pathlib import Path
 
 from zeuspy import config as config_module
-from zeuspy import launcher
+from zeuspy import launcher, settings
 from zeuspy.errors import ZeusError
 
 #: How long `--detach` waits for the background master to listen.
@@ -19,46 +18,68 @@ DETACH_TIMEOUT = 30.0
 
 
 def parser() -> argparse.ArgumentParser:
+    """``zeus start``'s flags: ``--config``, ``--detach``, and one per setting that has a flag
+    (zeuspy/settings.py)."""
     p = argparse.ArgumentParser(
         prog="zeus start",
         description="Start the master: boot the plan's phases, keep them warm, serve "
-                    "`zeus COMMAND` and restart phases whose files change.")
+                    "`zeus COMMAND` and restart phases whose files change.",
+        epilog="Every setting may also be given in zeus.json or in [tool.zeus] of "
+               "pyproject.toml; a flag wins over both (README, Settings).")
     p.add_argument("--config", metavar="PATH", help="the zeus.json to use")
     p.add_argument("--detach", action="store_true",
                    help="run in the background (output in .zeus/master.log); return once it "
                         "listens")
-    p.add_argument("--file-change-delay", type=float, default=0.3, metavar="SECONDS",
-                   help="gather file changes this long before restarting phases (default 0.3)")
-    p.add_argument("--poll", type=float, nargs="?", const=1.0, default=None, metavar="SECONDS",
-                   help="watch files by polling every SECONDS (default 1) instead of OS events")
-    p.add_argument("--simple-status", action="store_true",
-                   help="one plain line per change instead of the live chart")
-    p.add_argument("--no-color", action="store_true",
-                   help="no colours (also when NO_COLOR is set)")
-    p.add_argument("--log", metavar="FILE",
-                   help="append a trace of every phase state transition, with times, to FILE")
-    p.add_argument("--idle-timeout", type=float, default=None, metavar="SECONDS",
-                   help=argparse.SUPPRESS)
+    for setting in settings.SETTINGS:
+        if setting.flag is None:
+            continue
+        words = argparse.SUPPRESS if setting.hidden else setting.doc + (
+            f" (default {setting.default:g})" if isinstance(setting.default, float) else "")
+        if setting.flag_type is None:
+            p.add_argument(setting.flag, dest=setting.name, action="store_true", default=None,
+                           help=words)
+        elif setting.const is not None:  # `--poll` alone means `--poll 1`
+            p.add_argument(setting.flag, dest=setting.name, type=setting.flag_type,
+                           metavar=setting.metavar, default=None, help=words, nargs="?",
+                           const=setting.const)
+        else:
+            p.add_argument(setting.flag, dest=setting.name, type=setting.flag_type,
+                           metavar=setting.metavar, default=None, help=words)
     return p
 
 
-#: Longest --file-change-delay or --poll interval accepted (an hour: longer is a typo).
-MAX_DELAY = 3600.0
+def resolve(options: argparse.Namespace, plan: config_module.Config) -> dict[str, object]:
+    """Each setting's value for this master: its flag, else its environment variable, else
+    zeus.json or [tool.zeus] (``plan.settings``), else its default. ``idle_timeout`` is the
+    flag's only: `--detach` passes the plan's on to the background master it starts, and a
+    master in the foreground never stops by itself."""
+    values: dict[str, object] = {}
+    for setting in settings.SETTINGS:
+        given = getattr(options, setting.name, None)
+        try:
+            if given is not None:
+                values[setting.name] = setting.parse(given)
+                continue
+            from_env = settings.from_env(setting, dict(os.environ))
+        except settings.SettingError as exc:
+            where = setting.flag if given is not None else setting.env
+            parser().error(f"{where} {exc}")
+        if setting.name == "idle_timeout":
+            values[setting.name] = None
+        elif from_env is not None:
+            values[setting.name] = from_env
+        else:
+            values[setting.name] = plan.settings.get(setting.name, setting.default)
+    return values
 
 
 def main(word: str, args: list[str], config: str | None) -> int:
     options = parser().parse_args(args)
-    for name, value, low in (("--file-change-delay", options.file_change_delay, 0.0),
-                             ("--poll", options.poll, 0.0)):
-        # nan and inf parse as floats; a watcher thread would die on them later, in a traceback.
-        if value is not None and not (math.isfinite(value) and low <= value <= MAX_DELAY
-                                      and (name != "--poll" or value > 0)):
-            parser().error(f"{name} must be a number of seconds from 0 to {MAX_DELAY:g}"
-                           + (" (above 0)" if name == "--poll" else ""))
-    # Once per installation in effect: every later client call saves the exec of /bin/sh.
+    # Once per installation in effect: every later client call saves 3-5 ms (launcher.py).
     launcher.make_fast(sys.argv[0])
     chosen = options.config or config
     plan = config_module.load(Path(chosen)) if chosen else config_module.discover()
+    values = resolve(options, plan)
     foreign = foreign_environment(plan.root)
     if foreign is not None:
         print(foreign, file=sys.stderr)
@@ -66,13 +87,13 @@ def main(word: str, args: list[str], config: str | None) -> int:
         return detach(plan, args)
     from zeuspy.master import app
 
-    trace = app.TransitionTrace(options.log) if options.log else None
+    log = values["log"]
     return app.run(plan, app.MasterOptions(
-        delay=options.file_change_delay,
-        poll=options.poll,
-        chart=not options.simple_status,
-        color=not options.no_color and not os.environ.get("NO_COLOR"),
-        trace=trace,
+        delay=float(values["file_change_delay"]),  # type: ignore[arg-type]
+        poll=values["poll"],  # type: ignore[arg-type]
+        chart=not values["simple_status"],
+        color=not values["no_color"],
+        trace=app.TransitionTrace(str(log)) if log else None,
         idle_timeout=options.idle_timeout,
     ))
 

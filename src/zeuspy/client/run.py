@@ -709,7 +709,8 @@ def _noop(signum: int, frame: object) -> None:
 
 
 def _autostart_wanted(root: bytes) -> bool:
-    """``ZEUS_AUTOSTART=1``, or ``"autostart": true`` in the project's zeus.json."""
+    """``ZEUS_AUTOSTART=1``, or ``autostart = true`` in the project's zeus.json, else in its
+    ``[tool.zeus]``."""
     flag = posix.environ.get(b"ZEUS_AUTOSTART")
     if flag is not None:
         return flag not in (b"", b"0")
@@ -720,7 +721,7 @@ def _autostart_wanted(root: bytes) -> bool:
 
     from zeuspy.config import wants_autostart
 
-    return wants_autostart(Path(os.fsdecode(root)) / "zeus.json")
+    return wants_autostart(Path(os.fsdecode(root)))
 
 
 def _autostart(root: bytes) -> bool:

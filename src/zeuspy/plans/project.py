@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from zeuspy import inputfile
@@ -59,17 +59,13 @@ def django_settings(root: Path) -> str | None:
 
 @dataclass(frozen=True)
 class ToolSettings:
-    """``[tool.zeus]`` of pyproject.toml. ``preload`` None means "not set": the default applies."""
+    """``[tool.zeus]`` of pyproject.toml. ``preload`` None means "not set": the default applies.
+    ``values``: every setting given there, validated (zeuspy/settings.py), by name."""
 
     preload: tuple[str, ...] | None = None
     app: tuple[str, ...] = ()
     boot_env: tuple[str, ...] = ()
-
-
-def _names(value: object, where: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where} must be a list of strings")
-    return tuple(value)
+    values: dict[str, object] = field(default_factory=dict, compare=False)
 
 
 def tool_settings(root: Path) -> ToolSettings:
@@ -102,13 +98,21 @@ def tool_settings(root: Path) -> ToolSettings:
     tool = section.get("zeus", {}) if isinstance(section, dict) else {}
     if not isinstance(tool, dict):
         raise ConfigError(f"{path}: [tool.zeus] must be a table")
-    unknown = set(tool) - {"preload", "app", "boot_env"}
+    from zeuspy import settings
+
+    unknown = set(tool) - set(settings.BY_NAME)
     if unknown:
         raise ConfigError(f"{path}: unknown key(s) in [tool.zeus]: {', '.join(sorted(unknown))}"
-                          " (known: preload, app, boot_env)")
-    where = f"{path}: [tool.zeus]"
+                          f" (known: {', '.join(settings.BY_NAME)})")
+    values: dict[str, object] = {}
+    for key, raw_value in tool.items():
+        try:
+            values[key] = settings.BY_NAME[key].parse(raw_value)
+        except settings.SettingError as exc:
+            raise ConfigError(f"{path}: [tool.zeus] {key} {exc}") from None
     return ToolSettings(
-        preload=_names(tool["preload"], f"{where} preload") if "preload" in tool else None,
-        app=_names(tool.get("app", []), f"{where} app"),
-        boot_env=_names(tool.get("boot_env", []), f"{where} boot_env"),
+        preload=values.get("preload"),  # type: ignore[arg-type]
+        app=values.get("app", ()),  # type: ignore[arg-type]
+        boot_env=values.get("boot_env", ()),  # type: ignore[arg-type]
+        values=values,
     )
