@@ -25,7 +25,7 @@ from stress.support import (
     run_raw,
 )
 
-#: The master's handshake timeout (master/clients.py) plus slack: a silent peer is gone by then.
+#: The master's handshake timeout (master/request.py) plus slack: a silent peer is gone by then.
 HANDSHAKE_DROP = 5.0 + 2.5
 #: A client beside a hostile peer is served within this.
 SERVED_WITHIN = 2.0

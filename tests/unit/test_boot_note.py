@@ -1,10 +1,10 @@
-"""The still-booting note a waiting client gets (master/clients.py, docs/protocol.md step 3)."""
+"""The still-booting note a waiting client gets (master/request.py, docs/protocol.md step 3)."""
 
 from __future__ import annotations
 
 import time
 
-from zeuspy.master.clients import (
+from zeuspy.master.request import (
     BOOT_NOTE_DELAY,
     BOOT_NOTE_INTERVAL,
     BOOT_NOTE_LINES,

@@ -22,12 +22,12 @@ from zeuspy import config as config_module
 from zeuspy.config import Config
 from zeuspy.errors import ConfigError, ZeusError
 from zeuspy.master import statefiles, watchers
-from zeuspy.master.clients import ClientServer
 from zeuspy.master.display import LiveChart, StatusLines
 from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
 from zeuspy.master.lock import PidLock, clear_stale_socket, ensure_private_dir
 from zeuspy.master.phases import PhaseSupervisor
 from zeuspy.master.processes import become_subreaper
+from zeuspy.master.server import ClientServer
 from zeuspy.master.tree import ProcessTree
 
 log = logging.getLogger(__name__)
@@ -209,7 +209,7 @@ class Master:
         while True:
             await asyncio.sleep(min(IDLE_CHECK, timeout))
             idle = time.monotonic() - self.server.last_activity
-            if not self.server.sessions and idle >= timeout:
+            if not self.server.requests and idle >= timeout:
                 self.note(f"no command for {timeout:g} s: stopping (idle_timeout)")
                 self.request_stop(signal.SIGTERM)
                 return

@@ -1,33 +1,28 @@
-"""ClientServer: accepts clients on the socket and runs each request (protocol "Client <-> master
-<-> command"). Any number of clients at once; a bad one never hurts the master or the others."""
+"""Request: one client's command, from its handshake to its exit status (protocol "Client <->
+master <-> command"): the ``T:`` request, its fds and offer, the wait for a ready (and never stale)
+phase, the runner and its header, the command's pid and status, and every refusal on the way.
+The server (master/server.py) accepts the connection and hands it over."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import difflib
-import errno
-import json
 import logging
 import os
-import resource
 import signal
 import socket
-import stat
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from zeuspy.master import fallback
 from zeuspy.master.channel import Channel, ChannelClosed
-from zeuspy.master.filemonitor import FileMonitor
-from zeuspy.master.phases import PhaseSupervisor, RunnerUnavailable
-from zeuspy.master.processes import COMMAND_KILL_GRACE, peer_credentials
-from zeuspy.master.tasks import TaskSet
-from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
-from zeuspy.procs import exit_status, signal_group_or_pid
+from zeuspy.master.phases import RunnerUnavailable
+from zeuspy.master.processes import COMMAND_KILL_GRACE
+from zeuspy.master.tree import Phase, PhaseProcess, PhaseState
+from zeuspy.procs import signal_group_or_pid
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import (
     EXTENSION_VERSION,
@@ -46,6 +41,9 @@ from zeuspy.protocol.messages import (
     parse_registration,
 )
 
+if TYPE_CHECKING:
+    from zeuspy.master.server import ClientServer
+
 log = logging.getLogger(__name__)
 
 #: A client must finish its handshake (T: and three fds) within this.
@@ -61,17 +59,8 @@ BOOT_NOTE_INTERVAL = 5.0
 BOOT_NOTE_LINES = 12
 #: Where a phase's output goes (master/app.py), named in the still-booting note.
 PHASE_OUTPUT = ".zeus/master.log"
-#: When accepting fails for want of fds or memory (EMFILE at the fd limit), the listener stays
-#: readable: instead of failing again at once (4.8 s of CPU in 5 s and 260,000 log lines, before),
-#: the master stops watching it for this long and tries again (measured at the limit: 0.02-0.03 s
-#: of CPU in 2 s, the whole master); a freed fd serves a waiting client within this time.
-ACCEPT_PAUSE = 0.1
-#: ``accept`` errors that concern one connection only, not the listener: try the next one.
-ACCEPT_SKIP = frozenset({errno.ECONNABORTED, errno.EPROTO})
 #: Error text written to a client's stderr must drain within this.
 ERROR_WRITE_TIMEOUT = 2.0
-#: At shutdown, running commands get this long to report after SIGHUP.
-SHUTDOWN_COMMAND_GRACE = 1.0
 #: How often the master checks that a running command still exists, and how long after it is
 #: gone it still waits for its status.
 COMMAND_CHECK_INTERVAL = 2.0
@@ -92,8 +81,6 @@ LEGACY_WRITE_GRACE = 0.005
 #: the command started: a spare killed a moment ago, a runner that failed.
 _NOT_STARTED = ("zeus: the process that was to run the command ended before the command started "
                 "(see .zeus/master.log); nothing ran: run it again")
-#: What the clients of running commands read when the master stops.
-STOPPING_NOTE = "zeus: the master is stopping; ending the command (SIGHUP)"
 
 
 def _ready(phase: Phase) -> bool:
@@ -103,12 +90,16 @@ def _ready(phase: Phase) -> bool:
 
 
 @dataclass(eq=False)
-class Session:
-    """One client's request while the master serves it."""
+class Request:
+    """One client's command, carried from the handshake to its exit status: the client's
+    channel and fds, what it offered (world, stdio), the runner header, the command's pid and
+    status. :meth:`run` serves it; the server only accepts, checks the peer and answers ``Q:``."""
 
+    #: The server it came through: the tree, the supervisor, the monitor, whether it closes.
+    server: ClientServer
     channel: Channel
     #: The fds that go to the runner: first the client's legacy three (args socket, stdout
-    #: pair, stderr pair); :meth:`ClientServer._header` swaps in the stdio fds when they are used.
+    #: pair, stderr pair); :meth:`_header` swaps in the stdio fds when they are used.
     fds: list[int] = field(default_factory=list)
     #: The client's three ``stdio`` fds (stdin, stdout, stderr as the command should have them),
     #: when it offered them.
@@ -141,124 +132,19 @@ class Session:
         self.fds.clear()
         self.stdio.clear()
 
-
-class ClientServer:
-    """The listening socket and every client session."""
-
-    def __init__(self, tree: ProcessTree, supervisor: PhaseSupervisor, path: str) -> None:
-        self.tree = tree
-        self.supervisor = supervisor
-        self.path = path
-        self.listener: socket.socket | None = None
-        #: While accepting is paused (see ACCEPT_PAUSE): the timer that resumes it, and when
-        #: the episode began (for its one log line at each end).
-        self._accept_resume: asyncio.TimerHandle | None = None
-        self._exhausted_since: float | None = None
-        self.sessions: set[Session] = set()
-        self._tasks = TaskSet("client server")
-        self._inode: tuple[int, int] | None = None
-        self.closing = False
-        self._closing = asyncio.Event()
-        #: Checked before each command so that none runs against code saved since its phase
-        #: booted (set by the master once file monitoring runs).
-        self.monitor: FileMonitor | None = None
-        #: Answers ``Q:`` queries (``zeus status``, ``restart``, ``stop``); set by the master.
-        self.on_query: Callable[[str], dict[str, Any]] | None = None
-        #: When the last command request arrived (for the idle timeout).
-        self.last_activity = time.monotonic()
-
-    def start(self) -> None:
-        """Bind the socket, private to this user (mode 0600), and accept clients."""
-        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        old_umask = os.umask(0o177)
-        try:
-            listener.bind(self.path)
-        finally:
-            os.umask(old_umask)
-        os.chmod(self.path, stat.S_IRUSR | stat.S_IWUSR)
-        info = os.stat(self.path)
-        self._inode = (info.st_dev, info.st_ino)
-        listener.listen(128)
-        listener.setblocking(False)
-        self.listener = listener
-        asyncio.get_running_loop().add_reader(listener.fileno(), self._accept)
-
-    def _accept(self) -> None:
-        assert self.listener is not None
-        while True:
-            try:
-                conn, _ = self.listener.accept()
-            except (BlockingIOError, InterruptedError):
-                # The backlog is empty: only now is an episode over. An fd freed for a moment
-                # (a client that left) lets one accept through without ending it.
-                if self._exhausted_since is not None:
-                    log.warning("accepting connections again after %.1f s",
-                                time.monotonic() - self._exhausted_since)
-                    self._exhausted_since = None
-                return
-            except OSError as exc:
-                if exc.errno in ACCEPT_SKIP:
-                    continue
-                self._pause_accepting(exc)  # EMFILE and friends: keep serving the others
-                return
-            try:
-                credentials = peer_credentials(conn)
-            except OSError:
-                credentials = None
-            if credentials is not None and credentials[1] != os.getuid():
-                log.warning("refused a connection from uid %d (pid %d): the socket is %d's only",
-                            credentials[1], credentials[0], os.getuid())
-                conn.close()
-                continue
-            peer_pid = credentials[0] if credentials is not None else -1
-            self._tasks.spawn(self._serve(conn, peer_pid), f"client (pid {peer_pid})")
-
-    def _pause_accepting(self, exc: OSError) -> None:
-        """Stop watching the listener for :data:`ACCEPT_PAUSE`, then try again: connections
-        wait in the listen backlog meanwhile. Logged once per episode (and once at its end)."""
-        assert self.listener is not None
-        loop = asyncio.get_running_loop()
-        loop.remove_reader(self.listener.fileno())
-        if self._exhausted_since is None:
-            self._exhausted_since = time.monotonic()
-            soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-            log.error("cannot accept connections: %s (fd limit %d); new clients wait, retrying "
-                      "every %.1f s", exc.strerror or exc, soft, ACCEPT_PAUSE)
-        self._accept_resume = loop.call_later(ACCEPT_PAUSE, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        self._accept_resume = None
-        if self.listener is not None:
-            asyncio.get_running_loop().add_reader(self.listener.fileno(), self._accept)
-
-    async def _serve(self, conn: socket.socket, peer_pid: int = -1) -> None:
-        name = "client" if peer_pid < 0 else f"client (pid {peer_pid})"
-        session = Session(Channel(conn, name=name), peer_pid=peer_pid)
-        self.sessions.add(session)
-        try:
-            await self._run(session)
-        except Exception:
-            log.exception("internal error while serving a client")
-        finally:
-            session.close_fds()
-            session.channel.close()
-            self.sessions.discard(session)
-            session.done.set()
-            self.last_activity = time.monotonic()  # idle time counts from a command's end
-
-    async def _handshake(self, session: Session) -> tuple[CommandRequest, bool] | None:
+    async def _handshake(self) -> tuple[CommandRequest, bool] | None:
         """The ``T:`` request and its three fds; True when the client offered extensions (its
-        world, if sent, is kept in ``session.world``)."""
-        channel = session.channel
+        world, if sent, is kept in ``self.world``)."""
+        channel = self.channel
         first = await channel.message(HANDSHAKE_TIMEOUT)
         if first.startswith("Q:"):
-            await self._answer_query(channel, first[2:])
+            await self.server.answer_query(channel, first[2:])
             return None
         request = parse_command_request(first)
-        self.last_activity = time.monotonic()
+        self.server.last_activity = time.monotonic()
         for _ in range(3):
-            session.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
-            session.received.append(session.fds[-1])
+            self.fds.append(await channel.fd(HANDSHAKE_TIMEOUT))
+            self.received.append(self.fds[-1])
         messages = channel.pending_messages()
         if not messages and channel.partial().startswith(b"X:"):
             # An offer with a large world can outrun one read: it rides on the third fd's
@@ -274,39 +160,39 @@ class ClientServer:
                     # Opaque to the master: the last field of the runner header, checked by
                     # the shim that decodes it.
                     if len(world) <= MAX_WORLD:
-                        session.world = world
+                        self.world = world
                     if fields.get("stdio") == "1":
                         for _ in range(3):  # sent right after the offer, without a wait
-                            session.stdio.append(await channel.fd(HANDSHAKE_TIMEOUT))
-                            session.received.append(session.stdio[-1])
-        session.extended = extended
+                            self.stdio.append(await channel.fd(HANDSHAKE_TIMEOUT))
+                            self.received.append(self.stdio[-1])
+        self.extended = extended
         return request, extended
 
-    async def _run(self, session: Session) -> None:
+    async def run(self) -> None:
+        """Serve the request: handshake, wait for the phase, run the command, report."""
         try:
-            handshake = await self._handshake(session)
+            handshake = await self._handshake()
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
-            if not session.channel.dropped:  # else the channel said why already
+            if not self.channel.dropped:  # else the channel said why already
                 log.info("dropped a client that did not complete its handshake: %s",
                          exc or "timed out")
             return
         if handshake is None:
             return
         request, extended = handshake
-        ready = await self._wait_for_phase(session, request, extended)
+        ready = await self._wait_for_phase(request, extended)
         if ready is None:
             return
         runner_sock, process, handed_over = ready
         runner = Channel(runner_sock, datagram=True, name="runner")
         try:
-            await self._run_command(session, request, extended, process, runner, handed_over)
+            await self._run_command(request, extended, process, runner, handed_over)
         finally:
             runner.close()
 
-    @staticmethod
-    def _header(session: Session, request: CommandRequest, extended: bool,
+    def _header(self, request: CommandRequest, extended: bool,
                 process: PhaseProcess) -> RunnerHeader:
-        """What the runner needs besides the fds, and which fds go with it: ``session.fds`` is
+        """What the runner needs besides the fds, and which fds go with it: ``self.fds`` is
         set, in place (it is the list handed on), to the args socket and the client's stdio
         fds when both sides speak ``stdio``, else to the legacy three. Flags, for a zeuspy shim
         only: ``s``, those are the stdio fds; ``t``, take the client's terminal (the client
@@ -314,24 +200,24 @@ class ClientServer:
         pid is the kernel's word for the peer, so the shim may read that process's cwd and
         environment when the client sent no world (a legacy client); ``k``, report a signal
         with the status."""
-        legacy = [fd for fd in session.received if fd not in session.stdio]
-        session.uses_stdio = (extended and process.extensions and "stdio" in process.caps
-                              and len(session.stdio) == 3)
-        session.fds[:] = [legacy[0], *session.stdio] if session.uses_stdio else legacy
+        legacy = [fd for fd in self.received if fd not in self.stdio]
+        self.uses_stdio = (extended and process.extensions and "stdio" in process.caps
+                              and len(self.stdio) == 3)
+        self.fds[:] = [legacy[0], *self.stdio] if self.uses_stdio else legacy
         if not process.extensions:
             return RunnerHeader(request.client_pid, request.argc)
-        flags = STDIO_FLAG if session.uses_stdio else ""
-        if extended and any(os.isatty(fd) for fd in session.fds[1:]):
+        flags = STDIO_FLAG if self.uses_stdio else ""
+        if extended and any(os.isatty(fd) for fd in self.fds[1:]):
             flags += "t"
-        if request.client_pid == session.peer_pid:
+        if request.client_pid == self.peer_pid:
             flags += "v"
         if "signals" in process.caps:
             flags += SIGNALS_FLAG
-        world = session.world if extended and "world" in process.caps else ""
+        world = self.world if extended and "world" in process.caps else ""
         return RunnerHeader(request.client_pid, request.argc, flags, world)
 
     async def _wait_for_phase(
-        self, session: Session, request: CommandRequest, extended: bool
+        self, request: CommandRequest, extended: bool
     ) -> tuple[socket.socket, PhaseProcess, bool] | None:
         """Wait until the command's phase is ready, make sure it did not load a file that changed
         since, and get a runner from it. When a phase on its path crashed: act at once on a file
@@ -339,17 +225,17 @@ class ClientServer:
         the command in the nearest ready ancestor if it may (master/fallback.py, with one line
         on the client's stderr), else refuse with the crash. None: the client was answered
         already (or left)."""
-        channel = session.channel
+        channel = self.channel
         loop = asyncio.get_running_loop()
         started = loop.time()
         notes = 0  # lines written on the client's stderr while it waits (BOOT_NOTE_LINES)
         next_note = started + BOOT_NOTE_DELAY
         detoured = False
         while True:
-            tree = self.tree
+            tree = self.server.tree
             spec = tree.command(request.command)
             if spec is None:
-                await self._refuse(session, self._unknown_text(request.command),
+                await self._refuse(self._unknown_text(request.command),
                                    EXIT_UNKNOWN_COMMAND)
                 return None
             phase = tree.phases[spec.phase]
@@ -360,11 +246,11 @@ class ClientServer:
                 target = (fallback.fallback_phase(crashed)
                           if fallback.may_fall_back(tree.config, spec.name) else None)
                 if target is None:
-                    await self._refuse(session, self._crash_text(crashed), 1)
+                    await self._refuse(self._crash_text(crashed), 1)
                     return None
                 phase = target
-            if self.closing:
-                await self._refuse(session, "zeus: the master is shutting down.\n", 1)
+            if self.server.closing:
+                await self._refuse("zeus: the master is shutting down.\n", 1)
                 return None
             if channel.closed:
                 return None
@@ -373,16 +259,16 @@ class ClientServer:
                     if crashed is not None and not detoured and phase.process is not None:
                         detoured = True  # one line per request, written as the command starts
                         await self._write_error(
-                            self._command_stderr(session, request, extended, phase.process),
+                            self._command_stderr(request, extended, phase.process),
                             fallback.note(crashed, spec.name, phase))
                     assert phase.process is not None  # ready
-                    header = self._header(session, request, extended, phase.process)
+                    header = self._header(request, extended, phase.process)
                     try:
-                        return await self.supervisor.fork_runner(
-                            phase, spec.name, Handover(header), session.fds)
+                        return await self.server.supervisor.fork_runner(
+                            phase, spec.name, Handover(header), self.fds)
                     except RunnerUnavailable as exc:
                         if _ready(phase):
-                            await self._refuse(session, f"zeus: {exc}; try again.\n", 1)
+                            await self._refuse(f"zeus: {exc}; try again.\n", 1)
                             return None
                         continue  # the phase went down meanwhile: wait for it again
                 if _ready(phase):
@@ -390,7 +276,7 @@ class ClientServer:
             wait = None if notes >= BOOT_NOTE_LINES else max(0.0, next_note - loop.time())
             waits = {asyncio.ensure_future(tree.changed()),
                      asyncio.ensure_future(channel.wait_closed()),
-                     asyncio.ensure_future(self._closing.wait())}
+                     asyncio.ensure_future(self.server.closed.wait())}
             done, pending = await asyncio.wait(waits, timeout=wait,
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
@@ -400,58 +286,33 @@ class ClientServer:
                         else _still_booting(phase, loop.time() - started))
                 notes += 1
                 next_note += BOOT_NOTE_INTERVAL
-                assert session.stderr is not None  # the handshake brought the fds
-                await self._write_error(session.stderr, text)
+                assert self.stderr is not None  # the handshake brought the fds
+                await self._write_error(self.stderr, text)
 
-    def _command_stderr(self, session: Session, request: CommandRequest, extended: bool,
+    def _command_stderr(self, request: CommandRequest, extended: bool,
                         process: PhaseProcess) -> int:
         """The fd the command will have as its stderr when ``process`` forks it (the client's
         own stderr under the ``stdio`` extension, else the legacy pair the client relays): a
         note written there reaches the user before anything the command writes."""
-        self._header(session, request, extended, process)  # settles ``session.fds`` in place
-        assert session.stderr is not None
-        return session.stderr
+        self._header(request, extended, process)  # settles ``self.fds`` in place
+        assert self.stderr is not None
+        return self.stderr
 
     async def _refresh_stale(self, phase: Phase) -> bool:
         """The never-stale check, for a ready phase and for a crashed one alike: when a project
         file that ``phase`` or an ancestor loaded (for a crash: also a file its traceback named)
         changed since it was last acted on, act on it now instead of after the debounce delay.
         True when there was such a file (the phase may be restarting: look again)."""
-        if self.monitor is None:
+        if self.server.monitor is None:
             return False
-        stale = self.monitor.stale_files(phase)
+        stale = self.server.monitor.stale_files(phase)
         if not stale:
             return False
-        await self.monitor.refresh_now(stale)
+        await self.server.monitor.refresh_now(stale)
         return True
 
-    def command_reaped(self, pid: int, wait_status: int) -> None:
-        """The master reaped an orphaned command: its session learns the status from us."""
-        for session in self.sessions:
-            reaped = session.reaped
-            if session.command_pid == pid and reaped is not None and not reaped.done():
-                reaped.set_result(ExitStatus(*exit_status(wait_status)))
-
-    async def _answer_query(self, channel: Channel, request: str) -> None:
-        """``Q:status|restart|stop``: a zeuspy-only request of the built-in subcommands (never
-        sent by a legacy client); answered with one JSON message."""
-        if self.on_query is None or request not in ("status", "restart", "stop"):
-            answer: dict[str, Any] = {"error": f"unknown query {request[:40]!r}"}
-        else:
-            answer = self.on_query(request)
-        await self._send_large(channel, json.dumps(answer))
-
-    @staticmethod
-    async def _send_large(channel: Channel, text: str) -> None:
-        """A message that may not fit the socket buffer (a status with long tracebacks),
-        written as the peer reads it, bounded by :data:`ERROR_WRITE_TIMEOUT`."""
-        loop = asyncio.get_running_loop()
-        with contextlib.suppress(OSError, asyncio.TimeoutError):
-            await asyncio.wait_for(loop.sock_sendall(channel.sock, wire.encode(text)),
-                                   ERROR_WRITE_TIMEOUT)
-
     def _unknown_text(self, command: str) -> str:
-        config = self.tree.config
+        config = self.server.tree.config
         names = []
         for name, spec in config.commands.items():
             aliases = f" (alias: {', '.join(spec.aliases)})" if spec.aliases else ""
@@ -462,59 +323,59 @@ class ClientServer:
             text += f" Did you mean {' or '.join(close)}?"
         return f"{text}\nAvailable commands: {', '.join(names)}.\n"
 
-    async def _run_command(self, session: Session, request: CommandRequest, extended: bool,
+    async def _run_command(self, request: CommandRequest, extended: bool,
                            process: PhaseProcess, runner: Channel, handed_over: bool) -> None:
-        channel = session.channel
+        channel = self.channel
         extended = extended and process.extensions
         if not handed_over:
             try:
-                runner.send(self._header(session, request, extended, process).format())
-                for fd in session.fds:
+                runner.send(self._header(request, extended, process).format())
+                for fd in self.fds:
                     runner.send_fd(fd)
             except ChannelClosed:
-                self._send_quietly(channel, "0")
-                self._send_quietly(channel, "1")
+                send_quietly(channel, "0")
+                send_quietly(channel, "1")
                 return
         # A legacy client's output streams, kept to see that it read them all (see
         # LEGACY_DRAIN_TIMEOUT); the master's copies of everything else go now: keeping them
         # would leak and block EOF.
-        outputs = [] if session.extended else _dup_all(session.fds[1:])
-        session.close_fds()
+        outputs = [] if self.extended else _dup_all(self.fds[1:])
+        self.close_fds()
         try:
             try:
                 first = await runner.message(COMMAND_START_TIMEOUT)
                 registration = parse_registration(first)
             except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
                 log.warning("runner for %s did not report its command: %s", request.command, exc)
-                self._send_quietly(channel, "0")
-                if session.extended:
-                    self._send_quietly(channel, Note(_NOT_STARTED).format())
-                self._send_quietly(channel, "1")
+                send_quietly(channel, "0")
+                if self.extended:
+                    send_quietly(channel, Note(_NOT_STARTED).format())
+                send_quietly(channel, "1")
                 return
-            session.command_pid = registration.pid
+            self.command_pid = registration.pid
             flags = ""
             if extended and "t" in registration.flags:
                 flags += "t"
-            if session.uses_stdio:
+            if self.uses_stdio:
                 flags += STDIO_FLAG
-            self._send_quietly(channel, CommandStarted(registration.pid, flags).format())
-            status = await self._await_status(session, request, runner, registration.pid)
+            send_quietly(channel, CommandStarted(registration.pid, flags).format())
+            status = await self._await_status(request, runner, registration.pid)
             if outputs:
                 await _drained(outputs, LEGACY_DRAIN_TIMEOUT)
-            self._send_quietly(channel, status.format(with_signal=session.extended))
+            send_quietly(channel, status.format(with_signal=self.extended))
         finally:
             wire.close_fds(outputs)
 
-    async def _await_status(self, session: Session, request: CommandRequest, runner: Channel,
+    async def _await_status(self, request: CommandRequest, runner: Channel,
                             pid: int) -> ExitStatus:
         """The command's status: from its runner socket, from the master's own reaping, or 1
         when it is gone without one; stops the command when the client leaves first."""
-        channel = session.channel
+        channel = self.channel
         status_task = asyncio.ensure_future(runner.message())
         gone = asyncio.ensure_future(channel.wait_closed())
-        session.reaped = asyncio.get_running_loop().create_future()
+        self.reaped = asyncio.get_running_loop().create_future()
         vanished = asyncio.ensure_future(self._watch_command(pid))
-        waits: set[asyncio.Future[Any]] = {status_task, gone, session.reaped, vanished}
+        waits: set[asyncio.Future[Any]] = {status_task, gone, self.reaped, vanished}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
         vanished.cancel()
         if vanished.done() and not vanished.cancelled() and not status_task.done():
@@ -524,11 +385,11 @@ class ClientServer:
             status_task.cancel()
             gone.cancel()
             return ExitStatus(1)
-        if session.reaped.done() and not status_task.done():
+        if self.reaped.done() and not status_task.done():
             # Its phase is gone, so nobody else will report; the command did not either.
             status_task.cancel()
             gone.cancel()
-            return session.reaped.result()
+            return self.reaped.result()
         if not status_task.done():
             log.info("client of %s (pid %d) went away; stopping its command",
                      request.command, pid)
@@ -576,22 +437,17 @@ class ClientServer:
         except wire.ProtocolError:
             return ExitStatus(1)
 
-    @staticmethod
-    def _send_quietly(channel: Channel, text: str) -> None:
-        with contextlib.suppress(ChannelClosed):
-            channel.send(text)
-
     def _crash_text(self, crashed: Phase) -> str:
         error = crashed.error or f"zeus: phase {crashed.name} crashed"
         return f"{error.rstrip()}\n"
 
-    async def _refuse(self, session: Session, text: str, status: int) -> None:
+    async def _refuse(self, text: str, status: int) -> None:
         """No command runs: answer pid 0, show ``text`` on the client's stderr, send ``status``."""
-        self._send_quietly(session.channel, "0")
-        if session.stderr is not None:
-            await self._write_error(session.stderr, text)
-        session.close_fds()
-        self._send_quietly(session.channel, str(status))
+        send_quietly(self.channel, "0")
+        if self.stderr is not None:
+            await self._write_error(self.stderr, text)
+        self.close_fds()
+        send_quietly(self.channel, str(status))
 
     async def _write_error(self, fd: int, text: str) -> None:
         """Write to a client's stream without ever blocking the loop (bounded)."""
@@ -626,42 +482,11 @@ class ClientServer:
         except OSError:
             pass
 
-    async def close(self) -> None:
-        """Stop accepting; stop running commands (SIGHUP, then SIGKILL); end every session."""
-        self.closing = True
-        self._closing.set()
-        if self._accept_resume is not None:
-            self._accept_resume.cancel()
-            self._accept_resume = None
-        if self.listener is not None:
-            asyncio.get_running_loop().remove_reader(self.listener.fileno())
-            self.listener.close()
-            self.listener = None
-            self.unlink()
-        for session in list(self.sessions):
-            if session.command_pid:
-                if session.extended:
-                    self._send_quietly(session.channel, Note(STOPPING_NOTE).format())
-                signal_group_or_pid(session.command_pid, signal.SIGHUP)
-        if self.sessions:
-            waits = [asyncio.ensure_future(s.done.wait()) for s in self.sessions]
-            _, pending = await asyncio.wait(waits, timeout=SHUTDOWN_COMMAND_GRACE)
-            for session in list(self.sessions):
-                if session.command_pid:
-                    signal_group_or_pid(session.command_pid, signal.SIGKILL)
-            if pending:
-                await asyncio.wait(pending, timeout=SHUTDOWN_COMMAND_GRACE)
-        await self._tasks.close()
 
-    def unlink(self) -> None:
-        """Remove the socket file if it is still ours (a new master may have replaced it)."""
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            return
-        if (info.st_dev, info.st_ino) == self._inode:
-            with contextlib.suppress(OSError):
-                os.unlink(self.path)
+def send_quietly(channel: Channel, text: str) -> None:
+    """Send ``text`` unless the peer is gone."""
+    with contextlib.suppress(ChannelClosed):
+        channel.send(text)
 
 
 def _still_booting(phase: Phase, waited: float) -> str:
