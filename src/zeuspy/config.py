@@ -351,7 +351,7 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
     raw_command = data.get("command")
     plan_file: Path | None = None
     if builtin is not None:
-        command: tuple[str, ...] = (sys.executable, "-m", "zeuspy.slave", builtin)
+        command: tuple[str, ...] = (sys.executable, "-m", "zeuspy.shim", builtin)
     elif raw_command is None:
         plan_name = data.get("plan_file", DEFAULT_PLAN_FILE)
         if not isinstance(plan_name, str) or not plan_name:
@@ -359,7 +359,7 @@ def _from_data(path: Path, data: object, builtin: str | None = None) -> Config:
         if "\0" in plan_name:  # no file name holds one (Python raises ValueError on it)
             raise ConfigError(f'{path}: "plan_file" contains a NUL character')
         plan_file = (root / plan_name).absolute()
-        command = (sys.executable, "-m", "zeuspy.slave", str(plan_file))
+        command = (sys.executable, "-m", "zeuspy.shim", str(plan_file))
     elif isinstance(raw_command, str):
         try:
             command = tuple(shlex.split(raw_command))

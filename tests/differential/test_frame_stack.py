@@ -5,7 +5,7 @@ across a chunk's edge maps and unmaps a chunk on every crossing (page faults, sy
 command forked in the shim starts deeper than the same script run by ``python``, so the edges fall
 elsewhere: the attrs suite paid 4x the page faults of plain pytest. The probe sweeps every depth
 up to a few thousand frame slots, so both sides cross edges if they have them, and counts its own
-minor page faults and ``mmap`` calls' effect; zeuspy's command runs with room (slave/framestack.py)
+minor page faults and ``mmap`` calls' effect; zeuspy's command runs with room (shim/framestack.py)
 and must cross none.
 """
 

@@ -273,7 +273,7 @@ def children_of(ppid: int) -> list[int]:
 
 
 def command_children(pid: int) -> list[int]:
-    """The children of a command process other than its guard (slave/guard.py)."""
+    """The children of a command process other than its guard (shim/guard.py)."""
     found = []
     for child in children_of(pid):
         try:

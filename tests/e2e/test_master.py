@@ -250,7 +250,7 @@ def test_command_is_parsed_as_a_shell_line(project: Project) -> None:
     folder.mkdir()
     (folder / "zeus_plan.py").write_text(textwrap.dedent(PLAN))
     (project.root / "zeus_plan.py").unlink()
-    command = f"{shlex.quote(sys.executable)} -m zeuspy.slave 'my plans/zeus_plan.py'"
+    command = f"{shlex.quote(sys.executable)} -m zeuspy.shim 'my plans/zeus_plan.py'"
     (project.root / "zeus.json").write_text(json.dumps({"command": command,
                                                         "plan": TREE}))
     master = Master(project)

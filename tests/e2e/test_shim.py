@@ -49,7 +49,7 @@ class FakeMaster:
         if offer:
             env["ZEUSPY_EXTENSIONS"] = "1"
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "zeuspy.slave", str(project.root / "zeus_plan.py")],
+            [sys.executable, "-m", "zeuspy.shim", str(project.root / "zeus_plan.py")],
             cwd=project.root, env=env, pass_fds=[remote.fileno()],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
         remote.close()
@@ -184,7 +184,7 @@ def test_failed_action_reports_traceback_and_its_files(fake: FakeMaster) -> None
     result = fake.next_message(broken)
     assert result.startswith("R:Traceback (most recent call last):")
     assert "RuntimeError: broken on purpose" in result
-    assert "zeuspy/slave" not in result  # the shim's own frames are not the user's problem
+    assert "zeuspy/shim" not in result  # the shim's own frames are not the user's problem
     files = read_features(features)
     assert any(f.endswith("zeus_plan.py") for f in files)
     assert any(f.endswith("/fractions.py") for f in files)
@@ -194,7 +194,7 @@ def test_failed_action_reports_traceback_and_its_files(fake: FakeMaster) -> None
 def test_shim_refuses_to_run_without_a_master(project: Project) -> None:
     env = project.env()
     env.pop("ZEUS_MASTER_FD", None)
-    result = subprocess.run([sys.executable, "-m", "zeuspy.slave", "zeus_plan.py"],
+    result = subprocess.run([sys.executable, "-m", "zeuspy.shim", "zeus_plan.py"],
                             cwd=project.root, env=env, capture_output=True, timeout=TIMEOUT)
     assert result.returncode == 2
     assert b"ZEUS_MASTER_FD is not set" in result.stderr

@@ -1,4 +1,4 @@
-"""Commands served by the phase's spare (slave/spare.py) and its guard (slave/guard.py): the
+"""Commands served by the phase's spare (shim/spare.py) and its guard (shim/guard.py): the
 spare leads a session, takes the client's terminal itself, stays a job ^Z can stop, and is
 reported and cleaned up as a forked command is.
 

@@ -1,5 +1,5 @@
-"""A command served by the spare (slave/spare.py) behaves as it does run directly or through a
-runner, where leading a session and having a guard (slave/guard.py) could make it differ: after
+"""A command served by the spare (shim/spare.py) behaves as it does run directly or through a
+runner, where leading a session and having a guard (shim/guard.py) could make it differ: after
 an exec, with children of its own, asking for a group of its own."""
 
 from __future__ import annotations

@@ -87,7 +87,7 @@ def test_discover_uses_the_builtin_python_plan(tmp_path: Path) -> None:
     assert found.builtin == "python"
     assert found.root == tmp_path
     assert found.command[-1] == BUILTIN["python"]
-    assert found.command[1:3] == ("-m", "zeuspy.slave")
+    assert found.command[1:3] == ("-m", "zeuspy.shim")
     assert found.plan_file is None
     assert list(found.phases) == ["boot", "app", "test_environment"]
     assert found.resolve("python").name == "run"  # type: ignore[union-attr]

@@ -13,7 +13,7 @@ import pytest
 from zeuspy.client import run
 from zeuspy.protocol import wire
 from zeuspy.protocol.messages import CommandRequest, parse_command_request
-from zeuspy.slave.command import read_arguments
+from zeuspy.shim.command import read_arguments
 
 REPO = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)
@@ -101,7 +101,7 @@ def handshake_of(sock: socket.socket, timeout: float = 10.0) -> tuple[list[str],
 def test_session_handshake_matches_command_request(command: str, args: list[str],
                                                    no_fd_leak: object) -> None:
     client, master = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    session = run.Session(client, command, args, tty=False)
+    session = run.ClientSession(client, command, args, tty=False)
     fds: list[int] = []
     try:
         session.handshake()

@@ -11,7 +11,7 @@ import pytest
 
 from zeuspy.protocol.messages import ExitStatus, parse_exit_status
 from zeuspy.protocol.wire import ProtocolError
-from zeuspy.slave import command, outcome
+from zeuspy.shim import command, outcome
 
 
 # -- exit_status ----------------------------------------------------------------------------------

@@ -296,7 +296,7 @@ def test_python_shim_by_default(tmp_path: Path) -> None:
     loaded = config.load(write(tmp_path, plan({"boot": {}}, command=None)))
     assert loaded.uses_python_shim
     assert loaded.plan_file == tmp_path / "zeus_plan.py"
-    assert loaded.command == (sys.executable, "-m", "zeuspy.slave", str(tmp_path / "zeus_plan.py"))
+    assert loaded.command == (sys.executable, "-m", "zeuspy.shim", str(tmp_path / "zeus_plan.py"))
 
 
 def test_discover_walks_up_to_zeus_json(tmp_path: Path) -> None:

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from zeuspy.client import run as client
 from zeuspy.protocol import messages as m
 from zeuspy.protocol.wire import ProtocolError
-from zeuspy.slave import world
+from zeuspy.shim import world
 
 keys = st.binary(min_size=1, max_size=8).filter(lambda k: b"=" not in k and b"\0" not in k)
 values = st.binary(max_size=20).filter(lambda v: b"\0" not in v)
@@ -79,7 +79,7 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
     """Run in a fresh interpreter: enter() changes the process's environment and folder."""
     code = textwrap.dedent(f"""
         import os
-        from zeuspy.slave import world
+        from zeuspy.shim import world
         os.environ["KEPT"] = "boot"; os.environ["GONE"] = "boot"
         world.remember_boot_environment()
         os.environ["SET_BY_PLAN"] = "plan"          # a phase's action set it

@@ -1,4 +1,4 @@
-"""Which environment reads count as the boot's (slave/world.py ``record_reads``): one variable
+"""Which environment reads count as the boot's (shim/world.py ``record_reads``): one variable
 read by the project's own code, not a library's reads nor whole-environment copies; and which
 variables never warn (``per_terminal``). Run in a child interpreter: recording patches
 ``os.environ``'s class."""
@@ -11,7 +11,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from zeuspy.slave import world
+from zeuspy.shim import world
 
 #: A module of the project: each way of reading one variable, and copies of the whole environment.
 PROJECT_MODULE = """
@@ -30,7 +30,7 @@ LIB = os.environ.get("BY_LIBRARY"), os.environ["BY_LIBRARY_SUBSCRIPT"]
 """
 CHILD = """
 import json, os, sys, wsgiref.handlers
-from zeuspy.slave import world
+from zeuspy.shim import world
 os.chdir({root!r})
 sys.path[:0] = [{root!r}, {site!r}]
 world.record_reads()

@@ -102,7 +102,7 @@ def _is_tty(fd: int) -> bool:
 class _Stream:
     """One output pair of the legacy protocol: the local end we read (and, for stdout in the
     legacy relay, write stdin into). A PTY's slave (``remote``) stays open here for the whole
-    run: the input the command leaves unread lives in it (:meth:`Session.hand_back`)."""
+    run: the input the command leaves unread lives in it (:meth:`ClientSession.hand_back`)."""
 
     __slots__ = ("fd", "is_pty", "open", "remote", "sock", "target")
 
@@ -133,7 +133,7 @@ class _Stream:
             posix.close(self.fd)
 
 
-class Session:
+class ClientSession:
     """One command's run: the state of the relay between the user's terminal and the command.
 
     Each standard stream keeps its kind: the command gets the PTY only on the streams that are
@@ -762,7 +762,7 @@ def run(command: str, args: list[str], tty: bool | None, root: bytes | None = No
         sock.close()
         _stderr("zeus: " + problem)
         return 1
-    session = Session(sock, command, args, tty)
+    session = ClientSession(sock, command, args, tty)
     _send_timeout(sock, HANDSHAKE_TIMEOUT)
     try:
         session.handshake()

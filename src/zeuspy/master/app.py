@@ -24,9 +24,9 @@ from zeuspy.errors import ConfigError, ZeusError
 from zeuspy.master import statefiles, watchers
 from zeuspy.master.display import LiveChart, StatusLines
 from zeuspy.master.filemonitor import DEFAULT_DELAY, FileMonitor
+from zeuspy.master.kills import become_subreaper
 from zeuspy.master.lock import PidLock, clear_stale_socket, ensure_private_dir
 from zeuspy.master.phases import PhaseSupervisor
-from zeuspy.master.processes import become_subreaper
 from zeuspy.master.server import ClientServer
 from zeuspy.master.tree import ProcessTree
 

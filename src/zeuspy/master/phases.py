@@ -20,7 +20,7 @@ from typing import Any
 
 from zeuspy.config import Config
 from zeuspy.master.channel import Channel, ChannelClosed
-from zeuspy.master.processes import end_group, peer_credentials, terminate
+from zeuspy.master.kills import end_group, peer_credentials, terminate
 from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState, ProcessTree
 from zeuspy.protocol import wire

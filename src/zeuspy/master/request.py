@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 
 from zeuspy.master import fallback
 from zeuspy.master.channel import Channel, ChannelClosed
+from zeuspy.master.kills import COMMAND_KILL_GRACE
 from zeuspy.master.phases import RunnerUnavailable
-from zeuspy.master.processes import COMMAND_KILL_GRACE
 from zeuspy.master.tree import Phase, PhaseProcess, PhaseState
 from zeuspy.procs import signal_group_or_pid
 from zeuspy.protocol import wire

@@ -21,8 +21,8 @@ from typing import Any
 
 from zeuspy.master.channel import Channel
 from zeuspy.master.filemonitor import FileMonitor
+from zeuspy.master.kills import peer_credentials
 from zeuspy.master.phases import PhaseSupervisor
-from zeuspy.master.processes import peer_credentials
 from zeuspy.master.request import ERROR_WRITE_TIMEOUT, Request, send_quietly
 from zeuspy.master.tasks import TaskSet
 from zeuspy.master.tree import ProcessTree

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, NoReturn
 from zeuspy.plan import after_fork
 from zeuspy.plans import django_reloader, django_settings, project, pytest_support
 from zeuspy.plans.python import PythonPlan, import_modules
-from zeuspy.slave import process
+from zeuspy.shim import process
 
 SETTINGS_ENV = django_settings.SETTINGS_ENV
 #: The status Django's reloader ends its serving process with when a watched file changed.

@@ -107,7 +107,7 @@ def main(argv: list[str], console: Callable[[list[str]], int | None] | None = No
         if flag == "u" and not attached:
             # As `python -u` builds them: no buffer at all under the text layer (a pipe reader
             # sees each write when it is made).
-            from zeuspy.slave import stdio
+            from zeuspy.shim import stdio
 
             stdio.rebuild(unbuffered=True)
             continue

@@ -39,7 +39,7 @@ def try_import(name: str, root: Path) -> bool:
     failed import left in ``sys.modules`` (submodules that did import) are dropped, so that a
     command imports them all anew as ``python`` would, and the files the error named are tracked:
     fixing them restarts this phase, which then imports ``name`` again."""
-    from zeuspy.slave.tracking import module_file, traceback_files
+    from zeuspy.shim.tracking import module_file, traceback_files
 
     before = set(sys.modules)
     try:

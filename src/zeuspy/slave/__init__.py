@@ -1,5 +1,2 @@
-"""The shim: the code inside phases and commands (``python -m zeuspy.slave <plan file>``).
-
-runtime.py registers phases, runs their actions and forks on request; command.py is the runner and
-the command process; tracking.py finds the files a phase loaded; process.py holds the fork hygiene.
-"""
+"""``python -m zeuspy.slave``: the old name of the shim (zeuspy.shim), kept for zeus.json files and
+legacy plans that name it."""

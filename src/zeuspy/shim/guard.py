@@ -28,8 +28,8 @@ import signal
 import time
 
 from zeuspy import procs
-from zeuspy.slave import process
-from zeuspy.slave.command import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
+from zeuspy.shim import process
+from zeuspy.shim.command import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
 
 #: Signals that cannot be ignored, or whose being ignored would change nothing for ``cat``.
 UNIGNORABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGCONT}

@@ -128,7 +128,7 @@ def prepare_fork() -> None:
             pass
     others = [t for t in threading.enumerate() if t is not threading.main_thread()]
     if others:
-        from zeuspy.slave import hygiene
+        from zeuspy.shim import hygiene
 
         names = "; ".join(hygiene.describe_thread(t) for t in others)
         print(

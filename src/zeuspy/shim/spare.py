@@ -1,6 +1,6 @@
 """Spares: a command process forked before it is needed, so that a request costs no fork.
 
-A phase that runs commands keeps one :class:`Spare` (runtime.Phase): a fork of the phase that
+A phase that runs commands keeps one :class:`Spare` (runtime.PhaseLoop): a fork of the phase that
 leads a session of its own (its guard keeps its process group a job that ^Z can stop: guard.py)
 and has done the part of a command's start-up that does not depend on the request
 (command.prepare_command_process). Leading a session, it can take the client's terminal as its
@@ -36,8 +36,8 @@ from zeuspy.protocol.messages import (
     parse_runner_header,
     parse_spare_work,
 )
-from zeuspy.slave import guard, process
-from zeuspy.slave.command import (
+from zeuspy.shim import guard, process
+from zeuspy.shim.command import (
     REPORTED,
     Work,
     command_process,
@@ -61,7 +61,7 @@ class Handed:
 
     def reaped(self, wait_status: int) -> None:
         """The command was reaped: report its status unless it did (it writes
-        :data:`~zeuspy.slave.command.REPORTED` on its status pipe once it has); then let go."""
+        :data:`~zeuspy.shim.command.REPORTED` on its status pipe once it has); then let go."""
         try:
             reported = REPORTED in os.read(self.status_r, 16)
         except OSError:  # nothing written, a forked child of the command holds the pipe open

@@ -30,9 +30,9 @@ from zeuspy.protocol.messages import (
     Registration,
     parse_handover,
 )
-from zeuspy.slave import command as runner
-from zeuspy.slave import hygiene, process, spare, world
-from zeuspy.slave.tracking import Tracker, pth_files, traceback_files
+from zeuspy.shim import command as runner
+from zeuspy.shim import hygiene, process, spare, world
+from zeuspy.shim.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
 ROOT = "boot"
@@ -52,7 +52,7 @@ SPARE_DELAY = 0.015
 SPARE_RETRY_MAX = 5.0
 
 
-class Phase:
+class PhaseLoop:
     """One phase process: the shim's side of the master's phase handle."""
 
     def __init__(self, plan_source: str, plan: Plan | None, bootstrap: socket.socket,
@@ -442,7 +442,7 @@ def _end_user_child(exc: BaseException | None) -> NoReturn:
     """A child forked by the phase's action returned into the shim instead of exiting (it fell
     off the end of the action, or raised): end it as the end of a script would, with its exit
     status (``sys.exit``'s, 1 and the traceback for an exception, else 0); never run the phase's
-    part, whose fds it let go of (:meth:`Phase._after_fork_in_child`)."""
+    part, whose fds it let go of (:meth:`PhaseLoop._after_fork_in_child`)."""
     code = 0
     if isinstance(exc, SystemExit):
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
@@ -464,9 +464,9 @@ def _wake_only(signum: int, frame: object) -> None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m zeuspy.slave <plan file>``: the root phase, started by ``zeus start``."""
+    """``python -m zeuspy.shim <plan file>``: the root phase, started by ``zeus start``."""
     if len(argv) != 1:
-        print("usage: python -m zeuspy.slave PLAN_FILE|MODULE:CLASS (started by `zeus start`)",
+        print("usage: python -m zeuspy.shim PLAN_FILE|MODULE:CLASS (started by `zeus start`)",
               file=sys.stderr)
         return 2
     raw_fd = os.environ.pop(MASTER_FD_ENV, "")
@@ -475,7 +475,7 @@ def main(argv: list[str]) -> int:
     world.record_reads()
     hygiene.record_thread_starts()
     if not raw_fd.isdigit():
-        print(f"zeuspy.slave: {MASTER_FD_ENV} is not set; this module is run by `zeus start`",
+        print(f"zeuspy.shim: {MASTER_FD_ENV} is not set; this module is run by `zeus start`",
               file=sys.stderr)
         return 2
     bootstrap = socket.socket(fileno=int(raw_fd))
@@ -490,5 +490,5 @@ def main(argv: list[str]) -> int:
     process.remember_master()
     tracker = Tracker(os.getcwd())
     source = argv[0] if ":" in argv[0] and not os.path.exists(argv[0]) else os.path.abspath(argv[0])
-    Phase(source, None, bootstrap, extensions, tracker).boot(ROOT, 0)
+    PhaseLoop(source, None, bootstrap, extensions, tracker).boot(ROOT, 0)
     return 0

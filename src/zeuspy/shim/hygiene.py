@@ -74,7 +74,7 @@ def drop_phase_exit_handlers() -> None:
 
 
 def own_group_calls_as_noops() -> None:
-    """In a command that leads its session (a spare: slave/spare.py). ``os.setpgrp()``, or
+    """In a command that leads its session (a spare: shim/spare.py). ``os.setpgrp()``, or
     ``os.setpgid(0, 0)``, asks for a process group of its own, which it has: run from a shell it
     would be a no-op, but the kernel refuses any such call to a session leader (EPERM). Make the
     calls that would change nothing return as they would elsewhere; the others, made by the

@@ -39,8 +39,8 @@ from zeuspy.protocol.messages import (
     encode_world,
     parse_runner_header,
 )
-from zeuspy.slave import framestack, hygiene, process, stdio, world
-from zeuspy.slave.outcome import exit_status_of, run_plan_command
+from zeuspy.shim import framestack, hygiene, process, stdio, world
+from zeuspy.shim.outcome import exit_status_of, run_plan_command
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
 HANDOFF_TIMEOUT = 10.0
