@@ -1,0 +1,310 @@
+"""Parts of a pytest run's start-up that the ``test_environment`` phase does ahead of time.
+
+Every command is a fresh fork of the phase, so an object the phase builds is pristine in each
+command: pytest consumes it once, in that process only. Two pieces, each taken only when the
+command's inputs are those it was built from, else pytest does the work itself as usual:
+
+- **A configuration with pytest's default plugins registered** (what ``get_config`` builds
+  before reading the command line: a plugin manager, ~30 plugin modules registered, their
+  options added). Taken when the command line blocks no plugin (``-p no:NAME``), no plugin
+  object is passed in, the program name is the same and every environment variable read while
+  it was built (``PYTEST_DEBUG``, ``TOX_ENV_DIR``, ...) has the same value in the command. The
+  command's own arguments and folder are then set on it, as ``get_config`` would have.
+- **The modules that installed plugins' distributions ask to be rewritten** (what
+  ``Config._mark_plugins_for_rewrite`` computes by reading every distribution's entry points
+  and each plugin's file list). The names are recorded with pytest's own method in the phase
+  and replayed on the run's real hook while the distributions found on ``sys.path`` are the
+  same and no metadata file pytest reads changed (a stat of each distribution's folder and of
+  the files pytest reads in it: a plugin installed, upgraded or removed changes them). Not
+  recorded when a plugin is an editable install (its names depend on where its sources are).
+
+A third piece, the narrowed fixture scan of the preloaded plugin modules, is
+:mod:`zeuspy.plans.pytest_fixture_scan` (installed and indexed from :func:`prepare`).
+
+Measured on the heavy-stack fixture (bench/heavy.py, 2 cores): unprepared, ``get_config`` cost
+12 ms of a 206 ms ``zeus pytest tests/test_one.py`` and the rewrite marking 12 ms; prepared,
+``get_config`` costs 0.3 ms and the marking is left with pytest's own scan of ``sys.modules``
+(copy-on-write faults: each key it touches is a page the fork copies).
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import os
+import sys
+from collections.abc import Iterator, MutableMapping
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from zeuspy.plans import pytest_fixture_scan
+
+#: Files of a plugin distribution's metadata folder that ``_mark_plugins_for_rewrite`` reads
+#: besides ``entry_points.txt`` (its file list, and whether it is an editable install).
+PLUGIN_FILES = ("RECORD", "installed-files.txt", "SOURCES.txt", "direct_url.json")
+#: The program name pytest gives its parser when run as the ``pytest`` script (``run``).
+PROG = "pytest"
+#: ``ZEUSPY_PYTEST_WARM=0`` in a command's environment: pytest does all its start-up itself.
+ENABLE_ENV = "ZEUSPY_PYTEST_WARM"
+
+#: The pieces the current command took ("config", "rewrite-names"): for tests and debugging.
+used: set[str] = set()
+
+_config: Any = None
+_env_read: dict[str, str | None] | None = None
+_rewrite_names: list[str] | None = None
+_rewrite_key: tuple[object, ...] | None = None
+_rewrite_plugins: frozenset[str] = frozenset()
+_original_get_config: Any = None
+_original_mark: Any = None
+
+
+# -- environment reads ----------------------------------------------------------------------------
+class _EnvRecorder(MutableMapping[str, str]):
+    """``os.environ`` while the configuration is built: records each variable read (its value,
+    None when unset). Anything it cannot attribute to named variables (listing the whole
+    environment, a write) marks the record unusable."""
+
+    def __init__(self, real: MutableMapping[str, str]) -> None:
+        self.real = real
+        self.read: dict[str, str | None] = {}
+        self.usable = True
+
+    def __getitem__(self, key: str) -> str:
+        self.read[key] = self.real.get(key)
+        return self.real[key]
+
+    def __contains__(self, key: object) -> bool:
+        if isinstance(key, str):
+            self.read[key] = self.real.get(key)
+        return key in self.real
+
+    def __iter__(self) -> Iterator[str]:
+        self.usable = False
+        return iter(self.real)
+
+    def __len__(self) -> int:
+        self.usable = False
+        return len(self.real)
+
+    def __setitem__(self, key: str, value: str) -> None:
+        self.usable = False
+        self.real[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        self.usable = False
+        del self.real[key]
+
+    def copy(self) -> dict[str, str]:
+        self.usable = False
+        return dict(self.real)
+
+
+def enabled() -> bool:
+    """Whether this command may take what the phase prepared (:data:`ENABLE_ENV`)."""
+    return os.environ.get(ENABLE_ENV, "1") != "0"
+
+
+def _same_env(read: dict[str, str | None]) -> bool:
+    return all(os.environ.get(key) == value for key, value in read.items())
+
+
+# -- the prebuilt configuration -------------------------------------------------------------------
+def _build_config() -> None:
+    """Build the configuration ``get_config`` would (no arguments yet), recording the
+    environment variables read meanwhile. ``_main`` sets ``PYTEST_VERSION`` before it calls
+    ``get_config``; so does this."""
+    global _config, _env_read
+    import _pytest.config
+    from _pytest import __version__
+
+    real: Any = os.environ
+    recorder = _EnvRecorder(real)
+    had_version = real.get("PYTEST_VERSION")
+    real["PYTEST_VERSION"] = __version__
+    # Rebinding (not clearing) is the point: os.getenv and os.environ.get read it meanwhile.
+    os.environ = recorder  # type: ignore[assignment]  # noqa: B003
+    try:
+        config = _pytest.config.get_config(prog=PROG)
+    finally:
+        os.environ = real  # noqa: B003
+        if had_version is None:
+            real.pop("PYTEST_VERSION", None)
+        else:
+            real["PYTEST_VERSION"] = had_version
+    if recorder.usable:
+        _config, _env_read = config, recorder.read
+
+
+def _blocks_plugin(args: Any) -> bool:
+    """Whether ``get_config`` would act on ``args``: a ``-p no:NAME`` (or anything it cannot
+    tell from one), which blocks a default plugin before it is registered."""
+    if not isinstance(args, list):
+        return True
+    for index, arg in enumerate(args):
+        if not isinstance(arg, str):
+            return True
+        if arg == "-p":
+            following = args[index + 1] if index + 1 < len(args) else ""
+            if not isinstance(following, str) or following.strip().startswith("no:"):
+                return True
+        elif arg.startswith("-p") and "no:" in arg:
+            return True
+    return False
+
+
+def _get_config(args: Any = None, plugins: Any = None, *, prog: str | None = None) -> Any:
+    """``_pytest.config.get_config`` in a command: the prebuilt configuration, once, when it is
+    what the original would build for these arguments; otherwise (and on every later call,
+    e.g. ``pytest.main`` inside a test) the original."""
+    import _pytest.config
+
+    global _config
+    original = _original_get_config
+    _pytest.config.get_config = original
+    config, _config = _config, None
+    if (not enabled() or config is None or plugins or prog != PROG or _blocks_plugin(args)
+            or _env_read is None or not _same_env(_env_read)):
+        return original(args, plugins, prog=prog)
+    used.add("config")
+    config.invocation_params = _pytest.config.Config.InvocationParams(
+        args=args or (), plugins=plugins, dir=Path.cwd())
+    return config
+
+
+# -- the plugins' modules to rewrite --------------------------------------------------------------
+class _NameRecorder:
+    """Stands in for the assertion rewriting hook: records the names it is asked to mark."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def mark_rewrite(self, *names: str) -> None:
+        self.names.extend(names)
+
+
+def _stat(path: str) -> tuple[int, int] | None:
+    try:
+        found = os.stat(path)
+    except OSError:
+        return None
+    return found.st_mtime_ns, found.st_size
+
+
+def metadata_key(plugins: frozenset[str]) -> tuple[object, ...] | None:
+    """What ``_mark_plugins_for_rewrite``'s answer depends on, now: the distributions found on
+    ``sys.path`` (importlib lists a folder again only when its mtime changed), a stat of each
+    one's entry points (a pytest11 entry point added or removed), and for those in ``plugins``
+    (the folders of the distributions that had pytest plugins) a stat of the file lists pytest
+    reads. None when a distribution is not a folder (another finder's). Other files in the
+    folders of ``sys.path`` (the project root's, say) do not count."""
+    parts: list[object] = []
+    for dist in importlib.metadata.distributions():
+        folder = getattr(dist, "_path", None)
+        if folder is None:
+            return None
+        base = os.fspath(folder)
+        parts.append(base)
+        parts.append(_stat(os.path.join(base, "entry_points.txt")))
+        if base in plugins:
+            parts.extend(_stat(os.path.join(base, name)) for name in PLUGIN_FILES)
+    return tuple(parts)
+
+
+def _plugin_folders() -> frozenset[str]:
+    return frozenset(os.fspath(getattr(dist, "_path", ""))
+                     for dist in importlib.metadata.distributions()
+                     if any(ep.group == "pytest11" for ep in dist.entry_points))
+
+
+def _record_rewrite_names(config: Any) -> list[str]:
+    """The names pytest's own ``_mark_plugins_for_rewrite`` marks for the installed plugins."""
+    global _rewrite_names, _rewrite_key, _rewrite_plugins
+    from _pytest.config import Config
+
+    recorder = _NameRecorder()
+    saved = config.pluginmanager.rewrite_hook
+    try:
+        mark: Any = _original_mark or Config._mark_plugins_for_rewrite
+        mark(config, recorder, False)
+    finally:
+        config.pluginmanager.rewrite_hook = saved
+    if not _editable_plugin():
+        _rewrite_plugins = _plugin_folders()
+        _rewrite_key = metadata_key(_rewrite_plugins)
+        _rewrite_names = list(recorder.names) if _rewrite_key is not None else None
+    return recorder.names
+
+
+def _editable_plugin() -> bool:
+    from _pytest.config import _is_editable_install
+
+    for dist in importlib.metadata.distributions():
+        if any(ep.group == "pytest11" for ep in dist.entry_points) and _is_editable_install(dist):
+            return True
+    return False
+
+
+def _mark_plugins_for_rewrite(self: Any, hook: Any, disable_autoload: bool) -> None:
+    """``Config._mark_plugins_for_rewrite`` in a command: the recorded names, marked on the
+    run's hook in the recorded order, while the metadata they came from is unchanged."""
+    original = _original_mark
+    if (not enabled() or disable_autoload or _rewrite_names is None
+            or metadata_key(_rewrite_plugins) != _rewrite_key):
+        original(self, hook, disable_autoload)
+        return
+    original(self, hook, True)  # pytest's own: hands the hook to the plugin manager
+    used.add("rewrite-names")
+    if _rewrite_names:
+        # One call, not one per name: each call scans sys.modules (ms on a large stack).
+        hook.mark_rewrite(*_rewrite_names)
+
+
+# -- the plugin modules' fixture scan -------------------------------------------------------------
+def _plugin_modules() -> list[ModuleType]:
+    """The modules a run registers as plugins whatever its arguments: pytest's default plugins
+    (those of the prebuilt configuration) and the installed plugins (already imported)."""
+    found: list[ModuleType] = []
+    if _config is not None:
+        found += [p for p in _config.pluginmanager.get_plugins() if isinstance(p, ModuleType)]
+    if not os.environ.get("PYTEST_DISABLE_PLUGIN_AUTOLOAD"):
+        for entry_point in importlib.metadata.entry_points(group="pytest11"):
+            try:
+                plugin = entry_point.load()
+            except Exception:  # pytest reports it in the run
+                continue
+            if isinstance(plugin, ModuleType):
+                found.append(plugin)
+    return found
+
+
+# -- entry points ---------------------------------------------------------------------------------
+def rewrite_names(config: Any) -> list[str]:
+    """In the phase, with pytest's bare ``config`` of the preload: the module names the
+    installed plugins' distributions have rewritten (recorded for the commands too)."""
+    return _record_rewrite_names(config)
+
+
+def prepare() -> None:
+    """In the phase, after the preload: build the configuration, index the plugin modules'
+    fixtures and put the stand-ins for pytest's functions in place, for the commands forked
+    from here. Nothing (each piece on its own) when pytest's internals moved."""
+    global _original_get_config, _original_mark
+    import _pytest.config
+
+    if not (hasattr(_pytest.config, "get_config")
+            and hasattr(_pytest.config.Config, "_mark_plugins_for_rewrite")):
+        return
+    config_class: Any = _pytest.config.Config
+    if _original_mark is None:
+        _original_mark = config_class._mark_plugins_for_rewrite
+        config_class._mark_plugins_for_rewrite = _mark_plugins_for_rewrite
+    try:
+        _build_config()
+    except Exception as exc:  # a run builds it again, and meets the same error as pytest would
+        print(f"zeus: pytest's configuration is not prepared ahead: {exc!r}", file=sys.stderr)
+    if pytest_fixture_scan.install():
+        pytest_fixture_scan.index(_plugin_modules())
+    if _config is not None:
+        _original_get_config = _pytest.config.get_config
+        _pytest.config.get_config = _get_config
