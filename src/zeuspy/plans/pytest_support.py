@@ -133,11 +133,19 @@ def run(argv: list[str]) -> int:
     sys.argv = ["pytest", *argv]
     from _pytest import config
 
-    # The `pytest` script's own entry point: `_console_main` since pytest 9.1, `console_main`
-    # before (9.1 deprecated calling that one), `main` as a last resort.
-    entry = getattr(config, "_console_main", None) or getattr(config, "console_main", None)
-    if entry is not None:
-        return int(entry())
-    code = int(config.main(argv))
-    sys.stdout.flush()
-    return code
+    from zeuspy.plans import pytest_workers
+
+    # `-n N` on warm workers: pytest imports the plugin named there after the entry-point
+    # plugins (so it sees whether pytest-xdist is loaded); it puts the user's value back at once.
+    pytest_workers.install()
+    try:
+        # The `pytest` script's own entry point: `_console_main` since pytest 9.1,
+        # `console_main` before (9.1 deprecated calling that one), `main` as a last resort.
+        entry = getattr(config, "_console_main", None) or getattr(config, "console_main", None)
+        if entry is not None:
+            return int(entry())
+        code = int(config.main(argv))
+        sys.stdout.flush()
+        return code
+    finally:
+        pytest_workers.restore_env()  # when pytest stopped before importing the plugin

@@ -1,0 +1,804 @@
+"""``zeus pytest -n N``: the suite on N warm workers forked from the command after collection.
+
+A pytest plugin, registered by :func:`zeuspy.plans.pytest_support.run` through ``PYTEST_PLUGINS``
+(pytest imports those after the entry-point plugins, so this one knows whether pytest-xdist is
+there). Under zeus, ``-n N`` / ``-n auto`` / ``-n logical`` / ``-n 0`` mean this whether
+pytest-xdist is installed or not: xdist's own session is switched off.
+
+How a run goes:
+
+* The command process (the *controller*) collects once, then forks the workers, which inherit the
+  collected items. Item indices are handed out one at a time, on request, from one shared queue
+  (``--dist load``/``worksteal``); ``loadfile``/``loadscope``/``loadgroup`` hand out whole groups
+  (module, module-or-class, ``xdist_group`` mark) to one worker each.
+* A worker always knows the item after the one it runs, so that it runs each with the right
+  ``nextitem`` (fixtures of a scope that goes on stay up; ``None`` for its last item tears the
+  session down once per worker): as it starts an item it asks for one more index, and the answer
+  arrives while the item runs (no round trip between two tests). Its reporting hooks are cut
+  down to a forwarder: the reports of an item go to the controller together, after the item.
+* Only the controller reports: it replays each item's events through its own hooks (terminal,
+  junitxml, cache, user conftest hooks), so there is one report with serial counts and tracebacks.
+* A worker that dies mid-test fails that test with a line saying how it died, and a replacement is
+  forked (at most ``--max-worker-restart``). ^C stops every worker, waits (bounded), kills what
+  is left, reaps all, and ends like pytest does (partial report, status 2).
+
+Wire: one socketpair per worker; each message is a 4-byte length and a pickle (see "wire").
+
+PYTEST_DONT_REWRITE: run() imports this module before pytest does (pytest would warn that it
+"cannot be rewritten"; it has no assert to rewrite).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import os
+import pickle
+import selectors
+import signal
+import socket
+import struct
+import sys
+import time
+import uuid
+import warnings
+from collections import deque
+from collections.abc import Iterator
+from typing import Any, Literal
+
+import pytest
+
+PLUGINS_ENV = "PYTEST_PLUGINS"
+#: The user's own PYTEST_PLUGINS while ours is in place (None: it was unset); ``_armed``: ours is.
+_user_plugins: str | None = None
+_armed = False
+
+#: The hooks a worker keeps to its forwarder only: everything that reports lives in the controller.
+REPORT_HOOKS = ("pytest_runtest_logstart", "pytest_runtest_logreport", "pytest_runtest_logfinish",
+                "pytest_warning_recorded")
+#: xdist's modes and what each becomes here (None: refused).
+MODES: dict[str, str | None] = {"load": "load", "worksteal": "load", "loadfile": "loadfile",
+                                "loadscope": "loadscope", "loadgroup": "loadgroup", "no": "no",
+                                "each": None}
+#: After ^C, how long workers (which got the terminal's SIGINT too) may take to stop by themselves
+#: before the controller sends them SIGINT: tearing down a test's fixtures usually takes less.
+INTERRUPT_GRACE = 0.5
+#: After that SIGINT, how long they may take (fixture teardown included) before SIGKILL.
+STOP_TIMEOUT = 5.0
+#: How long a worker whose socket closed may take to exit before it is killed.
+REAP_TIMEOUT = 2.0
+#: How often the controller's loop wakes up when nothing arrives (checks deadlines only).
+TICK = 0.1
+HEADER = struct.Struct(">I")
+#: zeuspy.shim.process's switch: 0 forks the workers without ``gc.freeze()`` (to measure it).
+GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
+
+Mode = Literal["load", "loadfile", "loadscope", "loadgroup"]
+
+
+# -- PYTEST_PLUGINS: ours only until pytest imported us -------------------------------------------
+def install() -> None:
+    """Put this module in ``PYTEST_PLUGINS`` (before the user's own list, kept for later)."""
+    global _user_plugins, _armed
+    _user_plugins = os.environ.get(PLUGINS_ENV)
+    _armed = True
+    os.environ[PLUGINS_ENV] = ",".join(filter(None, (__name__, _user_plugins)))
+
+
+def restore_env() -> None:
+    """Give ``PYTEST_PLUGINS`` back its user's value (idempotent): tests and the subprocesses
+    they start must not load this plugin."""
+    global _armed
+    if not _armed:
+        return
+    _armed = False
+    if _user_plugins is None:
+        os.environ.pop(PLUGINS_ENV, None)
+    else:
+        os.environ[PLUGINS_ENV] = _user_plugins
+
+
+# -- options --------------------------------------------------------------------------------------
+def parse_numprocesses(text: str) -> int | Literal["auto", "logical"]:
+    """xdist's ``-n`` value: a count, ``auto`` or ``logical``."""
+    if text in ("auto", "logical"):
+        return text  # type: ignore[return-value]
+    return int(text)
+
+
+def xdist_registered(pluginmanager: pytest.PytestPluginManager) -> bool:
+    """Whether pytest-xdist's plugin is loaded in this run (then it defines ``-n`` and friends)."""
+    return any(getattr(plugin, "__name__", None) == "xdist.plugin"
+               for plugin in pluginmanager.get_plugins())
+
+
+def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
+    """xdist's options, with xdist's meaning, when xdist is not loaded (else xdist's are read)."""
+    restore_env()  # the first hook pytest calls on registering us
+    if xdist_registered(pluginmanager):
+        return
+    group = parser.getgroup("zeus-workers", "zeus: tests on warm workers forked after collection")
+    group._addoption(
+        "-n", "--numprocesses", dest="numprocesses", metavar="numprocesses", action="store",
+        type=parse_numprocesses,
+        help="Run the tests on this many workers forked after collection (zeus); 'auto': the "
+             "usable CPUs, 'logical': all logical CPUs, 0: serially.")
+    group.addoption("--maxprocesses", dest="maxprocesses", metavar="maxprocesses",
+                    action="store", type=int, help="At most this many workers with -n auto.")
+    group.addoption("--max-worker-restart", dest="maxworkerrestart", action="store",
+                    default=None, help="How many crashed workers are replaced (default 4 per "
+                                       "worker).")
+    group.addoption("--dist", metavar="distmode", dest="dist", default="no", action="store",
+                    choices=list(MODES),
+                    help="load (default with -n), worksteal (= load), loadfile, loadscope, "
+                         "loadgroup, no.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """What ``-n`` and friends asked for in this run."""
+
+    workers: int
+    mode: Mode
+    max_restarts: int
+
+
+SETTINGS = pytest.StashKey[Settings]()
+
+
+def refuse(what: str, why: str) -> pytest.UsageError:
+    return pytest.UsageError(f"zeus pytest: {what} {why}")
+
+
+def auto_workers(kind: str) -> int:
+    """``-n auto``: ``PYTEST_XDIST_AUTO_NUM_WORKERS`` if set (as xdist), else the usable CPUs;
+    ``-n logical``: the logical CPUs."""
+    forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
+    if forced:
+        try:
+            return int(forced)
+        except ValueError:
+            warnings.warn(f"PYTEST_XDIST_AUTO_NUM_WORKERS is not a number: {forced!r}. "
+                          "Ignoring it.", stacklevel=2)
+    if kind == "logical":
+        return os.cpu_count() or 1
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def read_settings(config: pytest.Config) -> Settings:
+    """The run's settings from the options; raises ``UsageError`` for what is not supported."""
+    option = config.option
+    for dest, flag in (("tx", "--tx"), ("rsyncdir", "--rsyncdir"),
+                       ("looponfail", "-f/--looponfail"), ("distload", "-d")):
+        if getattr(option, dest, None):
+            raise refuse(flag, "is not supported (zeus runs workers forked on this machine); "
+                               "run plain pytest for it")
+    mode = MODES.get(getattr(option, "dist", "no") or "no", "no")
+    if mode is None:
+        raise refuse("--dist each", "is not supported (zeus runs each test once); run plain "
+                                    "pytest for it")
+    asked = getattr(option, "numprocesses", None)
+    debugging = bool(getattr(option, "usepdb", False) or getattr(option, "trace", False))
+    if asked in ("auto", "logical"):
+        # As xdist documents: -n auto/logical is 0 with --pdb (an ini's "-n auto" must not stop
+        # debugging a single test).
+        count = 0 if debugging else auto_workers(str(asked))
+    else:
+        count = int(asked or 0)
+    limit = getattr(option, "maxprocesses", None)
+    if limit:
+        count = min(count, limit)
+    if count < 0:
+        raise refuse(f"-n {count}", "is not a number of workers; give 0 or more")
+    if count and debugging and not option.collectonly:
+        flag = "--pdb" if getattr(option, "usepdb", False) else "--trace"
+        raise refuse(f"{flag} cannot be used with -n {count}",
+                     "(the workers share one terminal and none can run a debugger); use -n 0")
+    restarts = getattr(option, "maxworkerrestart", None)
+    if mode == "no":
+        count = 0
+    return Settings(workers=count, mode="load" if mode == "no" else mode,  # type: ignore[arg-type]
+                    max_restarts=4 * count if restarts is None else int(restarts))
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_cmdline_main(config: pytest.Config) -> Iterator[None]:
+    """Read ``-n`` and friends, then switch xdist's own distribution off (a wrapper runs before
+    xdist's tryfirst implementation, which would otherwise start its session)."""
+    option = config.option
+    if getattr(option, "numprocesses", None) not in (None, 0) and getattr(option, "dist",
+                                                                          "no") == "no":
+        option.dist = "load"
+    config.stash[SETTINGS] = read_settings(config)
+    option.numprocesses = None
+    option.dist = "no"
+    option.tx = []
+    return (yield)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not xdist_registered(config.pluginmanager):
+        config.addinivalue_line("markers", "xdist_group: run these tests on one worker "
+                                           "(--dist loadgroup)")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtestloop(session: pytest.Session) -> bool | None:
+    """Run the items on the workers; None (pytest's own loop runs) when serial, collecting only,
+    or when collection failed (pytest's loop then stops with the right error)."""
+    config = session.config
+    settings = config.stash.get(SETTINGS, None)
+    if (settings is None or settings.workers <= 0 or config.option.collectonly
+            or not session.items
+            or (session.testsfailed and not config.option.continue_on_collection_errors)):
+        return None
+    if not all(isinstance(getattr(getattr(config.hook, name), "_hookimpls", None), list)
+               for name in REPORT_HOOKS):
+        warnings.warn(pytest.PytestWarning("zeus pytest: this pluggy keeps hook implementations "
+                                           "elsewhere; running the tests serially"),
+                      stacklevel=1)
+        return None
+    factory = getattr(config, "_tmp_path_factory", None)
+    if factory is not None:
+        factory.getbasetemp()  # one basetemp for all workers, made (and cleaned) here only
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is not None and hasattr(reporter, "showfspath"):
+        # As xdist does: workers finish items of several files at once, so a progress line per
+        # file would break up at every switch; the dots and percentages stay.
+        reporter.showfspath = False
+    try:
+        Controller(session, settings).run()
+    finally:
+        in_collection_order(config, session.items)
+    if session.shouldfail:
+        raise session.Failed(session.shouldfail)
+    if session.shouldstop:
+        raise session.Interrupted(session.shouldstop)
+    return True
+
+
+def in_collection_order(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Sort the terminal reporter's reports by item, as a serial run has them: the failures,
+    errors and short summary then come in the serial order, whichever worker finished first."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", None)
+    if not isinstance(stats, dict):
+        return
+    # What no item names (warnings and errors of collection) came first: it stays first.
+    order = {item.nodeid: index for index, item in enumerate(items)}
+    for reports in stats.values():
+        if isinstance(reports, list):
+            reports.sort(key=lambda report: order.get(str(getattr(report, "nodeid", "")), -1))
+
+
+# -- scheduling -----------------------------------------------------------------------------------
+def group_key(item: pytest.Item, mode: Mode, index: int) -> object:
+    """The group ``item`` belongs to: every item alone (load), its file (loadfile), its class or
+    else file (loadscope), its ``xdist_group`` mark or else alone (loadgroup)."""
+    nodeid = item.nodeid
+    if mode == "loadfile":
+        return nodeid.split("::", 1)[0]
+    if mode == "loadscope":
+        return nodeid.rsplit("::", 1)[0] if "[" not in nodeid else \
+            nodeid.split("[", 1)[0].rsplit("::", 1)[0]
+    if mode == "loadgroup":
+        mark = item.get_closest_marker("xdist_group")
+        if mark is not None:
+            return ("group", mark.args[0] if mark.args else mark.kwargs.get("name", "default"))
+    return index
+
+
+class Queue:
+    """The items not handed out yet, as groups in order of their first item. A worker takes
+    the next item of the group it holds, else the first group left (so its indices go up)."""
+
+    def __init__(self, items: list[pytest.Item], mode: Mode) -> None:
+        groups: dict[object, deque[int]] = {}
+        for index, item in enumerate(items):
+            groups.setdefault(group_key(item, mode, index), deque()).append(index)
+        self.groups: deque[deque[int]] = deque(groups.values())
+        self.current: dict[str, deque[int]] = {}
+
+    def __len__(self) -> int:
+        return sum(map(len, self.groups)) + sum(map(len, self.current.values()))
+
+    def take(self, worker: str) -> int | None:
+        """The next index for ``worker``, or None when nothing is left for it."""
+        group = self.current.get(worker)
+        if not group:
+            if not self.groups:
+                self.current.pop(worker, None)
+                return None
+            group = self.current[worker] = self.groups.popleft()
+        return group.popleft()
+
+    def give_back(self, worker: str, indices: list[int]) -> None:
+        """``worker`` is gone: ``indices`` (handed out, not started) and the rest of its group
+        go first to whoever asks next."""
+        rest = self.current.pop(worker, deque())
+        rest.extendleft(reversed(indices))
+        if rest:
+            self.groups.appendleft(rest)
+
+
+# -- wire -----------------------------------------------------------------------------------------
+# Worker -> controller:
+#   ("start", index, events, stop, want)  the events of the item it just ran; it starts ``index``
+#       now (None: none yet); ``stop``: why a hook stopped the session in the worker, or None;
+#       ``want``: it asks for one more index (the reply comes while it runs ``index``: a worker
+#       always knows the item after the one it runs, without waiting for the controller).
+#   ("bye", events)  done (or stopped); the events of its last item.
+#   ("interrupted", events)  ^C reached it; it is exiting.
+#   ("exit", events, (reason, status))  a test called pytest.exit().
+# Controller -> worker, one per ``want``:  ("next", index) | ("end", None) | ("stop", None)
+Event = tuple[str, Any]
+
+
+def send(sock: socket.socket, message: object) -> None:
+    data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
+    sock.sendall(HEADER.pack(len(data)) + data)
+
+
+def receive(sock: socket.socket) -> Any:
+    """The next message (blocking); EOFError when the other side closed."""
+    size = HEADER.unpack(_exactly(sock, HEADER.size))[0]
+    return pickle.loads(_exactly(sock, size))
+
+
+def _exactly(sock: socket.socket, size: int) -> bytes:
+    chunks = []
+    while size:
+        chunk = sock.recv(min(size, 1 << 20))
+        if not chunk:
+            raise EOFError
+        chunks.append(chunk)
+        size -= len(chunk)
+    return b"".join(chunks)
+
+
+class ProtocolError(Exception):
+    """A worker sent something that is not a message (it was cut off mid-send)."""
+
+
+def frames(buffer: bytearray) -> Iterator[Any]:
+    """The whole messages at the start of ``buffer`` (consumed from it); ProtocolError for
+    bytes that do not unpickle."""
+    while len(buffer) >= HEADER.size:
+        size = HEADER.unpack_from(buffer)[0]
+        if len(buffer) < HEADER.size + size:
+            return
+        data = bytes(buffer[HEADER.size:HEADER.size + size])
+        del buffer[:HEADER.size + size]
+        try:
+            message = pickle.loads(data)
+        except Exception as exc:
+            raise ProtocolError(repr(exc)) from exc
+        yield message
+
+
+# -- worker ---------------------------------------------------------------------------------------
+class Forwarder:
+    """In a worker, the only implementation of the reporting hooks: buffers the events of the
+    running item (reports serialized by pytest's own hook) for the controller."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.events: list[Event] = []
+        self.armed = False  # registering replays past warnings: the controller has those
+
+    def take(self) -> list[Event]:
+        events, self.events = self.events, []
+        return events
+
+    def pytest_runtest_logstart(self, nodeid: str, location: tuple[str, int | None, str]) -> None:
+        self.events.append(("logstart", (nodeid, location)))
+
+    def pytest_runtest_logfinish(self, nodeid: str,
+                                 location: tuple[str, int | None, str]) -> None:
+        self.events.append(("logfinish", (nodeid, location)))
+
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
+        self.events.append(("report", data))
+
+    def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str,
+                                nodeid: str, location: tuple[str, int, str] | None) -> None:
+        if not self.armed:
+            return
+        category = warning_message.category
+        self.events.append(("warning", {
+            "message": str(warning_message.message),
+            "category": (category.__module__, category.__qualname__),
+            "filename": warning_message.filename, "lineno": warning_message.lineno,
+            "line": warning_message.line, "when": when, "nodeid": nodeid,
+            "location": location}))
+
+
+def keep_only(config: pytest.Config, plugin: object) -> None:
+    """Cut each reporting hook down to ``plugin``'s implementation, in place: the callers that
+    pytest made for conftest folders (subset callers) read this same list."""
+    for name in REPORT_HOOKS:
+        impls = getattr(config.hook, name)._hookimpls
+        impls[:] = [impl for impl in impls if impl.plugin is plugin]
+
+
+def fresh_capture(config: pytest.Config) -> None:
+    """Give this worker capture files of its own: the ones forked from the controller share
+    their file offset with every other worker, whose captured output would mix with ours."""
+    capman = config.pluginmanager.getplugin("capturemanager")
+    if capman is None or getattr(capman, "_global_capturing", None) is None:
+        return
+    try:
+        # Not stop_global_capturing(): its pop_outerr_to_orig() would read the shared file.
+        capman._global_capturing.stop_capturing()
+        capman._global_capturing = None
+        capman.start_global_capturing()
+        capman.suspend_global_capture()  # as between two items in the controller
+    except Exception as exc:
+        print(f"zeus: worker could not reset output capture: {exc!r}", file=sys.stderr)
+
+
+def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: int,
+                run_uid: str) -> None:
+    """The worker's life: ask, run what was handed out, send its events; never returns."""
+    from zeuspy.shim import process
+
+    code = 0
+    try:
+        process.set_title(f"zeus pytest worker {name}")
+        config = session.config
+        os.environ["PYTEST_XDIST_WORKER"] = name
+        os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(count)
+        # What xdist's workers carry (worker_id, testrun_uid, pytest-django's per-worker database).
+        config.workerinput = {"workerid": name, "workercount": count,  # type: ignore[attr-defined]
+                              "testrunuid": run_uid, "mainargv": list(sys.argv)}
+        fresh_capture(config)
+        forwarder = Forwarder(config)
+        config.pluginmanager.register(forwarder, f"zeus-worker-{name}")
+        keep_only(config, forwarder)
+        forwarder.armed = True
+        run_items(session, sock, forwarder)
+    except (EOFError, ConnectionError):
+        code = 1  # the controller is gone (its death signal may not have come yet): nothing to say
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        code = 1
+    finally:
+        for stream in (sys.stdout, sys.stderr):
+            with contextlib.suppress(Exception):
+                stream.flush()
+        os._exit(code)
+
+
+def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder) -> None:
+    hook = session.config.hook
+    items = session.items
+
+    def start(index: int | None, want: bool) -> None:
+        stop = session.shouldfail or session.shouldstop or None
+        send(sock, ("start", index, forwarder.take(), stop and str(stop), want))
+
+    def answer() -> tuple[str, int | None]:
+        reply: tuple[str, int | None] = receive(sock)
+        return reply
+
+    try:
+        start(None, True)
+        verb, current = answer()
+        following: int | None = None
+        if verb == "next":
+            start(None, True)
+            verb, following = answer()
+        # ``verb`` and ``following``: the answer about the item after ``current``.
+        while verb != "stop" and current is not None:
+            more = verb == "next"
+            start(current, more)
+            hook.pytest_runtest_protocol(item=items[current], nextitem=(
+                items[following] if more and following is not None else None))
+            if not more:
+                break
+            current = following
+            verb, following = answer()
+        if verb == "stop":
+            session._setupstate.teardown_exact(None)
+        send(sock, ("bye", forwarder.take()))
+    except pytest.exit.Exception as exc:
+        events = forwarder.take()
+        with contextlib.suppress(Exception):
+            session._setupstate.teardown_exact(None)
+        send(sock, ("exit", events, (exc.msg, exc.returncode)))
+    except KeyboardInterrupt:
+        forwarder.take()  # the interrupted item's partial events: it did not run to the end
+        with contextlib.suppress(BaseException):
+            session._setupstate.teardown_exact(None)
+        with contextlib.suppress(OSError):
+            send(sock, ("interrupted", []))
+
+
+# -- controller -----------------------------------------------------------------------------------
+@dataclasses.dataclass(eq=False)
+class Worker:
+    """The controller's handle on one worker process."""
+
+    name: str
+    pid: int
+    sock: socket.socket
+    buffer: bytearray = dataclasses.field(default_factory=bytearray)
+    #: The index it said it started, and those handed out that it has not started.
+    running: int | None = None
+    assigned: list[int] = dataclasses.field(default_factory=list)
+    #: Said goodbye (done, stopped or interrupted): its exit is not a crash.
+    finished: bool = False
+
+
+def describe_status(status: int) -> str:
+    if os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        try:
+            return f"died of signal {number} ({signal.Signals(number).name})"
+        except ValueError:
+            return f"died of signal {number}"
+    return f"exited {os.waitstatus_to_exitcode(status)}"
+
+
+class Controller:
+    """Forks the workers, answers them from the queue, replays their events, replaces the ones
+    that crash, and reaps every one of them before :meth:`run` returns or raises."""
+
+    def __init__(self, session: pytest.Session, settings: Settings) -> None:
+        self.session = session
+        self.config = session.config
+        self.items = session.items
+        self.queue = Queue(self.items, settings.mode)
+        self.count = min(settings.workers, len(self.queue.groups))
+        self.max_restarts = self.restarts_left = settings.max_restarts
+        self.exit: tuple[str, int | None] | None = None
+        self.selector = selectors.DefaultSelector()
+        self.workers: dict[int, Worker] = {}  # by pid
+        self.started = 0
+        self.run_uid = uuid.uuid4().hex
+        self.stopping = False
+        self.interrupted = False
+        self.hurry = False
+
+    # -- life --
+    def run(self) -> None:
+        if os.environ.get(GC_FREEZE_ENV, "1") != "0":
+            # As the phases do before they fork: the collected tests (and all before them) leave
+            # the collector's reach, so that the workers' collections neither walk them nor copy
+            # the pages they sit on. They live until the run ends anyway.
+            gc.freeze()
+        try:
+            for _ in range(self.count):
+                self.fork()
+            while self.workers and not self.interrupted:
+                self.step(TICK)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        finally:
+            if self.workers:
+                self.shut_down()
+            self.selector.close()
+        if self.interrupted:
+            raise KeyboardInterrupt
+        if self.exit is not None:
+            raise pytest.exit.Exception(*self.exit)
+        if len(self.queue) and not self.stopping:
+            left = len(self.queue)
+            raise self.session.Interrupted(
+                f"zeus: workers kept crashing (--max-worker-restart {self.max_restarts}); "
+                f"{left} test{'s' if left != 1 else ''} not run")
+
+    def fork(self) -> None:
+        name = f"gw{self.started}"
+        self.started += 1
+        ours, theirs = socket.socketpair()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # else the child flushes what the controller had buffered, again
+        controller = os.getpid()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                from zeuspy.shim import process
+
+                process.die_with_parent(controller)
+                ours.close()
+                self.selector.close()
+                for worker in self.workers.values():
+                    worker.sock.close()
+            finally:
+                worker_main(self.session, theirs, name, self.count, self.run_uid)
+        theirs.close()
+        worker = Worker(name, pid, ours)
+        self.workers[pid] = worker
+        self.selector.register(ours, selectors.EVENT_READ, worker)
+
+    def step(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            worker: Worker = key.data
+            try:
+                data = worker.sock.recv(1 << 20)
+            except OSError:
+                data = b""
+            if not data:
+                self.gone(worker)
+                continue
+            worker.buffer += data
+            try:
+                for message in frames(worker.buffer):
+                    self.handle(worker, message)
+            except ProtocolError as exc:
+                print(f"zeus: worker {worker.name} sent a broken message ({exc})",
+                      file=sys.stderr)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+                self.gone(worker)
+
+    def handle(self, worker: Worker, message: tuple[Any, ...]) -> None:
+        verb = message[0]
+        if verb == "start":
+            _, index, events, stop, want = message
+            self.replay(events)
+            if stop and not (self.session.shouldfail or self.session.shouldstop):
+                self.session.shouldstop = stop
+            worker.running = index
+            if index is not None and index in worker.assigned:
+                worker.assigned.remove(index)
+            if want:
+                self.answer(worker)
+        else:  # bye, interrupted, exit
+            worker.finished = True
+            worker.running = None
+            worker.assigned.clear()
+            self.replay(message[1])
+            if verb == "interrupted":
+                self.interrupted = self.stopping = True  # one ^C ends the run, as serially
+            elif verb == "exit" and self.exit is None:
+                self.exit = message[2]  # pytest.exit() in a test: the run ends with it
+                self.stopping = True
+
+    def answer(self, worker: Worker) -> None:
+        if self.session.shouldfail or self.session.shouldstop:
+            self.stopping = True
+        reply: tuple[str, int | None] = ("stop", None)
+        if not (self.stopping or self.interrupted):
+            index = self.queue.take(worker.name)
+            reply = ("next", index) if index is not None else ("end", None)
+            if index is not None:
+                worker.assigned.append(index)
+        try:
+            send(worker.sock, reply)
+        except OSError:
+            pass  # it died: its EOF comes next
+
+    def gone(self, worker: Worker) -> None:
+        """``worker``'s socket closed: reap it; a crash fails the test it was running, and a
+        replacement takes the rest of its work."""
+        status = self.reap(worker)
+        if worker.finished:
+            return
+        how = describe_status(status) if status is not None else "vanished"
+        if worker.running is not None and not self.interrupted:  # (^C: cut off, not a crash)
+            item = self.items[worker.running]
+            self.report_crash(item, f"worker {worker.name} {how} while running {item.nodeid}")
+        self.queue.give_back(worker.name, worker.assigned)
+        if self.stopping or self.interrupted or not len(self.queue):
+            return
+        if self.restarts_left > 0:
+            self.restarts_left -= 1
+            self.fork()
+        elif not self.workers:
+            print(f"zeus: worker {worker.name} {how}; no restarts left "
+                  "(--max-worker-restart)", file=sys.stderr)
+
+    def reap(self, worker: Worker, timeout: float = REAP_TIMEOUT) -> int | None:
+        """Close ``worker``'s socket and wait for it (killed after ``timeout``); its status."""
+        self.workers.pop(worker.pid, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sock)
+        worker.sock.close()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:
+                return None
+            if pid:
+                return status
+            if time.monotonic() >= deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+                try:
+                    return os.waitpid(worker.pid, 0)[1]
+                except ChildProcessError:
+                    return None
+            time.sleep(0.01)
+
+    def shut_down(self) -> None:
+        """^C (or an error): stop handing out, let the workers stop (they got the terminal's
+        SIGINT too), SIGINT those that have not after :data:`INTERRUPT_GRACE`, SIGKILL those
+        left after :data:`STOP_TIMEOUT`; replay what arrives meanwhile; reap every one. A second
+        ^C skips the waiting."""
+        self.stopping = True
+        previous = signal.getsignal(signal.SIGINT)
+
+        def hurry(signum: int, frame: object) -> None:
+            self.hurry = True
+
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGINT, hurry)
+        try:
+            self.wait_workers(INTERRUPT_GRACE)
+            for worker in list(self.workers.values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGINT)
+            self.wait_workers(STOP_TIMEOUT)
+        finally:
+            for worker in list(self.workers.values()):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+                worker.finished = True
+                self.reap(worker)
+            with contextlib.suppress(ValueError, TypeError):
+                signal.signal(signal.SIGINT, previous)
+
+    def wait_workers(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while self.workers and not self.hurry and time.monotonic() < deadline:
+            try:
+                self.step(min(TICK, max(0.0, deadline - time.monotonic())))
+            except KeyboardInterrupt:
+                self.hurry = True  # ^C before our handler was in place
+
+    # -- replay --
+    def replay(self, events: list[Event]) -> None:
+        """Each event through the controller's hooks, as if the item had run here."""
+        hook = self.config.hook
+        for kind, payload in events:
+            if kind == "logstart":
+                hook.pytest_runtest_logstart(nodeid=payload[0], location=payload[1])
+            elif kind == "logfinish":
+                hook.pytest_runtest_logfinish(nodeid=payload[0], location=payload[1])
+            elif kind == "report":
+                report = hook.pytest_report_from_serializable(config=self.config, data=payload)
+                hook.pytest_runtest_logreport(report=report)
+            elif kind == "warning":
+                self.replay_warning(payload)
+
+    def replay_warning(self, data: dict[str, Any]) -> None:
+        category = warning_category(*data["category"])
+        record = warnings.WarningMessage(data["message"], category, data["filename"],
+                                         data["lineno"], None, data["line"])
+        self.config.hook.pytest_warning_recorded.call_historic(kwargs={
+            "warning_message": record, "when": data["when"], "nodeid": data["nodeid"],
+            "location": data["location"]})
+
+    def report_crash(self, item: pytest.Item, message: str) -> None:
+        from _pytest.reports import TestReport
+
+        report = TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
+                            "failed", message, "call")
+        hook = self.config.hook
+        hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
+        hook.pytest_runtest_logreport(report=report)
+        hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+def warning_category(module: str, qualname: str) -> type[Warning]:
+    """The warning class a worker named (the controller imported the same modules), else a
+    stand-in of that name."""
+    found: Any = sys.modules.get(module)
+    for part in qualname.split("."):
+        found = getattr(found, part, None)
+    if isinstance(found, type) and issubclass(found, Warning):
+        return found
+    stand_in: type[Warning] = type(qualname.rsplit(".", 1)[-1], (UserWarning,),
+                                   {"__module__": module})
+    return stand_in
+
