@@ -34,6 +34,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/run.py
 	$(PY) bench/reload.py
 	$(PY) bench/heavy.py
+	$(PY) bench/suites.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests stress bench examples
