@@ -113,8 +113,10 @@ def _record_of(path: str) -> tuple[str, str] | None:
     files = list(dist.files or ())
     records = [str(dist.locate_file(f)) for f in files
                if f.name == "RECORD" and f.parent.name.endswith(".dist-info")]
+    if len(records) != 1:
+        return None
     for entry in files:
-        if len(records) == 1 and os.path.realpath(str(dist.locate_file(entry))) == path:
+        if os.path.realpath(str(dist.locate_file(entry))) == path:
             return records[0], str(entry)
     return None
 

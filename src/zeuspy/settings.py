@@ -10,7 +10,7 @@ zeus.json, ``[tool.zeus]``, the default. Every setting may be given in ``[tool.z
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 #: Longest delay or polling interval accepted (an hour: longer is a typo).
@@ -125,7 +125,7 @@ BY_NAME = {setting.name: setting for setting in SETTINGS}
 JSON_KEYS = {setting.json_key: setting for setting in SETTINGS if setting.json_key}
 
 
-def from_env(setting: Setting, environ: dict[str, str]) -> object:
+def from_env(setting: Setting, environ: Mapping[str, str]) -> object:
     """The value the environment gives ``setting`` (None: not set there). A boolean is true
     unless the variable is empty or ``0``."""
     if setting.env is None or setting.env not in environ:

@@ -60,7 +60,7 @@ def resolve(options: argparse.Namespace, plan: config_module.Config) -> dict[str
             if given is not None:
                 values[setting.name] = setting.parse(given)
                 continue
-            from_env = settings.from_env(setting, dict(os.environ))
+            from_env = settings.from_env(setting, os.environ)
         except settings.SettingError as exc:
             where = setting.flag if given is not None else setting.env
             parser().error(f"{where} {exc}")
