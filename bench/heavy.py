@@ -45,15 +45,11 @@ import json
 import math
 import os
 import platform
-import shutil
-import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import textwrap
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -62,8 +58,7 @@ from projects import (  # bench/ is on sys.path: run as a script
     BenchError,
     Master,
     bench_env,
-    ensure_nothing_left,
-    leftovers,
+    run_guarded,
     table,
 )
 
@@ -551,41 +546,7 @@ def main() -> int:
             print(f"heavy bench: {tool} not found; run `make bench` (it installs the project)",
                   file=sys.stderr)
             return 2
-    started = time.monotonic()
-    mark = uuid.uuid4().hex
-    work = Path(tempfile.mkdtemp(prefix="zeuspy-heavy-bench-")).resolve()
-    failures = []
-    try:
-        bench(work, mark)
-    except BenchError as exc:
-        failures.append(str(exc))
-    except subprocess.SubprocessError as exc:  # describe_machine, compileall
-        failures.append(str(exc))
-    except KeyboardInterrupt:
-        failures.append("interrupted")
-    finally:
-        try:
-            ensure_nothing_left(mark)
-        except BenchError as exc:
-            failures.append(str(exc))
-        # The phases' titles (setproctitle) overwrite their environment in /proc: find them by
-        # their working directory too.
-        stray = leftovers(mark, work)
-        for pid, _ in stray:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if stray:
-            failures.append("processes left running in the fixture (now killed):\n" +
-                            "\n".join(f"  pid {pid}: {cmdline}" for pid, cmdline in stray))
-        shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        for failure in failures:
-            print(f"\nheavy bench FAILED: {failure}", file=sys.stderr)
-        return 1
-    print(f"\nheavy bench done in {time.monotonic() - started:.0f} s; no process left running")
-    return 0
+    return run_guarded("heavy bench", "zeuspy-heavy-bench-", "the fixture", bench)
 
 
 if __name__ == "__main__":

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
+import sys
+import tempfile
 import textwrap
 import time
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 MARK_ENV = "ZEUSPY_BENCH_MARK"
@@ -217,3 +222,43 @@ def table(title: str, header: tuple[str, ...], rows: list[tuple[str, ...]]) -> N
                                for j, (c, w) in enumerate(zip(row, widths, strict=True))))
         if i == 0:
             print("  " + "  ".join("-" * w for w in widths))
+
+
+def run_guarded(name: str, prefix: str, where: str, bench: Callable[[Path, str], None]) -> int:
+    """``bench(work, mark)`` in a fresh temp folder, then the leak checks on every path: what is
+    left carrying ``mark`` (or running in ``work``: the phases' titles overwrite their
+    environment in /proc) is killed and reported. 0 when it ran and left nothing, else 1, with
+    each failure on stderr as ``NAME FAILED: ...``."""
+    started = time.monotonic()
+    mark = uuid.uuid4().hex
+    work = Path(tempfile.mkdtemp(prefix=prefix)).resolve()
+    failures = []
+    try:
+        bench(work, mark)
+    except BenchError as exc:
+        failures.append(str(exc))
+    except subprocess.SubprocessError as exc:  # version checks, compileall
+        failures.append(str(exc))
+    except KeyboardInterrupt:
+        failures.append("interrupted")
+    finally:
+        try:
+            ensure_nothing_left(mark)
+        except BenchError as exc:
+            failures.append(str(exc))
+        stray = leftovers(mark, work)
+        for pid, _ in stray:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        if stray:
+            failures.append(f"processes left running in {where} (now killed):\n" +
+                            "\n".join(f"  pid {pid}: {cmdline}" for pid, cmdline in stray))
+        shutil.rmtree(work, ignore_errors=True)
+    if failures:
+        for failure in failures:
+            print(f"\n{name} FAILED: {failure}", file=sys.stderr)
+        return 1
+    print(f"\n{name} done in {time.monotonic() - started:.0f} s; no process left running")
+    return 0

@@ -59,22 +59,19 @@ import argparse
 import os
 import platform
 import re
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
 import tarfile
-import tempfile
 import textwrap
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import heavy  # bench/ is on sys.path: run as a script
-from projects import BenchError, bench_env, ensure_nothing_left, leftovers, table
+from projects import BenchError, bench_env, ensure_nothing_left, run_guarded, table
 
 REPO = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(os.environ.get("ZEUSPY_VENV", REPO / ".venv")) / "bin"
@@ -699,41 +696,8 @@ def main() -> int:
             print(f"suites bench: {tool} not found; run `make bench` (it installs the project "
                   "and the bench extra)", file=sys.stderr)
             return 2
-    started = time.monotonic()
-    mark = uuid.uuid4().hex
-    work = Path(tempfile.mkdtemp(prefix="zeuspy-suites-")).resolve()
-    failures = []
-    try:
-        bench(work, mark, names)
-    except BenchError as exc:
-        failures.append(str(exc))
-    except subprocess.SubprocessError as exc:  # versions, compileall
-        failures.append(str(exc))
-    except KeyboardInterrupt:
-        failures.append("interrupted")
-    finally:
-        try:
-            ensure_nothing_left(mark)
-        except BenchError as exc:
-            failures.append(str(exc))
-        # The phases' titles (setproctitle) overwrite their environment in /proc: find them by
-        # their working directory too.
-        stray = leftovers(mark, work)
-        for pid, _ in stray:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except OSError:
-                pass
-        if stray:
-            failures.append("processes left running in the suites (now killed):\n" +
-                            "\n".join(f"  pid {pid}: {cmdline}" for pid, cmdline in stray))
-        shutil.rmtree(work, ignore_errors=True)
-    if failures:
-        for failure in failures:
-            print(f"\nsuites bench FAILED: {failure}", file=sys.stderr)
-        return 1
-    print(f"\nsuites bench done in {time.monotonic() - started:.0f} s; no process left running")
-    return 0
+    return run_guarded("suites bench", "zeuspy-suites-", "the suites",
+                       lambda work, mark: bench(work, mark, names))
 
 
 if __name__ == "__main__":
