@@ -18,7 +18,7 @@ REPO = Path(__file__).resolve().parents[2]
 #: A valid value of each setting as TOML and JSON write it.
 SAMPLES = {"autostart": True, "idle_timeout": 30, "file_change_delay": 0.5, "poll": 2,
            "simple_status": True, "no_color": True, "log": "trace.log", "preload": ["json"],
-           "app": ["mypkg"], "boot_env": ["MODE"]}
+           "app": ["mypkg"], "boot_env": ["MODE"], "learn_imports": False}
 
 
 def toml_value(value: object) -> str:

@@ -103,6 +103,8 @@ class MasterOptions:
     color: bool = True
     trace: TransitionTrace | None = None
     idle_timeout: float | None = None
+    #: Phases import the library modules their commands imported (shim/learned.py).
+    learn_imports: bool = True
 
 
 class Master:
@@ -114,7 +116,7 @@ class Master:
         self.options = options
         self.config = config
         self.tree = ProcessTree(config)
-        self.supervisor = PhaseSupervisor(self.tree, log_fd)
+        self.supervisor = PhaseSupervisor(self.tree, log_fd, learn_imports=options.learn_imports)
         self.server = ClientServer(self.tree, self.supervisor, socket_path)
         self.server.on_query = self.query
         self.supervisor.on_reaped = self.server.command_reaped

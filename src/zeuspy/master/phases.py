@@ -35,6 +35,7 @@ from zeuspy.protocol.messages import (
     parse_phase_message,
     parse_registration,
 )
+from zeuspy.shim import learned
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,9 @@ class RunnerUnavailable(Exception):
 class PhaseSupervisor:
     """Owns the phase processes of one :class:`ProcessTree`."""
 
-    def __init__(self, tree: ProcessTree, log_fd: int) -> None:
+    def __init__(self, tree: ProcessTree, log_fd: int, learn_imports: bool = True) -> None:
         self.tree = tree
+        self.learn_imports = learn_imports
         self.config = tree.config
         self.log_fd = log_fd
         self.root_pid: int | None = None
@@ -104,6 +106,7 @@ class PhaseSupervisor:
         env = dict(os.environ)
         env[MASTER_FD_ENV] = str(remote_fd)
         env[OFFER_ENV] = EXTENSION_VERSION
+        env[learned.ENABLE_ENV] = "1" if self.learn_imports else "0"  # read by shim/learned.py
         self.root_dead = asyncio.Event()
         self.root_status = None
         self.tree.transition(root, PhaseState.BOOTING, "starting the root phase")

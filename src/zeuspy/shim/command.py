@@ -39,7 +39,7 @@ from zeuspy.protocol.messages import (
     encode_world,
     parse_runner_header,
 )
-from zeuspy.shim import framestack, hygiene, process, stdio, world
+from zeuspy.shim import framestack, hygiene, learned, process, stdio, world
 from zeuspy.shim.outcome import exit_status_of, run_plan_command
 
 #: How long the runner waits for the master's datagrams and the client's arguments.
@@ -263,6 +263,7 @@ def prepare_command_process() -> None:
     process.reset_signals()
     hygiene.renew_after_fork()
     hygiene.drop_phase_exit_handlers()
+    learned.remember_inherited()
 
 
 def rehearse(plan: Plan) -> None:
@@ -353,5 +354,6 @@ def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: boo
         os.close(null)
         wire.send_message(local, status.format(with_signal=signals))
         os.write(status_w, REPORTED)
+        learned.send_new_imports()  # after the status: the client does not wait for it
     finally:
         os._exit(status.status)

@@ -31,7 +31,7 @@ from zeuspy.protocol.messages import (
     parse_handover,
 )
 from zeuspy.shim import command as runner
-from zeuspy.shim import hygiene, process, spare, world
+from zeuspy.shim import hygiene, learned, process, spare, world
 from zeuspy.shim.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
@@ -69,6 +69,8 @@ class PhaseLoop:
         #: The extensions this shim accepted (announced in its ``X:`` message).
         self.accepted = frozenset(SHIM_CAPABILITIES) if extensions else frozenset()
         self.wake: tuple[int, int] = (-1, -1)
+        #: What this phase learns from its commands' imports (made when it starts serving).
+        self.learner: learned.Learner | None = None
         #: The spare command that takes the next request without a fork.
         self.spare: spare.Spare | None = None
         #: Commands handed to spares, by pid: this phase reports their status if they die
@@ -163,12 +165,17 @@ class PhaseLoop:
         self.wake = (wake_r, wake_w)
         signal.set_wakeup_fd(wake_w)
         signal.signal(signal.SIGCHLD, _wake_only)
+        self.learner = learned.Learner()
+        learning = self.learner.fileno()
+        waited = [self.sock.fileno(), wake_r, *([learning] if learning is not None else [])]
         reader = wire.FrameReader()
         while True:
             timeout = LAZY_IMPORT_CHECK
             if self.spare_due is not None:
                 timeout = max(0.0, self.spare_due - time.monotonic())
-            ready, _, _ = select.select([self.sock.fileno(), wake_r], [], [], timeout)
+            ready, _, _ = select.select(waited, [], [], timeout)
+            if learning in ready and self.sock.fileno() not in ready:
+                self.learner.absorb()  # only when no request waits: a request comes first
             if self.tracker.report():
                 self._discard_spare()  # it lacks modules imported since (by a thread, a timer)
             if self.spare_due is not None and time.monotonic() >= self.spare_due:
@@ -392,6 +399,9 @@ class PhaseLoop:
         self.tracker.close()
         wire.close_fds([fd for fd in self.wake if fd >= 0])
         self.wake = (-1, -1)
+        if self.learner is not None:
+            self.learner.close()
+            self.learner = None
         if self.spare is not None:
             self.spare.close()
             self.spare = None

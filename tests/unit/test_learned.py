@@ -1,0 +1,95 @@
+"""shim/learned.py's bounds and filters: what a command sends, what a phase accepts (the end-to-end
+behaviour is in tests/e2e/test_learned_imports.py)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from collections.abc import Iterator
+
+import pytest
+
+from zeuspy.shim import learned
+
+
+@pytest.fixture
+def learner(monkeypatch: pytest.MonkeyPatch) -> Iterator[learned.Learner]:
+    monkeypatch.delenv(learned.ENABLE_ENV, raising=False)
+    made = learned.Learner()
+    yield made
+    made.close()
+    learned.close_inherited()
+
+
+def test_chunks_hold_whole_names_within_the_limits() -> None:
+    names = [f"package_{i}.module_{i}" for i in range(20_000)]
+    chunks = learned.chunks(names)
+    assert all(len(chunk) <= learned.DATAGRAM_LIMIT for chunk in chunks)
+    assert sum(len(chunk) + 1 for chunk in chunks) <= learned.SEND_LIMIT + len(chunks)
+    sent = [name for chunk in chunks for name in chunk.decode().split("\n")]
+    assert sent == names[:len(sent)] and len(sent) > 1000  # whole names, in order, a prefix
+
+
+def test_chunks_leave_out_overlong_names() -> None:
+    assert learned.chunks(["a" * 500, "ok"]) == [b"ok"]
+    assert learned.chunks([]) == []
+
+
+@pytest.mark.parametrize("name", ["", "os; import x", "1abc", "a..b", ".a", "a.", "a b",
+                                  "a" * 300, "caf\u00e9", "__import__('os')"])
+def test_a_phase_refuses_what_is_not_a_module_name(learner: learned.Learner, name: str) -> None:
+    assert learner.import_names([name]) == []
+    assert name not in sys.modules
+
+
+def test_a_phase_imports_a_name_once(learner: learned.Learner) -> None:
+    name = "zeuspy_no_such_module_for_learning"
+    assert learner.import_names([name, name]) == []
+    assert learner.tried == {name}  # failed once, never tried again
+
+
+def test_a_phase_tries_a_bounded_number_of_names(learner: learned.Learner,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "NAMES_LIMIT", 3)
+    learner.import_names([f"zeuspy_missing_{i}" for i in range(10)])
+    assert len(learner.tried) == 3
+
+
+def test_datagrams_are_read_and_imported(learner: learned.Learner,
+                                         no_fd_leak: object) -> None:
+    assert learner.fileno() is not None and learned._sink is not None
+    learned._sink.send(b"colorsys\nzeuspy_missing_x")
+    learned._sink.send(b"\xff\xfe\nnot a name")
+    sys.modules.pop("colorsys", None)
+    assert learner.absorb() == ["colorsys"]
+    assert learner.absorb() == []  # nothing waiting: never blocks
+
+
+def test_off_switch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(learned.ENABLE_ENV, "0")
+    off = learned.Learner()
+    assert off.fileno() is None and learned._sink is None
+    assert off.import_names(["colorsys"]) == []
+
+
+def test_what_counts_as_a_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "_library_dirs", ("/usr/lib/python3.11/",))
+
+    def module(path: str | None, loader: object = None) -> types.ModuleType:
+        made = types.ModuleType("m")
+        if path is not None:
+            made.__file__ = path
+        made.__loader__ = loader  # type: ignore[assignment]
+        return made
+
+    class AssertionRewritingHook:
+        pass
+
+    assert learned.is_library("sys", module(None))  # built in
+    assert learned.is_library("json", module("/usr/lib/python3.11/json/__init__.py"))
+    assert learned.is_library("np", module("/p/.venv/lib/python3.11/site-packages/np/__init__.py"))
+    assert learned.is_library("six", module("/usr/lib/python3/dist-packages/six.py"))
+    assert not learned.is_library("mypkg", module("/home/me/proj/mypkg/__init__.py"))
+    assert not learned.is_library("ns", module(None))  # a namespace package: no file
+    assert not learned.is_library("plugin", module("/v/site-packages/plugin.py",
+                                                   AssertionRewritingHook()))
