@@ -33,7 +33,9 @@ from tests.e2e.test_pytest_plan import (
     reset_cache,
     zeus,
 )
-from tests.helpers import BOOT_TIMEOUT, new_mark, running_master, wait_for
+from tests.harness.master import running_master
+from tests.harness.processes import new_mark
+from tests.harness.waits import BOOT_TIMEOUT, wait_for
 
 CONFTEST = """
     import pytest
@@ -196,12 +198,15 @@ def compare(proj: WarmProject, *args: str, autoload: bool = False,
     return got, {piece for piece in taken if piece}
 
 
-#: What a command takes when nothing changed: the configuration, the rewrite names, and the
-#: narrowed fixture scan of the preloaded plugin modules.
-BOTH = {"config", "rewrite-names", "fixture-scan"}
-SCAN = {"fixture-scan"}
+#: What a command takes when nothing changed: the configuration, the rewrite names, the
+#: entry points (pytest looks them up with autoloading off too, for plugins named by ``-p`` or
+#: ``PYTEST_PLUGINS``) and the narrowed fixture scan of the preloaded plugin modules.
+BOTH = {"config", "rewrite-names", "entry-points", "fixture-scan"}
+SCAN = {"entry-points", "fixture-scan"}
 #: Without plugin autoloading pytest marks no distribution for rewriting: nothing to replay.
-CONFIG = {"config", "fixture-scan"}
+CONFIG = {"config", "entry-points", "fixture-scan"}
+#: After a distribution changed: neither the rewrite names nor the entry points are replayed.
+CHANGED = {"config", "fixture-scan"}
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
 
@@ -331,7 +336,7 @@ def test_entry_point_plugin_installed_then_removed(proj: WarmProject) -> None:
         assert "warmplug-0.1" in got.out and "warmplug: loaded" in got.out
         assert got.counts == {"errors": 1, "passed": 1}, got.out
         assert "assert 1 == 2" in got.out
-        assert taken == CONFIG  # the distributions changed: pytest marks them itself
+        assert taken == CHANGED  # the distributions changed: pytest reads them itself
     finally:
         (proj.root / "tests" / "test_plugin.py").unlink()
         for rel in ENTRY_POINT_PLUGIN:

@@ -46,6 +46,8 @@ def preload(root: Path) -> None:
     # bench); importing it has no other effect. (readline is left to the run: pytest imports it
     # itself, on purpose, once the run's stdio is in place.)
     importlib.import_module("pdb")
+    # Every run imports it (`-n`, and the check for it): a module of 800 lines.
+    importlib.import_module("zeuspy.plans.pytest_workers")
     config, hook = _rewriting_hook()
     try:
         if not os.environ.get(AUTOLOAD_OFF_ENV):

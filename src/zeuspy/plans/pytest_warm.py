@@ -1,7 +1,7 @@
 """Parts of a pytest run's start-up that the ``test_environment`` phase does ahead of time.
 
 Every command is a fresh fork of the phase, so an object the phase builds is pristine in each
-command: pytest consumes it once, in that process only. Two pieces, each taken only when the
+command: pytest consumes it once, in that process only. Three pieces, each taken only when the
 command's inputs are those it was built from, else pytest does the work itself as usual:
 
 - **A configuration with pytest's default plugins registered** (what ``get_config`` builds
@@ -18,7 +18,12 @@ command's inputs are those it was built from, else pytest does the work itself a
   the files pytest reads in it: a plugin installed, upgraded or removed changes them). Not
   recorded when a plugin is an editable install (its names depend on where its sources are).
 
-A third piece, the narrowed fixture scan of the preloaded plugin modules, is
+- **The installed plugins' entry points** (pluggy's ``load_setuptools_entrypoints`` lists every
+  distribution's entry points in each run, and again for each ``-p NAME``): the ``pytest11``
+  ones are recorded in the phase, in pluggy's order, and replayed through pluggy's own loading
+  while the metadata is unchanged (the same key as the rewrite names).
+
+A fourth piece, the narrowed fixture scan of the preloaded plugin modules, is
 :mod:`zeuspy.plans.pytest_fixture_scan` (installed and indexed from :func:`prepare`).
 
 Measured on the heavy-stack fixture (bench/heavy.py, 2 cores): unprepared, ``get_config`` cost
@@ -57,6 +62,13 @@ _rewrite_key: tuple[object, ...] | None = None
 _rewrite_plugins: frozenset[str] = frozenset()
 _original_get_config: Any = None
 _original_mark: Any = None
+_original_load: Any = None
+#: The ``pytest11`` entry points with their distributions, in pluggy's order, and the metadata
+#: key they were read under (None: not recorded).
+_entry_points: list[tuple[Any, Any]] | None = None
+_entry_key: tuple[object, ...] | None = None
+#: (pid, key): the metadata key computed once per process (a command checks it twice).
+_key_now: tuple[int, tuple[object, ...] | None] | None = None
 
 
 # -- environment reads ----------------------------------------------------------------------------
@@ -211,6 +223,14 @@ def metadata_key(plugins: frozenset[str]) -> tuple[object, ...] | None:
     return tuple(parts)
 
 
+def _current_key() -> tuple[object, ...] | None:
+    """:func:`metadata_key` of the recorded plugin folders, computed once per process."""
+    global _key_now
+    if _key_now is None or _key_now[0] != os.getpid():
+        _key_now = (os.getpid(), metadata_key(_rewrite_plugins))
+    return _key_now[1]
+
+
 def _plugin_folders() -> frozenset[str]:
     return frozenset(os.fspath(getattr(dist, "_path", ""))
                      for dist in importlib.metadata.distributions()
@@ -250,7 +270,7 @@ def _mark_plugins_for_rewrite(self: Any, hook: Any, disable_autoload: bool) -> N
     run's hook in the recorded order, while the metadata they came from is unchanged."""
     original = _original_mark
     if (not enabled() or disable_autoload or _rewrite_names is None
-            or metadata_key(_rewrite_plugins) != _rewrite_key):
+            or _current_key() != _rewrite_key):
         original(self, hook, disable_autoload)
         return
     original(self, hook, True)  # pytest's own: hands the hook to the plugin manager
@@ -258,6 +278,50 @@ def _mark_plugins_for_rewrite(self: Any, hook: Any, disable_autoload: bool) -> N
     if _rewrite_names:
         # One call, not one per name: each call scans sys.modules (ms on a large stack).
         hook.mark_rewrite(*_rewrite_names)
+
+
+# -- the entry points -----------------------------------------------------------------------------
+def _record_entry_points() -> None:
+    """In the phase: the ``pytest11`` entry points as pluggy would walk them, and their key."""
+    global _entry_points, _entry_key
+    found = [(dist, entry_point) for dist in list(importlib.metadata.distributions())
+             for entry_point in dist.entry_points if entry_point.group == "pytest11"]
+    key = _current_key()
+    if key is not None:
+        _entry_points, _entry_key = found, key
+
+
+def _replayable(manager: Any) -> bool:
+    """Whether pluggy's loading is the loop :func:`_load_setuptools_entrypoints` replays: the
+    pluggy versions that keep plain distributions in ``_plugin_distinfo`` (1.6 and later; older
+    ones wrapped each in a ``DistFacade``). Read from its source once, in the phase."""
+    import inspect
+
+    try:
+        source = inspect.getsource(manager.load_setuptools_entrypoints)
+    except (AttributeError, OSError, TypeError):
+        return False
+    return "self._plugin_distinfo.append((plugin, dist))" in source
+
+
+def _load_setuptools_entrypoints(self: Any, group: str, name: str | None = None) -> int:
+    """pluggy's ``PluginManager.load_setuptools_entrypoints`` in a command: for ``pytest11``,
+    pluggy's loop over the recorded entry points while the metadata is unchanged; otherwise
+    (another group, a change, a manager without pluggy's bookkeeping) the original."""
+    if (group != "pytest11" or not enabled() or _entry_points is None
+            or not hasattr(self, "_plugin_distinfo") or _current_key() != _entry_key):
+        return int(_original_load(self, group, name=name))
+    used.add("entry-points")
+    count = 0
+    for dist, entry_point in _entry_points:
+        if ((name is not None and entry_point.name != name) or self.has_plugin(entry_point.name)
+                or self.is_blocked(entry_point.name)):
+            continue
+        plugin = entry_point.load()
+        self.register(plugin, name=entry_point.name)
+        self._plugin_distinfo.append((plugin, dist))
+        count += 1
+    return count
 
 
 # -- the plugin modules' fixture scan -------------------------------------------------------------
@@ -289,8 +353,9 @@ def prepare() -> None:
     """In the phase, after the preload: build the configuration, index the plugin modules'
     fixtures and put the stand-ins for pytest's functions in place, for the commands forked
     from here. Nothing (each piece on its own) when pytest's internals moved."""
-    global _original_get_config, _original_mark
+    global _original_get_config, _original_mark, _original_load
     import _pytest.config
+    import pluggy
 
     if not (hasattr(_pytest.config, "get_config")
             and hasattr(_pytest.config.Config, "_mark_plugins_for_rewrite")):
@@ -299,6 +364,11 @@ def prepare() -> None:
     if _original_mark is None:
         _original_mark = config_class._mark_plugins_for_rewrite
         config_class._mark_plugins_for_rewrite = _mark_plugins_for_rewrite
+    manager: Any = pluggy.PluginManager
+    if _original_load is None and _replayable(manager):
+        _record_entry_points()
+        _original_load = manager.load_setuptools_entrypoints
+        manager.load_setuptools_entrypoints = _load_setuptools_entrypoints
     try:
         _build_config()
     except Exception as exc:  # a run builds it again, and meets the same error as pytest would
