@@ -16,8 +16,15 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# The suite in two passes (tests/harness/parallel.py says which tests are serial, and why): the
+# tests that can share the machine on $(TEST_WORKERS) pytest-xdist workers, a whole file per worker
+# (module fixtures are built once), then the serial ones alone. Both passes run; either failing
+# fails the target.
+TEST_WORKERS ?= 2
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not serial" -n $(TEST_WORKERS) --dist loadfile; parallel=$$?; \
+	$(PY) -m pytest -q -m serial; serial=$$?; \
+	test $$parallel -eq 0 && test $$serial -eq 0
 
 # The stress suite at full size (stress/; `make test` runs it reduced): fuzz, faults, soak,
 # reload under load; its figures are printed as a table at the end.

@@ -1,5 +1,6 @@
-"""Fixtures of the stress suite: a temp project checked for leaks (processes, zombies), and the
-table of figures printed at the end of the run."""
+"""Fixtures of the stress suite: a temp project checked for leaks (tests/harness: processes; here,
+zombies), the serial marker (every stress test is serial), and the table of figures printed at
+the end of the run."""
 
 from __future__ import annotations
 
@@ -8,22 +9,24 @@ from pathlib import Path
 
 import pytest
 from tests import conftest as tests_conftest
-from tests.helpers import Master, Project
+from tests.harness import parallel
+from tests.harness.master import Master
+from tests.harness.project import Project
 
 from stress.support import FAST, FULL, MODE, TABLE, Resting, zombies_of
 
-#: How long the processes of a finished test may take to go (escalating kills take ~2 s).
-LEAK_GRACE = 5.0
 #: Per test, at full size (pyproject's 60 s stays the reduced run's bound).
 FULL_TIMEOUT = 300
 
 
 def pytest_configure(config: pytest.Config) -> None:
+    parallel.configure(config)
     if MODE not in ("full", "reduced"):
         raise pytest.UsageError(f"ZEUSPY_STRESS must be full or reduced, not {MODE!r}")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    parallel.mark(items)  # every stress test is serial (tests/harness/parallel.py)
     if FULL:
         here = Path(__file__).parent
         for item in items:

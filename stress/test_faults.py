@@ -18,21 +18,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import ZEUS, Master, Project, leftover_processes, wait_for
+from tests.harness.legacy_client import Result, run_raw
+from tests.harness.master import Master
+from tests.harness.processes import is_dead, processes_in, titled
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import wait_for
 
-from stress.support import (
-    DEATH_SEEN,
-    FAST,
-    TABLE,
-    Figures,
-    Resting,
-    Result,
-    count,
-    run_raw,
-    stat,
-    titled,
-    zombies_of,
-)
+from stress.support import DEATH_SEEN, FAST, TABLE, Figures, Resting, count, zombies_of
 
 #: How long a SIGSTOP lasts.
 STOPPED_FOR = 1.0
@@ -40,14 +32,9 @@ STOPPED_FOR = 1.0
 RESUMED_WITHIN = 5.0
 
 
-def _gone(pid: int) -> bool:
-    info = stat(pid)
-    return info is None or info[0] == "Z"
-
-
 def _timed_gone(pids: list[int], timeout: float, what: str) -> float:
     started = time.monotonic()
-    wait_for(lambda: all(_gone(pid) for pid in pids), timeout, 0.01, what=what)
+    wait_for(lambda: all(is_dead(pid) for pid in pids), timeout, 0.01, what=what)
     return time.monotonic() - started
 
 
@@ -147,7 +134,7 @@ def test_kill_master(project: Project, terminal: bool) -> None:
                 master.proc.kill()
                 took = _timed_gone(family, DEATH_SEEN + 1.0, "the master's processes to go")
                 figures.latencies.append(took)
-                assert _gone(command)
+                assert is_dead(command)
                 running.wait(DEATH_SEEN + 1.0)
         finally:
             master.stop()
@@ -164,7 +151,7 @@ def test_kill_master(project: Project, terminal: bool) -> None:
 
 
 def _marked(project: Project) -> list[tuple[int, str]]:
-    return leftover_processes(project.mark)
+    return processes_in(mark=project.mark)
 
 
 def test_stop_master(project: Project, resting: Resting) -> None:

@@ -12,18 +12,10 @@ import socket
 import threading
 import time
 
-from stress.support import (
-    TABLE,
-    Figures,
-    Resting,
-    connections,
-    count,
-    cpu_seconds,
-    dropped,
-    fds,
-    rss_kb,
-    run_raw,
-)
+from tests.harness.legacy_client import run_raw, send_fds
+from tests.harness.processes import cpu_seconds, fd_count, memory_kb
+
+from stress.support import TABLE, Figures, Resting, connections, count, dropped
 
 #: The master's handshake timeout (master/request.py) plus slack: a silent peer is gone by then.
 HANDSHAKE_DROP = 5.0 + 2.5
@@ -40,11 +32,6 @@ def _served(resting: Resting) -> float:
     assert (result.status, result.stdout) == (0, b"hello beside\n"), result
     assert took < SERVED_WITHIN, f"a client beside took {took:.2f} s"
     return took
-
-
-def _send_fds(sock: socket.socket, fds_: list[int], payload: bytes = b"\0") -> None:
-    sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
-                              b"".join(fd.to_bytes(4, "little") for fd in fds_))])
 
 
 def _field(rng: random.Random) -> bytes:
@@ -70,7 +57,7 @@ def _fuzz_one(sock: socket.socket, rng: random.Random, spare_fd: int) -> None:
             for _ in range(rng.randrange(1, 6)):
                 frame = _frame(rng)
                 if rng.random() < 0.3:
-                    _send_fds(sock, [spare_fd] * rng.randrange(1, 4), frame or b"\0")
+                    send_fds(sock, [spare_fd] * rng.randrange(1, 4), frame or b"\0")
                 else:
                     sock.sendall(frame)
         if rng.random() < 0.5:
@@ -116,7 +103,7 @@ def test_idle_and_stalled_connections_are_dropped(resting: Resting) -> None:
                     sock.sendall(b"T:0:1:hello\0")
                 elif i % 4 == 3:
                     sock.sendall(b"T:0:1:hello\0")
-                    _send_fds(sock, [sock.fileno()])
+                    send_fds(sock, [sock.fileno()])
         for _ in range(3):
             figures.latencies.append(_served(resting))
         resting.sample()
@@ -185,10 +172,10 @@ def test_flood_of_fds_is_dropped(resting: Resting) -> None:
             sent = 0
             with contextlib.suppress(OSError):
                 for sent in range(1, n + 1):
-                    _send_fds(sock, [null])
+                    send_fds(sock, [null])
                     if sent % 50 == 0:
-                        peak = max(peak, len(fds(resting.pid)))
-            peak = max(peak, len(fds(resting.pid)))
+                        peak = max(peak, fd_count(resting.pid))
+            peak = max(peak, fd_count(resting.pid))
             figures.notes = f"{sent} fds sent, master peak {peak} fds"
             assert dropped(sock, HANDSHAKE_DROP), "a connection passing endless fds was kept"
     finally:
@@ -229,16 +216,16 @@ def test_wrong_fds(resting: Resting) -> None:
                 with contextlib.suppress(OSError):
                     for sock, (_, before, three) in zip(socks[:len(cases)], cases, strict=True):
                         for fd in before:
-                            _send_fds(sock, [fd])
+                            send_fds(sock, [fd])
                         sock.sendall(b"T:2:1:echoargs\0")
                         for fd in three:
-                            _send_fds(sock, [fd])
+                            send_fds(sock, [fd])
                     eight, own, loop, _ = socks[len(cases):]
                     eight.sendall(b"T:0:1:hello\0")
-                    _send_fds(eight, [loop.fileno()] * 8)
+                    send_fds(eight, [loop.fileno()] * 8)
                     own.sendall(b"T:0:1:hello\0")
                     for fd in (min(opened), loop.fileno(), loop.fileno()):
-                        _send_fds(own, [fd])
+                        send_fds(own, [fd])
                 figures.latencies.append(_served(resting))
                 names = [name for name, _, _ in cases] + ["eight fds at once",
                                                           "stdout the master's own socket"]
@@ -305,7 +292,7 @@ def test_rss_stays_bounded_across_fuzz(resting: Resting) -> None:
         with connections(resting.sock, 1) as (sock,), contextlib.suppress(OSError):
             sock.sendall(rng.choice([b"Q:status\0", b"Q:" + b"x" * 1000 + b"\0", b"Q:\0"]))
             sock.recv(65536)
-    rest = rss_kb(resting.pid)
+    rest = memory_kb(resting.pid)
     figures.notes = f"RSS {rest // 1024} MB after"
     figures.seconds = time.monotonic() - started
     resting.check(figures)

@@ -11,9 +11,13 @@ import threading
 import time
 from collections.abc import Callable
 
-from tests.helpers import BOOT_TIMEOUT, ZEUS, Master, Project, wait_for
+from tests.harness.legacy_client import run_raw
+from tests.harness.master import Master
+from tests.harness.processes import titled
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import BOOT_TIMEOUT, wait_for
 
-from stress.support import FAST, TABLE, Figures, Resting, count, run_raw, titled
+from stress.support import FAST, TABLE, Figures, Resting, count
 
 WORKERS = 4
 SEED = int(os.environ.get("ZEUSPY_STRESS_SEED", "11"))

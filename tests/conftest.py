@@ -1,35 +1,35 @@
-"""Fixtures shared by every test: a temp project whose processes are checked for leaks."""
+"""Fixtures shared by every test: a temp project whose processes are checked for leaks, and a
+master running in it. The machinery is tests/harness/."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import Master, Project, kill_marked, leftover_processes, new_mark
+from tests.harness import parallel
+from tests.harness.master import Master
+from tests.harness.processes import project_leftovers
+from tests.harness.project import Project, new_project
 
-#: How long processes of a finished test may take to disappear (escalating kills take ~2 s).
-LEAK_GRACE = 5.0
+
+def pytest_configure(config: pytest.Config) -> None:
+    parallel.configure(config)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    parallel.mark(items)
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
-    """A temp project (zeus.json + zeus_plan.py); fails the test if any process it started
-    outlives it (they are killed anyway, so one leak does not break the next test)."""
-    root = tmp_path / "proj"
-    root.mkdir()
-    proj = Project(root, new_mark()).write()
+    """A temp project (zeus.json + zeus_plan.py, the default plan); fails the test if any process
+    it started outlives it (tests.harness.processes.project_leftovers: they are killed anyway,
+    so one leak does not break the next test)."""
+    proj = new_project(tmp_path / "proj")
     yield proj
-    deadline = time.monotonic() + LEAK_GRACE
-    left = leftover_processes(proj.mark)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = leftover_processes(proj.mark)
-    if left:
-        kill_marked(proj.mark)
-        pytest.fail(f"processes left behind: {left}\nmaster log:\n{proj.log[-3000:]}")
+    project_leftovers(proj)
 
 
 @pytest.fixture

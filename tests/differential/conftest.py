@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._python_plan_support import PyProject, master_for, python_project
+from tests.harness.master import master_for
+from tests.harness.project import PyProject, python_project
 
 #: A zero-config project: pyproject.toml and nothing zeus-specific (the built-in Python plan).
 BASE_FILES: dict[str, str | bytes] = {

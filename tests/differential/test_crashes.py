@@ -32,8 +32,8 @@ from pathlib import Path
 import pytest
 
 from tests.differential.harness import Record, run_one
-from tests.e2e._python_plan_support import PyProject, master_for, python_project
-from tests.helpers import VENV_BIN, ZEUS
+from tests.harness.master import master_for
+from tests.harness.project import VENV_BIN, ZEUS, PyProject, python_project
 
 #: pytest's installed plugins are not needed: a faster boot, and the same on both sides.
 QUICK_PYTEST = {"PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}

@@ -20,9 +20,10 @@ from collections.abc import Iterator
 import pytest
 
 from tests.differential.harness import run_both
-from tests.e2e._python_plan_support import PyProject
-from tests.e2e.test_django_plan import PHASES, DjangoProject, check_no_leftovers, create_site
-from tests.helpers import Master, new_mark
+from tests.e2e.test_django_plan import PHASES, DjangoProject, create_site
+from tests.harness.master import Master
+from tests.harness.processes import new_mark, project_leftovers
+from tests.harness.project import PyProject
 
 PROBE = """\
 import json, locale, os
@@ -105,7 +106,7 @@ def django_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ShellProje
         yield project
     finally:
         master.stop()
-    check_no_leftovers(mark, f"master log:\n{project.log[-3000:]}")
+    project_leftovers(project)
 
 
 def test_django_command_does_not_warn_about_another_shells_variables(

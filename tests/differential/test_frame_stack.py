@@ -16,7 +16,7 @@ import sys
 import pytest
 
 from tests.differential.harness import run_one
-from tests.e2e._python_plan_support import PyProject
+from tests.harness.project import PyProject
 
 PROBE = """\
 import resource

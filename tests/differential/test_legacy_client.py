@@ -1,7 +1,7 @@
 """Issue 10, item 7: legacy clients lose nothing.
 
 The original Go client exits as soon as it reads the exit status, without draining the command's
-output (harness.LEGACY_CLIENT emulates it, and the first test checks that the emulation really
+output (tests/harness/go_client.py emulates it, and the first test checks that the emulation really
 does not drain). Through it, a command that prints its last lines just before exiting, run many
 times on pipes and files, must lose none of them: the master must not send the status before the
 output can be read.
@@ -18,8 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from tests.differential.harness import RUN_TIMEOUT, Record, legacy_client_path, run_both
-from tests.e2e._python_plan_support import PyProject
+from tests.differential.harness import RUN_TIMEOUT, Record, run_both
+from tests.harness.legacy_client import GO_CLIENT
+from tests.harness.project import PyProject
 
 LAST = """\
 import sys
@@ -48,7 +49,7 @@ def test_the_emulation_exits_at_the_status_without_draining(tmp_path: Path) -> N
     listener.bind(path)
     listener.listen(1)
     listener.settimeout(RUN_TIMEOUT)
-    client = subprocess.Popen([sys.executable, "-I", str(legacy_client_path()), path, "run"],
+    client = subprocess.Popen([sys.executable, "-I", str(GO_CLIENT), path, "run"],
                               stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE)
     fds: list[int] = []

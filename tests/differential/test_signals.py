@@ -16,7 +16,7 @@ import pexpect
 import pytest
 
 from tests.differential.harness import PROMPT, interactive_bash, run_both
-from tests.e2e._python_plan_support import PyProject
+from tests.harness.project import PyProject
 
 SUICIDE = """\
 import os, signal, sys

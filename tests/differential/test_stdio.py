@@ -29,7 +29,7 @@ from tests.differential.harness import (
     script_for,
     stopped,
 )
-from tests.e2e._python_plan_support import PyProject
+from tests.harness.project import PyProject
 
 #: 10,005 bytes: every byte value 39 times, then signal, EOF and erase keys of a terminal.
 DATA = bytes(range(256)) * 39 + b"\x03\x04\x1a\x7f\r\n" * 3 + b"end"

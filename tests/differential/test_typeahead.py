@@ -12,7 +12,7 @@ import re
 import pytest
 
 from tests.differential.harness import PROMPT, interactive_bash
-from tests.e2e._python_plan_support import PyProject
+from tests.harness.project import PyProject
 
 BUSY = """\
 import time

@@ -1,13 +1,13 @@
-"""Shared helpers for the command-line end-to-end tests (test_chart/cli/init/background.py):
-reading the live chart off a PTY (frames, text, SGR colours), `zeus status --json` and its
-schema, and detached masters that are always stopped."""
+"""Helpers of the command-line end-to-end tests (test_chart, test_cli, test_cli_small,
+test_background): reading the live chart off a PTY (frames, text, SGR colours), and
+`zeus status --json` checked against its schema. (Background masters, processes and waits are
+tests/harness/'s.)"""
 
 from __future__ import annotations
 
 import json
 import os
 import re
-import subprocess
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -16,15 +16,8 @@ from typing import Any
 
 import pexpect
 
-from tests.helpers import (
-    BOOT_TIMEOUT,
-    EXIT_TIMEOUT,
-    ZEUS,
-    Project,
-    kill_marked,
-    leftover_processes,
-    wait_for,
-)
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import BOOT_TIMEOUT, EXIT_TIMEOUT, wait_for
 
 #: The SGR parameters of each displayed state (zeuspy.statusview.STATE_STYLE: ready green,
 #: booting yellow, waiting blue, crashed bold red).
@@ -366,51 +359,3 @@ def wait_status(project: Project, predicate: Callable[[int, Any], Any], what: st
         return wait_for(check, timeout, interval=0.05, what=what)  # type: ignore[no-any-return]
     except AssertionError as exc:
         raise AssertionError(f"{exc}; last status: {last}") from None
-
-
-# -- detached masters -----------------------------------------------------------------------------
-
-def pid_file(project: Project) -> str:
-    return str(project.root / ".zeus" / "master.pid")
-
-
-def socket_file(project: Project) -> str:
-    return str(project.root / ".zeus.sock")
-
-
-def alive(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            state = f.read().rsplit(b")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != b"Z"
-
-
-def wait_no_processes(project: Project, timeout: float = EXIT_TIMEOUT) -> None:
-    wait_for(lambda: not leftover_processes(project.mark), timeout,
-             what=f"no process left: {leftover_processes(project.mark)}")
-
-
-def stop_everything(project: Project) -> None:
-    """After a test with a background master: stop it (`zeus stop`), then make sure nothing of
-    the project's is left (kill what is, so one failure does not leak into the next test)."""
-    if os.path.exists(pid_file(project)) or leftover_processes(project.mark):
-        try:
-            subprocess.run([ZEUS, "stop"], cwd=project.root, env=project.env(),
-                           capture_output=True, timeout=EXIT_TIMEOUT + 10)
-        except subprocess.TimeoutExpired:
-            pass
-    deadline = time.monotonic() + EXIT_TIMEOUT
-    while leftover_processes(project.mark) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    kill_marked(project.mark)
-
-
-@contextmanager
-def background(project: Project) -> Iterator[None]:
-    """Whatever the test starts in the background is stopped at the end."""
-    try:
-        yield
-    finally:
-        stop_everything(project)

@@ -10,15 +10,12 @@ import time
 
 import pytest
 
-from tests.e2e._cli_support import (
-    alive,
-    background,
-    pid_file,
-    socket_file,
-    status_json,
-    wait_no_processes,
-)
-from tests.helpers import DEFAULT_PLAN, DEFAULT_TREE, Project, leftover_processes, wait_for
+from tests.e2e._cli_support import status_json
+from tests.harness.master import background, pid_file, socket_file
+from tests.harness.plans import DEFAULT_PLAN, DEFAULT_TREE
+from tests.harness.processes import alive, processes_in, wait_no_processes
+from tests.harness.project import Project
+from tests.harness.waits import EXIT_TIMEOUT, wait_for
 
 #: `zeus start --detach` returns once the master listens: well within this.
 DETACH_TIMEOUT = 25.0
@@ -48,10 +45,10 @@ def stopped(project: Project, pid: int) -> None:
     may exit a moment later (it releases the pid file just before)."""
     assert not os.path.exists(pid_file(project))
     assert not os.path.exists(socket_file(project))
-    others = [p for p in leftover_processes(project.mark) if p[0] != pid]
+    others = [p for p in processes_in(mark=project.mark) if p[0] != pid]
     assert not others, others
     wait_for(lambda: not alive(pid), 5, what=f"master {pid} gone")
-    wait_no_processes(project)
+    assert not (left := wait_no_processes(mark=project.mark, timeout=EXIT_TIMEOUT)), left
 
 
 def test_detach_then_stop(project: Project) -> None:
@@ -83,7 +80,7 @@ def test_detach_keeps_a_relative_log_where_it_was_given(project: Project, form: 
     made absolute first, so the trace lands beside the user's cwd (here a subfolder)."""
     import subprocess
 
-    from tests.helpers import ZEUS
+    from tests.harness.project import ZEUS
 
     sub = project.root / "sub"
     sub.mkdir()
@@ -167,7 +164,7 @@ def test_idle_timeout_stops_a_detached_master(project: Project) -> None:
                  what="the idle master to stop")
         assert time.monotonic() - last >= IDLE - 0.1
         assert f"no command for {IDLE:g} s: stopping (idle_timeout)" in project.log
-        wait_no_processes(project)
+        assert not (left := wait_no_processes(mark=project.mark, timeout=EXIT_TIMEOUT)), left
 
 
 def test_idle_timeout_is_off_by_default(project: Project) -> None:

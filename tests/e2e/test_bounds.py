@@ -3,7 +3,6 @@ silences the master. Real masters; every wait and every flood is bounded in time
 
 from __future__ import annotations
 
-import array
 import contextlib
 import os
 import re
@@ -17,8 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._master_support import alive, check_no_strays, started, write_project
-from tests.helpers import ZEUS, Master, Project, wait_for
+from tests.harness.legacy_client import send_fds
+from tests.harness.master import Master, running_master
+from tests.harness.processes import alive, cpu_seconds, memory_kb, project_leftovers
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import wait_for
 
 #: How long one round of flooding may go on before the master must have dropped it (the
 #: master drops a flood within a few of its reads: milliseconds; this is slack for a loaded
@@ -57,31 +59,11 @@ HOLD = """
 @pytest.fixture(autouse=True)
 def _no_strays(project: Project) -> Iterator[None]:
     yield
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 def sock_path(project: Project) -> Path:
     return project.root / ".zeus.sock"
-
-
-def send_fd(sock: socket.socket, fd: int) -> None:
-    sock.sendmsg([b"\0"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", [fd]))])
-
-
-def status_field(pid: int, name: str) -> int:
-    """A ``kB`` field of /proc/PID/status (VmRSS, VmHWM)."""
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(name + ":"):
-                return int(line.split()[1])
-    raise AssertionError(f"no {name} in /proc/{pid}/status")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User plus system CPU time of every thread of ``pid`` so far."""
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        fields = f.read().rsplit(b")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class RawCommand:
@@ -97,7 +79,7 @@ class RawCommand:
         self.err, err_remote = socket.socketpair()
         self.sock.sendall(f"T:{len(args)}:{os.getpid()}:{command}\0".encode())
         for remote in (args_remote, out_remote, err_remote):
-            send_fd(self.sock, remote.fileno())
+            send_fds(self.sock, [remote.fileno()])
             remote.close()
         args_local.sendall(b"".join(a.encode() + b"\0" for a in args))
         args_local.close()
@@ -153,13 +135,13 @@ def test_flooding_client_is_dropped_and_others_are_served(project: Project, kind
     """Two flooders for FLOOD_SECONDS: one runs a command and floods after the pid answer (its
     command must get SIGHUP), again every COMMAND_ROUND_GAP; one floods in its handshake, again
     as soon as it is dropped. Meanwhile another client runs commands, one after the other."""
-    write_project(project, HOLD)
+    project.write(methods=HOLD)
     project.write({"boot": {"app": {"hello": None, "hold": None}}},
                   (project.root / "zeus_plan.py").read_text())
-    with started(project) as master:
+    with running_master(project, "boot", "app") as master:
         pid = master.proc.pid
         assert project.run("hello").returncode == 0
-        rss_before = max(status_field(pid, "VmRSS"), status_field(pid, "VmHWM"))
+        rss_before = max(memory_kb(pid, "VmRSS"), memory_kb(pid, "VmHWM"))
         stop = threading.Event()
         commands: list[tuple[int, float]] = []  # (command pid, seconds until dropped)
         raw: list[float] = []
@@ -206,7 +188,7 @@ def test_flooding_client_is_dropped_and_others_are_served(project: Project, kind
                 thread.join(FLOOD_ROUND_LIMIT + 10)
         assert not errors, errors
         assert not any(thread.is_alive() for thread in threads)
-        rss_peak = status_field(pid, "VmHWM")
+        rss_peak = memory_kb(pid, "VmHWM")
         dropped_after = [t for _, t in commands] + raw
         print(f"{kind}: {len(commands)} + {len(raw)} floods, each dropped within "
               f"{max(dropped_after) * 1000:.0f} ms; {len(served)} commands served meanwhile "
@@ -229,7 +211,7 @@ def test_flooding_client_is_dropped_and_others_are_served(project: Project, kind
 
 
 def test_fd_exhaustion_backs_off_and_recovers(project: Project) -> None:
-    with started(write_project(project)) as master:
+    with running_master(project.write(), "boot", "app") as master:
         pid = master.proc.pid
         assert project.run("hello").returncode == 0
         soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
@@ -285,7 +267,7 @@ SLOW_BOOT = """
 
 
 def test_client_is_told_a_phase_is_still_booting(project: Project) -> None:
-    write_project(project, SLOW_BOOT)
+    project.write(methods=SLOW_BOOT)
     project.write({"boot": {"app": {"hello": None}, "slowapp": {"greet": None}}},
                   (project.root / "zeus_plan.py").read_text())
     master = Master(project)

@@ -22,7 +22,9 @@ from tests.e2e._cli_support import (
     plain,
     sgr_parameters,
 )
-from tests.helpers import Master, Project, wait_for
+from tests.harness.master import Master
+from tests.harness.project import Project
+from tests.harness.waits import wait_for
 
 FAST = ("--file-change-delay", "0.05")
 #: Pause between "every phase ready" and the first edit (as tests/e2e/test_reload.py does).

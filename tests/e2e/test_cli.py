@@ -15,7 +15,8 @@ import pytest
 
 import zeuspy
 from tests.e2e._cli_support import phases_by_name, status_json, validate_status, wait_status
-from tests.helpers import ZEUS, Master, Project, running_master
+from tests.harness.master import Master, running_master
+from tests.harness.project import ZEUS, Project
 
 TREE: dict[str, Any] = {
     "boot": {

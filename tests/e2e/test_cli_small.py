@@ -17,17 +17,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._cli_support import alive, stop_everything, validate_status
-from tests.e2e._python_plan_support import PyProject, python_project
-from tests.helpers import (
-    BOOT_TIMEOUT,
-    DEFAULT_PLAN,
-    DEFAULT_TREE,
-    EXIT_TIMEOUT,
-    Project,
-    running_master,
-    wait_for,
-)
+from tests.e2e._cli_support import validate_status
+from tests.harness.master import running_master, stop_everything
+from tests.harness.plans import DEFAULT_PLAN, DEFAULT_TREE
+from tests.harness.processes import alive
+from tests.harness.project import Project, PyProject, python_project, short_folder
+from tests.harness.waits import BOOT_TIMEOUT, EXIT_TIMEOUT, wait_for
 
 #: Bound of `zeus start --detach` (it returns once the master listens).
 DETACH_TIMEOUT = 30.0
@@ -161,10 +156,8 @@ SUBFOLDERS = ("src/pkg/deep", "vendor/lib", "vendor/lib/sub", "docs/app")
 def test_the_master_is_found_from_any_subfolder(tmp_path: Path, where: str) -> None:
     # A long root has its socket in the runtime folder: its pid file in .zeus/ marks the root.
     folder = tmp_path / "zero" if where == "short" else tmp_path / ("d" * 60) / ("e" * 40)
-    with zero_config(folder) as project:
+    with short_folder() as runtime, zero_config(folder) as project:
         if where == "long":
-            runtime = tmp_path / "runtime"
-            runtime.mkdir(mode=0o700)
             project.base_env["XDG_RUNTIME_DIR"] = str(runtime)
             assert len(str(project.root / ".zeus.sock")) > 103
         for sub in SUBFOLDERS:
@@ -172,6 +165,8 @@ def test_the_master_is_found_from_any_subfolder(tmp_path: Path, where: str) -> N
         (project.root / "vendor/lib/setup.py").write_text("")
         (project.root / "docs/app/manage.py").write_text("")
         pid = detach(project)
+        # --detach returns before the phases boot: the first command may print that it waits.
+        assert project.zeus("run", "-c", "pass").returncode == 0
         for sub in SUBFOLDERS:
             result = project.zeus("run", "-c", WHERE, cwd=sub)
             assert (result.returncode, result.stderr) == (0, b""), (sub, result)

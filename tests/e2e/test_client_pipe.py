@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import select
 import signal
 import subprocess
 import threading
@@ -11,16 +13,97 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e._client_support import (
-    BIG_BYTES,
-    HoldingProxy,
-    check_no_leftovers,
-    client_master,
-    is_dead,
-    kill_quietly,
-    read_until,
-)
-from tests.helpers import ZEUS, Master, Project, running_master, wait_for
+from tests.harness.clients import client_master
+from tests.harness.master import Master, running_master
+from tests.harness.plans import BIG_BYTES
+from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import read_until, wait_for
+
+
+class HoldingProxy:
+    """A relay between one client and the master (the client finds it through ``ZEUSSOCK``) that
+    passes everything, fds included, except that it holds the master's replies (the command's pid,
+    then its status) until :meth:`release`. Makes "the client has not heard the pid yet" certain."""
+
+    def __init__(self, path: str, master_path: str) -> None:
+        import socket
+        import threading
+
+        self.path = path
+        self.master_path = master_path
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        self.listener.listen(1)
+        self.listener.settimeout(10)
+        self.released = threading.Event()
+        self.stopped = threading.Event()
+        self.held = b""
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.stopped.set()
+        self.released.set()
+        self.thread.join(5)
+        self.listener.close()
+
+    def _run(self) -> None:
+        import array
+        import socket
+
+        try:
+            client, _ = self.listener.accept()
+        except OSError:
+            return
+        upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        upstream.connect(self.master_path)
+        space = socket.CMSG_SPACE(4 * array.array("i").itemsize)
+        try:
+            while not self.stopped.is_set():
+                if self.released.is_set() and self.held:
+                    client.sendall(self.held)
+                    self.held = b""
+                ready, _, _ = select.select([client, upstream], [], [], 0.02)
+                if client in ready:
+                    data, ancillary, _, _ = client.recvmsg(65536, space)
+                    fds: list[int] = []
+                    for level, kind, payload in ancillary:
+                        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                            usable = len(payload) - len(payload) % array.array("i").itemsize
+                            fds.extend(array.array("i", payload[:usable]))
+                    if not data and not fds:
+                        upstream.shutdown(socket.SHUT_WR)
+                        client = None  # type: ignore[assignment]
+                        break
+                    if fds:
+                        upstream.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS,
+                                                   array.array("i", fds).tobytes())])
+                        for fd in fds:
+                            os.close(fd)
+                    else:
+                        upstream.sendall(data)
+                if upstream in ready:
+                    data = upstream.recv(65536)
+                    if not data:
+                        break
+                    self.held += data
+            # The master is done (or the client left): pass on what is held once released.
+            while client is not None and not self.stopped.is_set():
+                if self.released.wait(0.05):
+                    if self.held:
+                        client.sendall(self.held)
+                    break
+        except OSError:
+            pass
+        finally:
+            if client is not None:
+                client.close()
+            upstream.close()
+
 
 
 @pytest.fixture(autouse=True)

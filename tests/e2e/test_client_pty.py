@@ -13,21 +13,12 @@ from collections.abc import Iterator
 import pexpect
 import pytest
 
-from tests.e2e._client_support import (
-    BIG_BYTES,
-    COLOR_BYTES,
-    check_no_leftovers,
-    client_master,
-    client_pid_under,
-    exit_code,
-    finish,
-    is_dead,
-    kill_quietly,
-    spawn,
-    spawn_sh,
-    suspend_and_resume,
-)
-from tests.helpers import ZEUS, Project, wait_for
+from tests.harness.clients import client_master, client_pid_under, suspend_and_resume
+from tests.harness.plans import BIG_BYTES, COLOR_BYTES
+from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly
+from tests.harness.project import ZEUS, Project
+from tests.harness.terminal import exit_code, finish, spawn, spawn_sh
+from tests.harness.waits import wait_for
 
 #: See ready_pid.
 SETTLE = 0.2

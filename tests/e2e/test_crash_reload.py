@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
-from tests.e2e._python_plan_support import master_for, python_project
-from tests.helpers import Master, Project, wait_for
+from tests.harness.master import Master, master_for
+from tests.harness.project import Project, python_project
+from tests.harness.waits import wait_for
 
 #: Bound on a crash or a reboot being noticed (a boot here takes ~0.1 s).
 CRASH_TIMEOUT = 10.0

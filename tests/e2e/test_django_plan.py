@@ -35,18 +35,33 @@ from typing import Any
 import pexpect
 import pytest
 
-from tests.e2e._client_support import command_children, exit_code, finish, is_dead, spawn
-from tests.helpers import (
-    VENV_BIN,
-    ZEUS,
-    Master,
-    Project,
-    kill_marked,
-    leftover_processes,
+from tests.harness.master import Master
+from tests.harness.processes import (
+    LEAK_GRACE,
+    children_of,
+    is_dead,
     new_mark,
-    wait_for,
+    processes_in,
+    project_leftovers,
 )
+from tests.harness.project import VENV_BIN, ZEUS, Project
+from tests.harness.terminal import exit_code, finish, spawn
+from tests.harness.waits import wait_for
 from zeuspy.plans import DjangoPlan
+
+
+def command_children(pid: int) -> list[int]:
+    """The children of a command process other than its guard (shim/guard.py)."""
+    found = []
+    for child in children_of(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                if f.read().startswith(b"zeus guard: "):
+                    continue
+        except OSError:
+            continue
+        found.append(child)
+    return found
 
 SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 PHASES = ("boot", "django", "test_environment")
@@ -71,7 +86,6 @@ RESTART_TIMEOUT = 30.0
 COMMAND_TIMEOUT = 60.0
 SERVER_TIMEOUT = 20.0
 STOP_TIMEOUT = 10.0
-LEAK_GRACE = 5.0
 PYTEST_ARGS = ("-q", "-p", "no:cacheprovider")
 
 PROJECT_FILES = {
@@ -195,24 +209,13 @@ def create_site(parent: Path, env: dict[str, str]) -> Path:
     return root
 
 
-def check_no_leftovers(mark: str, what: str) -> None:
-    deadline = time.monotonic() + LEAK_GRACE
-    left = leftover_processes(mark)
-    while left and time.monotonic() < deadline:
-        time.sleep(0.05)
-        left = leftover_processes(mark)
-    if left:
-        kill_marked(mark)
-        pytest.fail(f"processes left behind: {left}\n{what}")
-
-
 def new_site(tmp_path_factory: pytest.TempPathFactory, name: str) -> Iterator[DjangoProject]:
     """A generated Django project in a new temp folder; checks for leftovers once done."""
     mark = new_mark()
     parent = tmp_path_factory.mktemp(name)
     project = DjangoProject(create_site(parent, DjangoProject(parent, mark).env()), mark)
     yield project
-    check_no_leftovers(mark, f"master log:\n{project.log[-3000:]}")
+    project_leftovers(project)
 
 
 def site_master(site: DjangoProject, then: Callable[[DjangoProject], object] | None = None,
@@ -314,7 +317,7 @@ def fetch(url: str) -> str | None:
 
 def marked(project: Project, needle: str) -> list[int]:
     """Live processes of the module whose command line (title) contains ``needle``."""
-    return [pid for pid, line in leftover_processes(project.mark) if needle in line]
+    return [pid for pid, line in processes_in(mark=project.mark) if needle in line]
 
 
 @contextmanager
@@ -367,8 +370,8 @@ def test_builtin_tree_boots_and_lists_the_commands(ready: Master, site: DjangoPr
     pids = [p["pid"] for p in answer["phases"]]
     assert all(isinstance(pid, int) for pid in pids) and len(set(pids)) == 3, pids
     # The leak check sees the phases (their title did not wipe the mark from their environment).
-    live = {pid for pid, _ in leftover_processes(site.mark)}
-    assert set(pids) <= live, (pids, leftover_processes(site.mark))
+    live = {pid for pid, _ in processes_in(mark=site.mark)}
+    assert set(pids) <= live, (pids, processes_in(mark=site.mark))
     assert {(c["name"], c["phase"], tuple(c["aliases"])) for c in answer["commands"]} == {
         (name, phase, aliases) for name, (phase, aliases) in COMMANDS.items()}
 
@@ -466,15 +469,15 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
         assert fetch(f"http://127.0.0.1:{port}/polls/") == GREETING
         commands = wait_for(lambda: marked(migrated, "zeus command: runserver"), 5,
                             what="the runserver command process")
-        assert len(commands) == 1, leftover_processes(migrated.mark)
+        assert len(commands) == 1, processes_in(mark=migrated.mark)
         # Django's reloader watches from inside the command: no child process serves.
-        assert command_children(commands[0]) == [], leftover_processes(migrated.mark)
+        assert command_children(commands[0]) == [], processes_in(mark=migrated.mark)
         code = interrupt(client)
     assert code == 0, out.read_text(errors="replace")
     wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")
     wait_for(lambda: all(is_dead(pid) for pid in commands), 5, what="the command to exit")
     wait_for(lambda: not marked(migrated, "runserver"), LEAK_GRACE,
-             what=f"no runserver process left: {leftover_processes(migrated.mark)}")
+             what=f"no runserver process left: {processes_in(mark=migrated.mark)}")
     output = out.read_text(errors="replace")
     assert f"Starting development server at http://127.0.0.1:{port}/" in output, output
     assert "Watching for file changes with StatReloader" in output, output
@@ -658,7 +661,7 @@ def test_running_server_serves_the_new_code_after_a_save(migrated: DjangoProject
     assert "polls/views.py changed, reloading." in out.read_text(errors="replace")
     wait_for(lambda: not port_open(port), 5, what=f"port {port} closed")
     wait_for(lambda: not marked(migrated, "runserver"), LEAK_GRACE,
-             what=f"no runserver process left: {leftover_processes(migrated.mark)}")
+             what=f"no runserver process left: {processes_in(mark=migrated.mark)}")
 
 
 # -- 7. DJANGO_SETTINGS_MODULE --------------------------------------------------------------------

@@ -20,7 +20,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.e2e._client_support import exit_code
 from tests.e2e.test_django_plan import (
     DjangoProject,
     fetch,
@@ -30,7 +29,11 @@ from tests.e2e.test_django_plan import (
     port_open,
     site_master,
 )
-from tests.helpers import ZEUS, Master, leftover_processes, wait_for
+from tests.harness.master import Master
+from tests.harness.processes import processes_in
+from tests.harness.project import ZEUS
+from tests.harness.terminal import exit_code
+from tests.harness.waits import wait_for
 
 #: A save seen by the server's reloader (1 s polls), the phases rebooted, the server back.
 RELOAD_TIMEOUT = 30.0
@@ -65,7 +68,7 @@ def master(site: DjangoProject) -> Iterator[Master]:
 def server_tree(site: DjangoProject) -> list[tuple[int, str]]:
     """The processes of a running ``zeus runserver``: clients, reloader, runners, commands and
     their guards (not the master, the phases, idle spares nor the guards of idle spares)."""
-    live = leftover_processes(site.mark)
+    live = processes_in(mark=site.mark)
     idle = {str(pid) for pid, line in live if line.startswith("zeus command: (ready)")}
     tree = []
     for pid, line in live:

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import VENV_BIN, Project, running_master
+from tests.harness.master import running_master
+from tests.harness.project import VENV_BIN, Project
 
 FILES = ("zeus.json", "zeus_plan.py")
 

@@ -17,9 +17,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from tests.e2e._client_support import proc_state
-from tests.e2e._master_support import alive, check_no_strays, started
-from tests.helpers import EXIT_TIMEOUT, Master, Project, wait_for
+from tests.harness.master import Master, running_master
+from tests.harness.processes import alive, fd_targets, proc_state, project_leftovers
+from tests.harness.project import Project
+from tests.harness.waits import EXIT_TIMEOUT, wait_for
 
 #: A phase's death must show in ``zeus status`` within this (it took 10 s and more when a
 #: helper the phase forked kept its socket open).
@@ -101,7 +102,7 @@ def read_helpers(project: Project) -> dict[str, Any]:
 
 def test_killed_phase_with_forked_helpers_is_seen_dead_at_once(project: Project) -> None:
     project.write(HELPERS_TREE, HELPERS_PLAN)
-    with started(project) as master:
+    with running_master(project, "boot", "app") as master:
         helpers = read_helpers(project)
         old = helpers["phase"]
         app = phase_entry(status_json(project)[1], "app")
@@ -137,34 +138,26 @@ def test_killed_phase_with_forked_helpers_is_seen_dead_at_once(project: Project)
         spawned = project.run("spawned")
         assert (spawned.returncode, spawned.stdout) == (0, b"from a subprocess\n"), spawned.stderr
         assert master.proc.poll() is None
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 def test_helpers_do_not_hold_the_phase_fds(project: Project) -> None:
     """A helper forked by the phase's code holds none of the phase's sockets (its stream to the
     master, the bootstrap socket) nor pipes shared with the master (the feature pipe)."""
     project.write(HELPERS_TREE, HELPERS_PLAN)
-    with started(project) as master:
+    with running_master(project, "boot", "app") as master:
         helpers = read_helpers(project)
-        phase_sockets = {link for link in fd_links(helpers["phase"])
+        phase_sockets = {link for link in fd_targets(helpers["phase"])
                          if link.startswith("socket:")}
-        master_pipes = {link for link in fd_links(master.proc.pid) if link.startswith("pipe:")}
+        master_pipes = {link for link in fd_targets(master.proc.pid) if link.startswith("pipe:")}
         assert phase_sockets and master_pipes
         for pid in (helpers["daemon"], *helpers["pool"]):
-            held = fd_links(pid) & (phase_sockets | master_pipes)
+            held = set(fd_targets(pid)) & (phase_sockets | master_pipes)
             assert not held, f"helper {pid} holds the phase's {held}"
-    check_no_strays(project)
+    project_leftovers(project)
 
 
-def fd_links(pid: int) -> set[str]:
-    """What each open fd of ``pid`` is (``socket:[inode]``, ``pipe:[inode]``, a path)."""
-    links = set()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            links.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
-        except OSError:
-            pass
-    return links
+
 
 
 CRASHING_PLAN = """
@@ -217,20 +210,20 @@ def test_crash_with_a_helper_keeps_its_traceback_and_ends_the_helper(project: Pr
     """The kernel reports the death before the socket's EOF (a helper holds it): the boot result
     the phase sent before it died is still read, and the helper is ended."""
     project.write(SMALL_TREE, CRASHING_PLAN)
-    with started(project, "boot"):
+    with running_master(project, "boot"):
         app = wait_for(lambda: (entry := phase_entry(status_json(project)[1], "app"))["state"]
                        == "crashed" and entry["pid"] is None and entry, timeout=5.0,
                        what="app crashed, its process gone")
         assert "kaboom-with-a-helper" in app["error"]
         helper = int(wait_for(lambda: (project.root / "helper.pid").read_text(), timeout=2.0))
         wait_for(lambda: not alive(helper), timeout=3.0, what="the helper to be ended")
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 def test_a_child_returning_into_the_shim_exits(project: Project) -> None:
     """A child forked by the action that returns from it ends there; the phase is unaffected."""
     project.write(SMALL_TREE, RETURNING_CHILD_PLAN)
-    with started(project):
+    with running_master(project, "boot", "app"):
         child = int(wait_for(lambda: (project.root / "child.pid").read_text(), timeout=2.0))
         wait_for(lambda: not alive(child), timeout=3.0, what="the returning child to exit")
         result = project.run("hello")
@@ -238,7 +231,7 @@ def test_a_child_returning_into_the_shim_exits(project: Project) -> None:
         app = phase_entry(status_json(project)[1], "app")
         assert app["state"] == "ready" and app["pid"] != child
         assert "Traceback" not in project.log
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 # -- a stopped or wedged master -------------------------------------------------------------------
@@ -263,7 +256,7 @@ def timed(project: Project, *args: str) -> tuple[subprocess.CompletedProcess[byt
 
 
 def test_status_and_restart_name_a_stopped_master(project: Project) -> None:
-    with started(project) as master:
+    with running_master(project, "boot", "app") as master:
         with stopped(master) as pid:
             result, took = timed(project, "status")
             assert result.returncode == EXIT_NO_ANSWER, result.stderr
@@ -306,7 +299,7 @@ def test_stop_stops_a_stopped_master(project: Project) -> None:
         assert master.proc.wait(EXIT_TIMEOUT) == 0
     finally:
         master.stop()
-    check_no_strays(project)
+    project_leftovers(project)
     after = project.run("status")
     assert after.returncode == 3 and b"no master is running" in after.stderr
 

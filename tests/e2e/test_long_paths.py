@@ -6,19 +6,21 @@ import os
 import stat
 from pathlib import Path
 
-from tests.helpers import Master, Project, leftover_processes, wait_for
+import pytest
+
+from tests.harness.master import Master
+from tests.harness.processes import check_no_leftovers, new_mark
+from tests.harness.project import Project, short_folder
 from zeuspy import paths
 
 
-def test_long_project_path_uses_a_private_runtime_socket(tmp_path: Path) -> None:
+def test_long_project_path_uses_a_private_runtime_socket(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     deep = tmp_path / ("d" * 60) / ("e" * 60)
     deep.mkdir(parents=True)
-    project = Project(deep, "long-" + os.urandom(4).hex()).write()
-    env_backup = os.environ.get("XDG_RUNTIME_DIR")
-    runtime = tmp_path / "runtime"
-    runtime.mkdir(mode=0o700)
-    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
-    try:
+    project = Project(deep, new_mark()).write()
+    with short_folder() as runtime:
+        monkeypatch.setenv("XDG_RUNTIME_DIR", str(runtime))  # the Master helper takes os.environ
         expected = os.fsdecode(paths.socket_path(os.fsencode(deep)))
         assert expected.startswith(str(runtime / "zeuspy") + "/")
         assert len(expected) <= paths.MAX_SOCKET_PATH
@@ -33,10 +35,4 @@ def test_long_project_path_uses_a_private_runtime_socket(tmp_path: Path) -> None
         finally:
             assert master.stop() == 0
         assert not os.path.exists(expected)
-        wait_for(lambda: not leftover_processes(project.mark), timeout=5,
-                 what="no process of the test left")
-    finally:
-        if env_backup is None:
-            os.environ.pop("XDG_RUNTIME_DIR", None)
-        else:
-            os.environ["XDG_RUNTIME_DIR"] = env_backup
+        check_no_leftovers(deep, mark=project.mark)

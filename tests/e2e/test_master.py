@@ -19,27 +19,30 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._master_support import (
-    PLAN,
-    TREE,
-    alive,
-    check_no_strays,
-    fd_count,
-    last_state,
-    project_processes,
-    spare_processes,
-    started,
-    transitions,
-    wait_phases,
-    write_project,
-)
-from tests.helpers import (
-    EXIT_TIMEOUT,
-    ZEUS,
-    Master,
-    Project,
-    wait_for,
-)
+from tests.harness.master import Master, last_state, running_master, transitions, wait_phases
+from tests.harness.plans import DEFAULT_PLAN, DEFAULT_TREE
+from tests.harness.processes import alive, fd_count, project_leftovers, project_pids
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import EXIT_TIMEOUT, wait_for
+
+
+def spare_processes(pids: set[int]) -> set[int]:
+    """The idle spares among ``pids`` (a phase that ran a command keeps a command forked in
+    advance, titled "zeus command: (ready)", and its guard, titled with its pid)."""
+    spares = set()
+    guards: dict[int, int] = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                title = f.read()
+        except OSError:
+            continue
+        if title.startswith(b"zeus command: (ready)"):
+            spares.add(pid)
+        elif title.startswith(b"zeus guard: "):
+            guards[pid] = int(title.split()[2].strip(b"\0"))
+    return spares | {pid for pid, leader in guards.items() if leader in spares}
+
 
 # -- helpers -----------------------------------------------------------------------------------
 
@@ -47,13 +50,13 @@ from tests.helpers import (
 @pytest.fixture(autouse=True)
 def _no_strays(project: Project) -> Iterator[None]:
     yield
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 @pytest.fixture
 def master(project: Project) -> Iterator[Master]:
-    """A running master for our own plan (tests/e2e/_master_support.py), boot and app ready."""
-    with started(write_project(project)) as running:
+    """A running master for the default plan, boot and app ready."""
+    with running_master(project.write(), "boot", "app") as running:
         yield running
 
 
@@ -99,7 +102,7 @@ def assert_torn_down(project: Project, pids: list[int] | tuple[int, ...] = ()) -
     """No socket, no pid file, and (soon) no process of the test left, ``pids`` included."""
     assert not sock_path(project).exists(), "socket left behind"
     assert not pid_path(project).exists(), "pid file left behind"
-    wait_for(lambda: not project_processes(project) and not any(alive(p) for p in pids),
+    wait_for(lambda: not project_pids(project) and not any(alive(p) for p in pids),
              timeout=3.0, what="every process of the master to exit")
 
 
@@ -196,11 +199,11 @@ def test_bad_plan_is_one_line_exit_2_and_starts_nothing(project: Project, case: 
     assert str(project.root) in err, f"the message does not name the file: {err!r}"
     assert not sock_path(project).exists()
     assert not pid_path(project).exists()
-    assert not project_processes(project)
+    assert not project_pids(project)
 
 
 def test_config_option_from_another_folder(project: Project, tmp_path: Path) -> None:
-    write_project(project)
+    project.write()
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     config = str(project.root / "zeus.json")
@@ -230,7 +233,7 @@ def test_config_option_for_a_command_from_another_folder(master: Master, project
 
 
 def test_config_found_in_a_parent_folder(project: Project) -> None:
-    write_project(project)
+    project.write()
     sub = project.root / "src" / "deep"
     sub.mkdir(parents=True)
     master = MasterAt(project, sub)
@@ -248,11 +251,11 @@ def test_config_found_in_a_parent_folder(project: Project) -> None:
 def test_command_is_parsed_as_a_shell_line(project: Project) -> None:
     folder = project.root / "my plans"
     folder.mkdir()
-    (folder / "zeus_plan.py").write_text(textwrap.dedent(PLAN))
+    (folder / "zeus_plan.py").write_text(textwrap.dedent(DEFAULT_PLAN))
     (project.root / "zeus_plan.py").unlink()
     command = f"{shlex.quote(sys.executable)} -m zeuspy.shim 'my plans/zeus_plan.py'"
     (project.root / "zeus.json").write_text(json.dumps({"command": command,
-                                                        "plan": TREE}))
+                                                        "plan": DEFAULT_TREE}))
     master = Master(project)
     try:
         wait_phases(master, "boot", "app")
@@ -287,7 +290,7 @@ def test_second_start_is_refused_and_first_master_unaffected(master: Master,
 
 
 def test_stale_socket_and_pid_file_are_replaced(project: Project) -> None:
-    write_project(project)
+    project.write()
     first = Master(project)
     try:
         wait_phases(first, "boot", "app")
@@ -296,7 +299,7 @@ def test_stale_socket_and_pid_file_are_replaced(project: Project) -> None:
     finally:
         first.stop()
     assert sock_path(project).exists() and pid_path(project).exists(), "nothing stale to test"
-    wait_for(lambda: not project_processes(project), timeout=3.0, what="old phases to exit")
+    wait_for(lambda: not project_pids(project), timeout=3.0, what="old phases to exit")
     since = len(project.log)
     second = Master(project)
     try:
@@ -312,7 +315,7 @@ def test_stale_socket_and_pid_file_are_replaced(project: Project) -> None:
                                               (signal.SIGHUP, 128 + signal.SIGHUP)],
                          ids=["SIGINT", "SIGTERM", "SIGHUP"])
 def test_signal_tears_down(project: Project, signum: int, code: int) -> None:
-    write_project(project)
+    project.write()
     master = Master(project)
     try:
         wait_phases(master, "boot", "app")
@@ -325,7 +328,7 @@ def test_signal_tears_down(project: Project, signum: int, code: int) -> None:
 
 
 def test_stop_with_a_command_running_leaves_nothing(project: Project) -> None:
-    write_project(project)
+    project.write()
     master = Master(project)
     client = None
     try:
@@ -389,7 +392,7 @@ def test_master_sigkilled_phases_exit_within_2s(master: Master, project: Project
     master.proc.kill()
     start = time.monotonic()
     master.proc.wait(EXIT_TIMEOUT)
-    wait_for(lambda: not project_processes(project)
+    wait_for(lambda: not project_pids(project)
              and not any(alive(pid) for pid in phases),
              timeout=5.0, what="phases to exit after the master died")
     took = time.monotonic() - start
@@ -407,7 +410,7 @@ BOOT_OUTPUT = """
 
 
 def test_phase_output_goes_to_the_log(project: Project) -> None:
-    write_project(project, BOOT_OUTPUT)
+    project.write(methods=BOOT_OUTPUT)
     master = Master(project)
     try:
         wait_phases(master, "boot", "app")
@@ -450,7 +453,7 @@ CRASHING_APP = """
 
 
 def test_failed_action_crashes_phase_without_restart_loop(project: Project) -> None:
-    write_project(project, CRASHING_APP)
+    project.write(methods=CRASHING_APP)
     master = Master(project)
     try:
         wait_phases(master, "boot")
@@ -471,7 +474,7 @@ def test_failed_action_crashes_phase_without_restart_loop(project: Project) -> N
         assert b"kaboom-in-app" in again.stdout + again.stderr
         assert master.proc.poll() is None
         # A full reboot is what brings it back (after the plan is fixed).
-        write_project(project)
+        project.write()
         restarted = project.run("restart")
         assert restarted.returncode == 0, restarted.stderr
         wait_for(lambda: registrations(project, "app") > count
@@ -488,7 +491,7 @@ SLOW_APP = """
 
 
 def test_command_waits_for_a_booting_phase(project: Project) -> None:
-    write_project(project, SLOW_APP)
+    project.write(methods=SLOW_APP)
     master = Master(project)
     try:
         wait_phases(master, "boot")
@@ -522,7 +525,7 @@ def test_restart_storm_settles_with_one_process_per_phase(master: Master,
     found: list[set[int]] = []
 
     def only_current() -> bool:
-        alive = project_processes(project) - {master.proc.pid}
+        alive = project_pids(project) - {master.proc.pid}
         found.append(alive - spare_processes(alive))
         return found[-1] == pids
 

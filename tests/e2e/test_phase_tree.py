@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import time
 
-from tests.helpers import Master, Project, wait_for
+from tests.harness.master import Master
+from tests.harness.processes import parent_of
+from tests.harness.project import Project
+from tests.harness.waits import wait_for
 
 TREE = {"boot": {"a": {"a1": {"deep": None}, "shallow": None}, "b": {"bcmd": None}}}
 PLAN = """
@@ -23,9 +26,7 @@ class TreePlan(zeuspy.Plan):
 """
 
 
-def parent_of(pid: int) -> int:
-    with open(f"/proc/{pid}/stat", "rb") as f:
-        return int(f.read().rsplit(b")", 1)[1].split()[1])
+
 
 
 def test_every_phase_is_forked_once_by_its_parent(project: Project) -> None:
@@ -56,7 +57,7 @@ def test_client_ends_when_runner_and_command_both_die(project: Project) -> None:
     import signal
     import subprocess
 
-    from tests.helpers import ZEUS
+    from tests.harness.project import ZEUS
 
     master = Master(project, ("--simple-status",))
     try:

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import array
 import contextlib
 import os
 import random
 import re
-import selectors
 import shlex
 import socket
 import sys
@@ -17,18 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e._master_support import (
-    alive,
-    check_no_strays,
-    fd_count,
-    last_state,
-    project_processes,
-    started,
-    transitions,
-    wait_phases,
-    write_project,
-)
-from tests.helpers import EXIT_TIMEOUT, Master, Project, wait_for
+from tests.harness.legacy_client import Result, run_raw, send_fds
+from tests.harness.master import Master, last_state, running_master, transitions, wait_phases
+from tests.harness.processes import alive, fd_count, project_leftovers, project_pids
+from tests.harness.project import Project
+from tests.harness.waits import EXIT_TIMEOUT, wait_for
 
 LEGACY_SHIM = Path(__file__).with_name("legacy_shim.py")
 LEGACY_TREE = {"boot": {"app": {"hello": ["hi"], "exitwith": None, "echoargs": None,
@@ -41,85 +32,24 @@ NOBODY = 65534
 @pytest.fixture(autouse=True)
 def _no_strays(project: Project) -> Iterator[None]:
     yield
-    check_no_strays(project)
+    project_leftovers(project)
 
 
 @pytest.fixture
 def master(project: Project) -> Iterator[Master]:
-    """A running master for our own plan (tests/e2e/_master_support.py), boot and app ready."""
-    with started(write_project(project)) as running:
+    """A running master for the default plan, boot and app ready."""
+    with running_master(project.write(), "boot", "app") as running:
         yield running
 
 
 # -- a legacy client: exactly protocol.md's "Client <-> master <-> command", no extensions -----
 
 
-def send_fds(sock: socket.socket, fds: list[int], payload: bytes = b"\0") -> None:
-    rights = array.array("i", fds).tobytes()
-    sock.sendmsg([payload], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)])
-
-
-class LegacyResult:
-    def __init__(self, raw: bytes, stdout: bytes, stderr: bytes) -> None:
-        self.raw = raw  # every byte the master sent on the connection, up to its EOF
-        self.stdout = stdout
-        self.stderr = stderr
-        match = re.fullmatch(rb"(\d+)\0(\d+)\0", raw)
-        assert match, f"the master's answer is not <pid>\\0<status>\\0: {raw!r}"
-        self.pid = int(match[1])
-        self.status = int(match[2])
-
-
-def legacy_client(path: Path, command: str, args: list[str], stdin: bytes = b"",
-                  timeout: float = EXIT_TIMEOUT) -> LegacyResult:
+def legacy_client(path: Path, command: str, args: list[str], stdin: bytes = b"") -> Result:
     """Run ``command`` the way the original Go client does with pipes (no terminal), in its
-    order (tests/differential/harness.py's ``LEGACY_CLIENT``, checked against it): the args
-    socket, the arguments written and closed, and only then stdout and stderr. Once it has the
-    third fd the master may refuse and close everything, so arguments written after it could
-    meet a closed socket."""
-    master = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    master.connect(str(path))
-    args_local, args_remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    out_local, out_remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    err_local, err_remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        master.sendall(f"T:{len(args)}:{os.getpid()}:{command}".encode() + b"\0")
-        send_fds(master, [args_remote.fileno()])
-        args_remote.close()
-        args_local.sendall(b"".join(a.encode() + b"\0" for a in args))
-        args_local.close()
-        for remote in (out_remote, err_remote):
-            send_fds(master, [remote.fileno()])
-            remote.close()
-        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
-            out_local.sendall(stdin)  # (the master may have closed it already: no command)
-            out_local.shutdown(socket.SHUT_WR)
-
-        chunks = {master: b"", out_local: b"", err_local: b""}
-        selector = selectors.DefaultSelector()
-        for sock in chunks:
-            selector.register(sock, selectors.EVENT_READ)
-        deadline = time.monotonic() + timeout
-        while selector.get_map():
-            left = deadline - time.monotonic()
-            assert left > 0, f"legacy client timed out; got {chunks}"
-            for key, _ in selector.select(left):
-                sock = key.fileobj
-                assert isinstance(sock, socket.socket)
-                try:
-                    data = sock.recv(65536)
-                except ConnectionResetError:
-                    data = b""
-                if data:
-                    chunks[sock] += data
-                else:
-                    selector.unregister(sock)
-        selector.close()
-        return LegacyResult(chunks[master], chunks[out_local], chunks[err_local])
-    finally:
-        for sock in (master, args_local, args_remote, out_local, out_remote, err_local,
-                     err_remote):
-            sock.close()
+    order (tests/harness/legacy_client.py); the master's answer checked to be exactly
+    ``<pid>\\0<status>\\0``."""
+    return run_raw(path, command, args, stdin).checked()
 
 
 def sock_path(project: Project) -> Path:
@@ -203,7 +133,7 @@ def test_legacy_shim_restart_and_master_death(project: Project) -> None:
         master.proc.kill()
         start = time.monotonic()
         master.proc.wait(EXIT_TIMEOUT)
-        wait_for(lambda: not project_processes(project), timeout=5.0,
+        wait_for(lambda: not project_pids(project), timeout=5.0,
                  what="legacy phases to exit after the master died")
         assert time.monotonic() - start < 2.0
     finally:
@@ -445,14 +375,14 @@ def _connect_as(uid: int, cwd: Path, message: bytes, argument: str, wait: float)
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
 def test_connection_from_another_uid_is_refused(project: Project) -> None:
-    write_project(project)
+    project.write()
     project.root.chmod(0o755)
     target = project.root / "touched-by-nobody"
     master = Master(project)
     try:
         wait_phases(master, "boot", "app")
         os.chmod(sock_path(project), 0o666)
-        message = f"T:1:{os.getpid()}:touch\0".encode()
+        message = f"T:1:{os.getpid()}:make_file\0".encode()
         code = _connect_as(NOBODY, project.root, message, str(target), wait=5.0)
         assert code == 0, f"expected the master to close the connection (child status {code})"
         wait_for(lambda: "refused a connection from uid 65534" in project.log, timeout=3.0,
@@ -462,7 +392,7 @@ def test_connection_from_another_uid_is_refused(project: Project) -> None:
         # The master is unaffected and still serves its owner.
         hello = project.run("hello", "owner")
         assert (hello.returncode, hello.stdout) == (0, b"hello owner\n"), hello.stderr
-        assert project.run("touch", str(target)).returncode == 0
+        assert project.run("make_file", str(target)).returncode == 0
         assert target.exists()
     finally:
         assert master.stop() == 0

@@ -24,7 +24,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.e2e._client_support import exit_code, kill_quietly, processes_in
 from tests.e2e._pytest_fixture import (
     FAIL_MARK,
     FULL_COUNTS,
@@ -32,22 +31,15 @@ from tests.e2e._pytest_fixture import (
     PASS_MARK,
     write_project,
 )
-from tests.helpers import (
-    VENV_BIN,
-    ZEUS,
-    Project,
-    kill_marked,
-    leftover_processes,
-    new_mark,
-    running_master,
-)
+from tests.harness.master import running_master
+from tests.harness.processes import new_mark, project_leftovers
+from tests.harness.project import VENV_BIN, ZEUS, Project
+from tests.harness.terminal import exit_code
 
 PYTEST = str(VENV_BIN / "pytest")
 #: Bound of one pytest run, plain or through zeus (a plain run costs ~3 s here: plugins load).
 RUN_TIMEOUT = 60.0
 PHASES = ("boot", "app", "test_environment")
-#: How long the project's processes may take to disappear once the master stopped.
-LEAK_GRACE = 5.0
 #: Variables of the outer test run (or the user's shell) that would change what pytest does.
 SCRUBBED = ("NO_COLOR", "PY_COLORS", "FORCE_COLOR", "PYTEST_ADDOPTS", "PYTEST_PLUGINS",
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_CURRENT_TEST", "PYTEST_VERSION",
@@ -160,22 +152,9 @@ def compare(proj: PytestProject, *args: str, cwd: Path | None = None) -> tuple[R
 
 
 def check_no_leaks(proj: PytestProject) -> None:
-    """Fail (after killing them) if processes of the project outlive it: by the environment
-    mark, and by working directory (root or its tests folder, as commands run there)."""
-    def left() -> list[tuple[int, str]]:
-        return (leftover_processes(proj.mark) + processes_in(proj.root)
-                + processes_in(proj.root / "tests"))
-
-    deadline = time.monotonic() + LEAK_GRACE
-    found = left()
-    while found and time.monotonic() < deadline:
-        time.sleep(0.05)
-        found = left()
-    if found:
-        kill_marked(proj.mark)
-        for pid, _ in found:
-            kill_quietly(pid)
-        pytest.fail(f"processes left behind: {found}\nmaster log:\n{proj.log[-3000:]}")
+    """The leak check (tests.harness.processes.project_leftovers) for a pytest project: its
+    processes by mark and by working directory (the root or below: commands run in tests/)."""
+    project_leftovers(proj)
 
 
 @pytest.fixture(scope="module")

@@ -23,26 +23,70 @@ import signal
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pexpect
 import pytest
 
-from tests.e2e._python_plan_support import (
-    Outcome,
-    PyProject,
-    finish,
-    legacy_run,
-    line_of,
-    master_for,
-    outcome,
-    pid_of_phase,
-    python_project,
-    realpath,
-    spawn,
-)
-from tests.helpers import Master
+from tests.harness.legacy_client import run_in_own_process
+from tests.harness.master import Master, master_for, phase_pid
+from tests.harness.project import PyProject, python_project
+from tests.harness.terminal import exit_code, finish, spawn
 from zeuspy.plans import PythonPlan
+
+# -- python versus zeus run ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What a run showed: exit status, stdout, stderr (bytes, after normalisation)."""
+
+    status: int
+    stdout: bytes
+    stderr: bytes
+
+
+#: ``python: can't open file …`` and runpy's ``<sys.executable>: No module named …`` start with
+#: the interpreter as it was invoked (the test runs the venv's python by its full path; zeus run
+#: prints its interpreter's name or path): the same program, so the name is not compared.
+_PROGRAM = re.compile(rb"^\S*python[0-9.]*(?=: )", re.MULTILINE)
+
+
+def outcome(result: subprocess.CompletedProcess[bytes]) -> Outcome:
+    status = result.returncode
+    if status < 0:
+        # python dies of an uncaught KeyboardInterrupt by SIGINT (what a shell shows as 130);
+        # a zeus client always exits with the status the master reports (130): the same to a
+        # caller that looks at $?.
+        status = 128 - status
+    return Outcome(status, result.stdout, _PROGRAM.sub(b"python", result.stderr))
+
+
+@dataclass(frozen=True)
+class LegacyResult:
+    status: int
+    stdout: str
+    stderr: str
+
+
+def legacy_run(project: PyProject, command: str, *args: str, cwd: str = "",
+               env: dict[str, str] | None = None) -> LegacyResult:
+    """Run ``command ARGS`` through the master as a legacy client (pipe mode) in a process of its
+    own, in ``cwd`` with ``env`` (the shim reads both from /proc)."""
+    result = run_in_own_process(project.root / ".zeus.sock", command, list(args),
+                                project.root / cwd, project.env() if env is None else env).checked()
+    assert result.status is not None
+    return LegacyResult(result.status, result.stdout.decode(), result.stderr.decode())
+
+
+def line_of(path: Path, marker: str) -> int:
+    """The 1-based number of the line of ``path`` that contains ``marker``."""
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if marker in line:
+            return number
+    raise AssertionError(f"{marker!r} not in {path}")
+
 
 HAS_NUMPY = importlib.util.find_spec("numpy") is not None
 NOTE = "no zeus.json, using the built-in python plan"
@@ -169,7 +213,7 @@ def test_zero_config_boot_imports_the_projects_own_packages(project: PyProject) 
     result = project.zeus("run", "-c", code)
     assert result.returncode == 0, result
     # Imported by boot itself (src/ layout found without any setting), not by the command.
-    assert result.stdout == f"True {pid_of_phase(project, 'boot')}\n".encode(), result
+    assert result.stdout == f"True {phase_pid(project, 'boot')}\n".encode(), result
 
 
 def test_zero_config_pytest_command(project: PyProject) -> None:
@@ -229,7 +273,7 @@ def test_equivalence_table_checks_what_it_should(project: PyProject) -> None:
     show = json.loads(project.python("scripts/show.py", "x").stdout)
     assert show == {"argv": ["scripts/show.py", "x"], "name": "__main__",
                     "file": str(project.root / "scripts" / "show.py"),
-                    "path0": realpath(project.root / "scripts")}
+                    "path0": os.path.realpath(project.root / "scripts")}
     module = json.loads(project.python("-m", "mypkg.cli", "a", cwd="src").stdout)
     assert module["argv"] == [str(project.root / "src/mypkg/cli.py"), "a"]
     assert (module["name"], module["package"]) == ("__main__", "mypkg")
@@ -262,7 +306,8 @@ ISATTY = "import sys; print(sys.stdin.isatty(), sys.stdout.isatty())"
 
 def test_isatty_through_a_pty_and_through_pipes(project: PyProject) -> None:
     child = spawn(project, "run", "-c", ISATTY)
-    out, status = finish(child)
+    out = finish(child)
+    status = exit_code(child)
     assert (status, out.strip()) == (0, b"True True"), out
     piped = project.zeus("run", "-c", ISATTY)
     assert (piped.returncode, piped.stdout) == (0, b"False False\n"), piped
@@ -290,7 +335,8 @@ def test_shell_is_pythons_console(project: PyProject) -> None:
         child.expect(rb"\r\n42\r\n")
         child.expect_exact(b">>> ")
         child.sendcontrol("d")
-        out, status = finish(child)
+        out = finish(child)
+        status = exit_code(child)
     finally:
         child.close(force=True)
     assert status == 0, out
@@ -314,7 +360,8 @@ def test_shell_uses_ipython_when_installed(project: PyProject) -> None:
         child = spawn(project, "shell", "--no-banner")
         try:
             child.expect_exact(b"fake IPython ['--no-banner'] True")
-            out, status = finish(child)
+            out = finish(child)
+            status = exit_code(child)
         finally:
             child.close(force=True)
         assert status == 0, out
@@ -335,7 +382,8 @@ def test_run_without_a_program_on_a_terminal_is_the_console(project: PyProject) 
         child.expect_exact(b"['']")
         child.expect_exact(b">>> ")
         child.sendline(b"raise SystemExit(3)")
-        out, status = finish(child)
+        out = finish(child)
+        status = exit_code(child)
     finally:
         child.close(force=True)
     assert status == 3, out
@@ -357,7 +405,7 @@ def client_env(project: PyProject) -> dict[str, str]:
 def test_command_runs_in_the_clients_cwd(project: PyProject) -> None:
     result = project.zeus("run", "-c", "import os; print(os.getcwd())", cwd="sub")
     assert result.returncode == 0, result
-    assert result.stdout.decode() == realpath(project.root / "sub") + "\n"
+    assert result.stdout.decode() == os.path.realpath(project.root / "sub") + "\n"
 
 
 def test_command_gets_the_clients_environment(project: PyProject) -> None:
@@ -451,7 +499,7 @@ def test_pythonpath_other_than_the_boots_is_refused(project: PyProject) -> None:
 def test_legacy_client_gets_its_cwd_and_environment(project: PyProject) -> None:
     result = legacy_run(project, "run", "-c", WORLD, cwd="sub", env=client_env(project))
     assert result.status == 0, result
-    assert json.loads(result.stdout) == {"cwd": realpath(project.root / "sub"),
+    assert json.loads(result.stdout) == {"cwd": os.path.realpath(project.root / "sub"),
                                          "vars": ["added", "new", None]}, result
     alias = legacy_run(project, "python", "here.py", cwd="sub")
     assert (alias.status, alias.stdout) == (0, "sub here\n"), alias
@@ -470,14 +518,14 @@ def test_module_created_after_boot_is_importable(project: PyProject) -> None:
     """Boot listed src/ when it imported mypkg, and importlib caches that listing until the
     folder's mtime changes. Restoring the mtime after adding the file makes the cached listing
     look fresh: only the command's invalidate_caches() finds the new module."""
-    app = pid_of_phase(project, "app")
+    app = phase_pid(project, "app")
     src = project.root / "src"
     before = src.stat()
     (src / "late_module.py").write_text("VALUE = 'late'\n")
     os.utime(src, ns=(before.st_atime_ns, before.st_mtime_ns))
     result = project.zeus("run", "-c", "import late_module; print(late_module.VALUE)")
     assert (result.returncode, result.stdout) == (0, b"late\n"), result
-    assert pid_of_phase(project, "app") == app  # no restart
+    assert phase_pid(project, "app") == app  # no restart
 
 
 # -- the shared project with [tool.zeus] --------------------------------------------------------
@@ -549,7 +597,7 @@ def test_tool_zeus_preload_is_imported_by_boot(tuned: PyProject) -> None:
     result = tuned.zeus("run", "-c", code)
     # The listed module, and not the project's own packages (the list replaces the default).
     assert (result.returncode, result.stdout) == (0, b"True False\n"), result
-    boot = pid_of_phase(tuned, "boot")
+    boot = phase_pid(tuned, "boot")
     assert (tuned.root / "preloaded-by").read_text() == str(boot)
 
 

@@ -22,7 +22,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ZEUS, Master, Project, wait_for
+from tests.harness.master import Master
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import wait_for
 
 FAST = ("--file-change-delay", "0.05")
 #: Bound on one restart being noticed and booted (a boot here takes ~0.1 s).

@@ -11,7 +11,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.helpers import Project, wait_for
+from tests.harness.processes import cmdline
+from tests.harness.project import Project
+from tests.harness.waits import wait_for
 from zeuspy.protocol import wire
 
 PLAN = """
@@ -145,8 +147,7 @@ def test_child_phase_and_command(fake: FakeMaster, project: Project) -> None:
     assert registration == f"P:{pid}:{fake.proc.pid}:app"
     assert fake.next_message(app) == "R:OK"
     assert any(f.endswith("/decimal.py") for f in read_features(features))
-    with open(f"/proc/{pid}/cmdline", "rb") as f:
-        assert f.read().startswith(b"zeus phase: app")
+    assert cmdline(pid).startswith("zeus phase: app")
 
     # A command: runner socket, header, three fds, arguments with trailing empties.
     app.sendall(wire.encode("C:args"))

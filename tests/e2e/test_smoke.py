@@ -1,6 +1,7 @@
 """The shortest path through everything: start, run, stop."""
 
-from tests.helpers import Master, Project
+from tests.harness.master import Master
+from tests.harness.project import Project
 
 
 def test_hello_through_master(master: Master, project: Project) -> None:

@@ -17,22 +17,17 @@ from collections.abc import Iterator
 import pexpect
 import pytest
 
-from tests.e2e._client_support import (
-    check_no_leftovers,
+from tests.harness.clients import (
     client_master,
     client_pid_under,
-    exit_code,
-    finish,
-    is_dead,
-    kill_quietly,
-    proc_state,
     sleeping_client,
-    spawn,
     suspend_and_resume,
-    titled,
     warm_spare,
 )
-from tests.helpers import ZEUS, Project, wait_for
+from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly, proc_state, titled
+from tests.harness.project import ZEUS, Project
+from tests.harness.terminal import exit_code, finish, spawn
+from tests.harness.waits import wait_for
 
 
 @pytest.fixture(autouse=True)

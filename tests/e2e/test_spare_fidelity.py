@@ -12,18 +12,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.e2e._client_support import (
-    CLIENT_TREE,
-    check_no_leftovers,
-    cmdline,
-    is_dead,
-    kill_quietly,
-    plan_source,
-    proc_state,
-    sleeping_client,
-    warm_spare,
-)
-from tests.helpers import Master, Project, running_master, wait_for
+from tests.harness.clients import sleeping_client, warm_spare
+from tests.harness.master import Master, running_master
+from tests.harness.plans import CLIENT_TREE, plan_source
+from tests.harness.processes import check_no_leftovers, cmdline, is_dead, kill_quietly, proc_state
+from tests.harness.project import Project
+from tests.harness.waits import wait_for
 
 EXTRA = r"""
     def exec_sleep(self, argv):

@@ -24,7 +24,9 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import ZEUS, Master, Project, wait_for
+from tests.harness.master import Master
+from tests.harness.project import ZEUS, Project
+from tests.harness.waits import wait_for
 from zeuspy import masterstate, paths, procs
 from zeuspy.client import run as client_run
 from zeuspy.client import watch
