@@ -52,14 +52,16 @@ import textwrap
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from projects import (  # bench/ is on sys.path: run as a script
     BenchError,
     Master,
     bench_env,
     run_guarded,
+    smaps_mb,
     table,
+    zeus_status,
 )
 
 REPO = Path(__file__).resolve().parent.parent
@@ -76,12 +78,9 @@ MEMORY_RUNS = 5  # runs of each memory command
 ATTEMPTS = 3  # measurements of a section when the phases restart during one
 BOOT_TIMEOUT = 120.0
 RUN_TIMEOUT = 60.0
-STATUS_TIMEOUT = 15.0
-STOP_TIMEOUT = 20.0
 PHASES = ("boot", "app", "test_environment")
 GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
 STACK = ("numpy", "pandas", "scipy", "sympy", "django")
-T = TypeVar("T")
 
 # -- the fixture ----------------------------------------------------------------------------------
 PRELOAD = (
@@ -257,93 +256,35 @@ def run(argv: list[str], root: Path, env: dict[str, str],
 
 def status(root: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
     """(exit status, answer) of `zeus status --json` in ``root``."""
-    try:
-        done = subprocess.run([ZEUS, "status", "--json"], cwd=root, env=env,
-                              stdin=subprocess.DEVNULL, capture_output=True,
-                              timeout=STATUS_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        raise BenchError("zeus status --json did not answer") from None
-    try:
-        return done.returncode, json.loads(done.stdout)
-    except ValueError:
-        raise BenchError(f"zeus status --json printed no JSON (exit {done.returncode}):\n"
-                         f"{done.stdout!r} {done.stderr!r}") from None
+    return zeus_status(ZEUS, root, env)
 
 
-def smaps_mb(pid: int) -> dict[str, float]:
-    """/proc/PID/smaps_rollup in MB, plus ``Private`` (Private_Clean + Private_Dirty)."""
-    fields = {}
-    with open(f"/proc/{pid}/smaps_rollup") as rollup:
-        for line in rollup:
-            parts = line.split()
-            if len(parts) == 3 and parts[2] == "kB":
-                fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
-    fields["Private"] = fields["Private_Clean"] + fields["Private_Dirty"]
-    return fields
-
-
-class HeavyMaster:
-    """`zeus start` in the fixture (projects.Master: output to a file, bounded waits), ready;
-    stopped with `zeus stop`, then SIGTERM and SIGKILL if it is still there."""
+class HeavyMaster(Master):
+    """projects.Master on the fixture, with its phases and bounds: returned once every phase is
+    ready and steady (``ready_after``: seconds from `zeus start`); :meth:`stop` asks `zeus stop`
+    first, and a master that had to be killed is a BenchError."""
 
     def __init__(self, root: Path, env: dict[str, str]) -> None:
-        self.root = root
-        self.env = env
         started = time.monotonic()
-        self.master = Master(ZEUS, root, env)
+        super().__init__(ZEUS, root, env, boot_timeout=BOOT_TIMEOUT)
         try:
-            self.master.wait_ready(PHASES, BOOT_TIMEOUT)
+            self.wait_ready(PHASES)
             self.ready_after = time.monotonic() - started
-            self.status = self.wait_steady()
+            self.wait_steady()
         except BaseException:
             self.stop()
             raise
 
-    def wait_steady(self, timeout: float = BOOT_TIMEOUT) -> dict[str, Any]:
-        """`zeus status --json` once every phase is ready (polled; BenchError after timeout)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            code, answer = status(self.root, self.env)
-            if code == 0:
-                self.status = answer
-                return answer
-            if code == 1 or self.master.proc.poll() is not None:
-                raise BenchError(f"a phase crashed or the master exited\n{self.master.details()}")
-            if time.monotonic() > deadline:
-                raise BenchError(f"phases not ready after {timeout:.0f} s\n"
-                                 f"{self.master.details()}")
-            time.sleep(0.1)
+    @property
+    def master(self) -> Master:
+        """Itself: bench/suites.py reads ``master.master.details()``."""
+        return self
 
-    def pids(self) -> dict[str, int]:
-        return {phase["name"]: phase["pid"] for phase in self.status["phases"]}
-
-    def steady(self, what: str, measure: Callable[[], T]) -> T:
-        """``measure()``, again (up to ATTEMPTS times) if a phase restarted meanwhile (a file
-        the phases loaded changed: zeuspy's own sources when someone edits them)."""
-        for _ in range(ATTEMPTS):
-            before = self.pids()
-            lines = len(self.master.output.splitlines())
-            result = measure()
-            code, answer = status(self.root, self.env)
-            if code == 0 and {p["name"]: p["pid"] for p in answer["phases"]} == before:
-                return result
-            why = [line for line in self.master.output.splitlines()[lines:] if "chang" in line]
-            print(f"  the phases restarted during {what} ({why[0] if why else 'no reason shown'})"
-                  "; measuring again", flush=True)
-            self.wait_steady()
-        raise BenchError(f"the phases kept restarting during {what}\n{self.master.details()}")
-
-    def stop(self) -> None:
-        if self.master.proc.poll() is None:
-            try:
-                subprocess.run([ZEUS, "stop"], cwd=self.root, env=self.env,
-                               stdin=subprocess.DEVNULL, capture_output=True,
-                               timeout=STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                pass
-        if self.master.stop() is None:
-            raise BenchError(f"the master in {self.root} did not stop; killed\n"
-                             f"{self.master.details()}")
+    def stop(self, ask: bool = True) -> int | None:
+        status = super().stop(ask)
+        if status is None:
+            raise BenchError(f"the master in {self.root} did not stop; killed\n{self.details()}")
+        return status
 
 
 # -- statistics and output ------------------------------------------------------------------------
@@ -414,7 +355,7 @@ def latency_rows(cold: dict[str, list[float]], warm: dict[str, list[float]]
 
 def phase_rows(label: str, master: HeavyMaster) -> list[tuple[str, ...]]:
     rows = []
-    for phase in master.status["phases"]:
+    for phase in master.last_status["phases"]:
         memory = smaps_mb(phase["pid"])
         rows.append((label, phase["name"], str(phase["pid"]), f"{phase['boot_seconds']:.2f}",
                      f"{memory['Rss']:.0f}", f"{memory['Private']:.0f}"))
@@ -427,7 +368,7 @@ Memory = dict[str, tuple[list[float], float, list[float]]]
 
 def measure_memory(master: HeavyMaster, freeze: bool) -> Memory:
     """For each workload: (the command's private MB per run, its phase's RSS MB, ms per run)."""
-    phase = next(c["phase"] for c in master.status["commands"] if c["name"] == "run")
+    phase = next(c["phase"] for c in master.last_status["commands"] if c["name"] == "run")
     pid = master.pids()[phase]
     found: Memory = {}
     for what, workload in MEMORY_WORKLOADS:
@@ -507,11 +448,12 @@ def bench(work: Path, mark: str) -> None:
             {"zeus pytest tests/test_one.py": ([ZEUS, "pytest", "tests/test_one.py"], passed),
              "zeus run script.py": ([ZEUS, "run", "script.py"], same),
              "zeus run imports.py": ([ZEUS, "run", "imports.py"], loaded)},
-            root, env, WARM_WARMUP, WARM_RUNS))
+            root, env, WARM_WARMUP, WARM_RUNS), ATTEMPTS)
         print(f"  took {time.monotonic() - began:.0f} s; memory: {MEMORY_RUNS} runs of each "
               "command", flush=True)
         memory["gc.freeze"] = master.steady("the memory runs",
-                                            lambda: measure_memory(master, freeze=True))
+                                            lambda: measure_memory(master, freeze=True),
+                                            ATTEMPTS)
         phases += phase_rows("gc.freeze", master)
     finally:
         master.stop()
@@ -523,7 +465,8 @@ def bench(work: Path, mark: str) -> None:
         print(f"  ready after {no_freeze.ready_after:.2f} s; memory: {MEMORY_RUNS} runs of each "
               "command", flush=True)
         memory[label] = no_freeze.steady("the memory runs",
-                                         lambda: measure_memory(no_freeze, freeze=False))
+                                         lambda: measure_memory(no_freeze, freeze=False),
+                                         ATTEMPTS)
         phases += phase_rows(label, no_freeze)
     finally:
         no_freeze.stop()

@@ -18,12 +18,17 @@ import tempfile
 import textwrap
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any, TypeVar
 
 MARK_ENV = "ZEUSPY_BENCH_MARK"
 BOOT_TIMEOUT = 30.0
 STOP_TIMEOUT = 10.0
+STATUS_TIMEOUT = 15.0
+#: `zeus stop`'s own bound: it waits 15 s, then sends SIGKILL and gives up 2 s later.
+ZEUS_STOP_TIMEOUT = 20.0
+T = TypeVar("T")
 
 #: boot -> app -> noop: the no-op command forks from ``app``.
 TREE = {"boot": {"app": {"noop": None}}}
@@ -116,14 +121,23 @@ def bench_env(mark: str) -> dict[str, str]:
 
 
 class Master:
-    """`zeus start` in a project, its output captured to a file next to the project."""
+    """`zeus start ARGS` in a project, its output captured to a file next to the project. Every
+    wait is bounded and raises :class:`BenchError` with :meth:`details` when it runs out."""
 
-    def __init__(self, zeus: str, root: Path, env: dict[str, str]) -> None:
+    def __init__(self, zeus: str, root: Path, env: dict[str, str], args: Sequence[str] = (),
+                 boot_timeout: float = BOOT_TIMEOUT) -> None:
+        self.zeus = zeus
         self.root = root
+        self.env = env
+        #: How long :meth:`wait_ready` and :meth:`wait_steady` wait unless told.
+        self.boot_timeout = boot_timeout
+        #: The last answer of `zeus status --json` (:meth:`wait_steady`), else empty.
+        self.last_status: dict[str, Any] = {}
         self.output_path = root.parent / f"{root.name}.master.out"
         self._out = open(self.output_path, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen([zeus, "start"], cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self._out, stderr=subprocess.STDOUT)
+        self.proc = subprocess.Popen([zeus, "start", *args], cwd=root, env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self._out,
+                                     stderr=subprocess.STDOUT)
 
     @property
     def output(self) -> str:
@@ -135,25 +149,88 @@ class Master:
         tail = "\n".join(text.splitlines()[-30:])
         return f"--- master output ---\n{self.output}--- .zeus/master.log (end) ---\n{tail}"
 
-    def wait_ready(self, phases: tuple[str, ...] = PHASES, timeout: float = BOOT_TIMEOUT) -> float:
-        """Seconds until every phase printed `NAME: ready`; BenchError on crash, exit or timeout."""
-        start = time.monotonic()
+    def wait(self, predicate: Callable[[str], T], timeout: float, what: str,
+             interval: float = 0.02) -> T:
+        """The first true value of ``predicate(output)``, polled every ``interval`` s;
+        BenchError when the master exits or ``timeout`` runs out first."""
+        deadline = time.monotonic() + timeout
         while True:
-            output = self.output
-            if all(f" {name}: ready" in output for name in phases):
-                return time.monotonic() - start
+            value = predicate(self.output)
+            if value:
+                return value
+            if self.proc.poll() is not None:
+                raise BenchError(f"the master exited ({self.proc.returncode}) while waiting for "
+                                 f"{what}\n{self.details()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"timed out after {timeout:.0f} s waiting for {what}\n"
+                                 f"{self.details()}")
+            time.sleep(interval)
+
+    def wait_ready(self, phases: tuple[str, ...] = PHASES, timeout: float | None = None) -> float:
+        """Seconds until every phase printed `NAME: ready`; BenchError on crash, exit or timeout
+        (:attr:`boot_timeout` unless given)."""
+        start = time.monotonic()
+
+        def ready(output: str) -> bool:
             if any(f" {name}: crashed" in output for name in phases):
                 raise BenchError(f"a phase crashed\n{self.details()}")
-            if self.proc.poll() is not None:
-                raise BenchError(f"the master exited early ({self.proc.returncode})\n"
-                                 f"{self.details()}")
-            if time.monotonic() - start > timeout:
-                raise BenchError(f"phases not ready after {timeout:.0f} s\n{self.details()}")
-            time.sleep(0.02)
+            return all(f" {name}: ready" in output for name in phases)
 
-    def stop(self) -> int | None:
-        """SIGTERM, a bounded wait, then SIGKILL; the exit status (None if it had to be killed)."""
+        self.wait(ready, timeout or self.boot_timeout, "the phases to be ready")
+        return time.monotonic() - start
+
+    def query_status(self) -> tuple[int, dict[str, Any]]:
+        """(exit status, answer) of `zeus status --json` in the project."""
+        return zeus_status(self.zeus, self.root, self.env)
+
+    def wait_steady(self, timeout: float | None = None) -> dict[str, Any]:
+        """`zeus status --json` once every phase is ready (polled), kept in
+        :attr:`last_status`; BenchError on a crash, the master's exit or ``timeout``
+        (:attr:`boot_timeout` unless given)."""
+        timeout = timeout or self.boot_timeout
+        deadline = time.monotonic() + timeout
+        while True:
+            code, answer = self.query_status()
+            if code == 0:
+                self.last_status = answer
+                return answer
+            if code == 1 or self.proc.poll() is not None:
+                raise BenchError(f"a phase crashed or the master exited\n{self.details()}")
+            if time.monotonic() > deadline:
+                raise BenchError(f"phases not ready after {timeout:.0f} s\n{self.details()}")
+            time.sleep(0.1)
+
+    def pids(self) -> dict[str, int]:
+        """Each phase's pid in :attr:`last_status`."""
+        return {phase["name"]: phase["pid"] for phase in self.last_status["phases"]}
+
+    def steady(self, what: str, measure: Callable[[], T], attempts: int = 3) -> T:
+        """``measure()``, again (``attempts`` times at most) if a phase restarted meanwhile (a
+        file the phases loaded changed: zeuspy's own sources when someone edits them)."""
+        for _ in range(attempts):
+            before = self.pids()
+            lines = len(self.output.splitlines())
+            result = measure()
+            code, answer = self.query_status()
+            if code == 0 and {p["name"]: p["pid"] for p in answer["phases"]} == before:
+                return result
+            why = [line for line in self.output.splitlines()[lines:] if "chang" in line]
+            print(f"  the phases restarted during {what} ({why[0] if why else 'no reason shown'})"
+                  "; measuring again", flush=True)
+            self.wait_steady()
+        raise BenchError(f"the phases kept restarting during {what}\n{self.details()}")
+
+    def stop(self, ask: bool = False) -> int | None:
+        """SIGTERM (after `zeus stop` when ``ask``), a bounded wait, then SIGKILL; the exit
+        status (None if it had to be killed)."""
         try:
+            if ask and self.proc.poll() is None:
+                try:
+                    subprocess.run([self.zeus, "stop"], cwd=self.root, env=self.env,
+                                   stdin=subprocess.DEVNULL, capture_output=True,
+                                   timeout=ZEUS_STOP_TIMEOUT)
+                except subprocess.TimeoutExpired:
+                    pass
             if self.proc.poll() is None:
                 self.proc.send_signal(signal.SIGTERM)
             try:
@@ -164,6 +241,41 @@ class Master:
                 return None
         finally:
             self._out.close()
+
+
+def zeus_status(zeus: str, root: Path, env: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    """(exit status, answer) of `zeus status --json` in ``root`` (docs/status.md)."""
+    try:
+        done = subprocess.run([zeus, "status", "--json"], cwd=root, env=env,
+                              stdin=subprocess.DEVNULL, capture_output=True,
+                              timeout=STATUS_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise BenchError("zeus status --json did not answer") from None
+    try:
+        return done.returncode, json.loads(done.stdout)
+    except ValueError:
+        raise BenchError(f"zeus status --json printed no JSON (exit {done.returncode}):\n"
+                         f"{done.stdout!r} {done.stderr!r}") from None
+
+
+def smaps_mb(pid: int) -> dict[str, float]:
+    """/proc/PID/smaps_rollup in MB, plus ``Private`` (Private_Clean + Private_Dirty)."""
+    fields = {}
+    with open(f"/proc/{pid}/smaps_rollup") as rollup:
+        for line in rollup:
+            parts = line.split()
+            if len(parts) == 3 and parts[2] == "kB":
+                fields[parts[0].rstrip(":")] = int(parts[1]) / 1024
+    fields["Private"] = fields["Private_Clean"] + fields["Private_Dirty"]
+    return fields
+
+
+def cpu_seconds(pid: int) -> float:
+    """The user and system CPU seconds ``pid`` has used (/proc/PID/stat)."""
+    with open(f"/proc/{pid}/stat", "rb") as f:
+        fields = f.read().rsplit(b")", 1)[1].split()
+    # After the command name: state is fields[0]; utime and stime are stat fields 14 and 15.
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def leftovers(mark: str, root: Path | None = None) -> list[tuple[int, str]]:

@@ -11,7 +11,7 @@ import pytest
 
 from zeuspy.protocol.messages import ExitStatus, parse_exit_status
 from zeuspy.protocol.wire import ProtocolError
-from zeuspy.shim import command, outcome
+from zeuspy.shim import command, outcome, runner
 
 
 # -- exit_status ----------------------------------------------------------------------------------
@@ -90,7 +90,7 @@ def _child(body: str) -> tuple[int, int]:
 def test_wait_for_status_knows_a_command_reported_itself(no_fd_leak: object) -> None:
     pid, r = _child("reports")
     try:
-        reported, wait_status = command.wait_for_status(pid, r)
+        reported, wait_status = runner.wait_for_status(pid, r)
         assert reported
         assert outcome.exit_status_of(wait_status) == ExitStatus(7)
     finally:
@@ -100,7 +100,7 @@ def test_wait_for_status_knows_a_command_reported_itself(no_fd_leak: object) -> 
 def test_wait_for_status_falls_back_to_the_signal(no_fd_leak: object) -> None:
     pid, r = _child("killed")
     try:
-        reported, wait_status = command.wait_for_status(pid, r)
+        reported, wait_status = runner.wait_for_status(pid, r)
         assert not reported
         # Killed: 128+N for a shell, and the signal itself for a client that dies of it too.
         assert outcome.exit_status_of(wait_status) == ExitStatus(128 + signal.SIGKILL,

@@ -12,7 +12,7 @@ a terminal never has it). Two things a runner did for a command in its session f
   the group is not orphaned, as a shell's job is not. The member ignores every signal it can.
 - **The master's death.** Nobody can relay the command's output or status then, and the client
   may not have learnt its pid: the keeper sends the leader's group SIGHUP (as a closed terminal
-  would), then SIGKILL after ``MASTER_GONE_GRACE`` (command.py).
+  would), then SIGKILL after ``MASTER_GONE_GRACE`` (runner.py).
 
 The keeper is not the command's child (a double fork: its parent exits at once), so the command
 has no child it did not make (``os.wait()`` would wait for it). The keeper watches the leader's
@@ -29,7 +29,7 @@ import time
 
 from zeuspy import procs
 from zeuspy.shim import process
-from zeuspy.shim.command import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
+from zeuspy.shim.runner import MASTER_GONE_GRACE, WAIT_POLL_INTERVAL
 
 #: Signals that cannot be ignored, or whose being ignored would change nothing for ``cat``.
 UNIGNORABLE = {signal.SIGKILL, signal.SIGSTOP, signal.SIGCHLD, signal.SIGCONT}

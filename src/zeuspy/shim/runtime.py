@@ -11,7 +11,6 @@ import signal
 import socket
 import sys
 import threading
-import time
 import traceback
 from collections import deque
 from collections.abc import Callable
@@ -30,8 +29,8 @@ from zeuspy.protocol.messages import (
     Registration,
     parse_handover,
 )
-from zeuspy.shim import command as runner
-from zeuspy.shim import hygiene, learned, process, spare, world
+from zeuspy.shim import hygiene, learned, process, runner, spare, world
+from zeuspy.shim.spares import Spare, Spares
 from zeuspy.shim.tracking import Tracker, pth_files, traceback_files
 
 MASTER_FD_ENV = "ZEUS_MASTER_FD"
@@ -40,16 +39,6 @@ ROOT = "boot"
 LAZY_IMPORT_CHECK = 0.5
 #: How long a phase waits for the ``H:`` message and fds that follow ``C:`` (sent together).
 HANDOVER_TIMEOUT = 5.0
-#: A used spare is replaced this long after the request that used it: forking the new one (a
-#: copy of the phase) right away competes for the CPU with the command just handed over, and
-#: costs it several milliseconds on two cores (measured: 33 ms against 30 ms for a no-op); after
-#: 15 ms a short command is done. Counted from the request, not from the phase's last wake-up
-#: (reaping the command wakes it): back-to-back requests 25 ms apart then find a spare every
-#: time. Each request postpones it, so a burst waits until it is over (its commands fork
-#: runners).
-SPARE_DELAY = 0.015
-#: Longest wait before forking a spare again after spares kept dying idle.
-SPARE_RETRY_MAX = 5.0
 
 
 class PhaseLoop:
@@ -71,15 +60,8 @@ class PhaseLoop:
         self.wake: tuple[int, int] = (-1, -1)
         #: What this phase learns from its commands' imports (made when it starts serving).
         self.learner: learned.Learner | None = None
-        #: The spare command that takes the next request without a fork.
-        self.spare: spare.Spare | None = None
-        #: Commands handed to spares, by pid: this phase reports their status if they die
-        #: without reporting it themselves.
-        self.running: dict[int, spare.Handed] = {}
-        #: When to fork the next spare (monotonic time), or None: no spare wanted.
-        self.spare_due: float | None = None
-        #: Spares that died idle since one last took a request (each doubles the delay).
-        self.spare_deaths = 0
+        #: The waiting spare, the commands handed to spares, when the next spare is due.
+        self.spares = Spares()
         #: True while this process holds a phase's fds (from registration until a fork of the
         #: shim's own sheds them): what the after-fork hook closes in forks of the user's code.
         self.holding = False
@@ -170,16 +152,14 @@ class PhaseLoop:
         waited = [self.sock.fileno(), wake_r, *([learning] if learning is not None else [])]
         reader = wire.FrameReader()
         while True:
-            timeout = LAZY_IMPORT_CHECK
-            if self.spare_due is not None:
-                timeout = max(0.0, self.spare_due - time.monotonic())
+            timeout = self.spares.timeout(LAZY_IMPORT_CHECK)
             ready, _, _ = select.select(waited, [], [], timeout)
             if learning in ready and self.sock.fileno() not in ready:
                 self.learner.absorb()  # only when no request waits: a request comes first
             if self.tracker.report():
-                self._discard_spare()  # it lacks modules imported since (by a thread, a timer)
-            if self.spare_due is not None and time.monotonic() >= self.spare_due:
-                self._prepare_spare()
+                self.spares.discard()  # it lacks modules imported since (by a thread, a timer)
+            if self.spares.due():
+                self._fork_spare()
             if wake_r in ready:
                 self._reap()
             if self.sock.fileno() in ready:
@@ -248,17 +228,21 @@ class PhaseLoop:
         except OSError:
             pass
         for pid in list(self.children):
-            try:
-                done, wait_status = os.waitpid(pid, os.WNOHANG)
-            except ChildProcessError:
-                done, wait_status = pid, 1 << 8  # reaped elsewhere: report status 1
-            if done:
-                self.children.discard(pid)
-                handed = self.running.pop(pid, None)
-                if handed is not None:
-                    handed.reaped(wait_status)
-                if self.spare is not None and self.spare.pid == pid:
-                    self._forget_dead_spare()
+            wait_status = self._reap_child(pid)
+            if wait_status is not None:
+                self.spares.reaped(pid, wait_status)
+
+    def _reap_child(self, pid: int) -> int | None:
+        """The wait status of child ``pid`` if it has exited (it is reaped and forgotten), else
+        None."""
+        try:
+            done, wait_status = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:
+            done, wait_status = pid, 1 << 8  # reaped elsewhere: report status 1
+        if not done:
+            return None
+        self.children.discard(pid)
+        return wait_status
 
     def fork_runner(self, command: str, handover: tuple[str, list[int]] | None = None) -> None:
         """``C:``: hand the master the runner's socket first; then give it (and the client's
@@ -277,17 +261,12 @@ class PhaseLoop:
             finally:
                 remote.close()
             work = runner.Work(command, local, handover)
-            # A spare killed since the last reap is forgotten: this request forks a runner.
-            if self.spare is not None and handover is not None and not self._spare_died():
-                ready, self.spare = self.spare, None
-                self._want_spare()
-                try:
-                    self.running[ready.pid] = ready.give(work)
-                    self.spare_deaths = 0
-                    return
-                except OSError:
-                    ready.discard()  # it died while idle: fork a runner after all
-            self._want_spare()  # a phase that runs commands keeps a spare from now on
+            placed = handover is not None and self.spares.place(work, self._reap_child)
+            # The next spare is due SPARE_DELAY after this request (a phase that runs commands
+            # keeps one from now on); without a spare, or with one that died, fork a runner.
+            self.spares.want()
+            if placed:
+                return
             runner_child = self._fork() == 0
             if not runner_child:
                 work.close()
@@ -298,35 +277,10 @@ class PhaseLoop:
         plan = self.plan
         self._become_runner(lambda parent: runner.run_runner(plan, work, parent))
 
-    def _spare_died(self) -> bool:
-        """Whether the idle spare has died since the last reap (killed by hand or by the OOM
-        killer a moment ago: its SIGCHLD may wait behind this request); if so it is reaped and
-        forgotten. One ``waitpid``: a request never goes to a process that is already gone."""
-        assert self.spare is not None
-        try:
-            done, _ = os.waitpid(self.spare.pid, os.WNOHANG)
-        except ChildProcessError:
-            done = self.spare.pid
-        if not done:
-            return False
-        self.children.discard(self.spare.pid)
-        self._forget_dead_spare()
-        return True
-
-    def _forget_dead_spare(self) -> None:
-        """The idle spare died (killed by hand, the OOM killer, a process limit): its pid is not
-        ours to signal any more. Wait longer after each such death before forking the next."""
-        assert self.spare is not None
-        self.spare.close()
-        self.spare = None
-        self.spare_deaths += 1
-        self._want_spare(min(SPARE_DELAY * 2 ** self.spare_deaths, SPARE_RETRY_MAX))
-
-    def _prepare_spare(self) -> None:
-        """Fork the spare command while nothing else is going on (only for a master that sends
-        the hand-over along: spare.py)."""
-        self.spare_due = None
-        if self.spare is not None or self.plan is None or "handover" not in self.accepted:
+    def _fork_spare(self) -> None:
+        """Fork the spare command (:meth:`Spares.due` says when), only for a master that sends
+        the hand-over along (spare.py)."""
+        if self.plan is None or "handover" not in self.accepted:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_r, status_w = os.pipe()
@@ -335,7 +289,7 @@ class PhaseLoop:
             theirs.close()
             os.close(status_w)
             os.set_blocking(status_r, False)
-            self.spare = spare.Spare(pid, ours, status_r)
+            self.spares.keep(Spare(pid, ours, status_r))
             return
         ours.close()
         os.close(status_r)
@@ -357,20 +311,9 @@ class PhaseLoop:
         finally:
             os._exit(1)
 
-    def _discard_spare(self) -> None:
-        if self.spare is not None:
-            self.spare.discard()
-            self.spare = None
-            self._want_spare()
-
-    def _want_spare(self, delay: float = SPARE_DELAY) -> None:
-        """Fork a spare ``delay`` after now (a later request postpones it; the phase's other
-        wake-ups, such as reaping, do not)."""
-        self.spare_due = time.monotonic() + delay
-
     def _fork(self) -> int:
         if self.tracker.report():
-            self._discard_spare()  # the spare lacks what was just reported
+            self.spares.discard()  # the spare lacks what was just reported
         process.prepare_fork()
         self._shim_fork = threading.get_ident()
         try:
@@ -402,15 +345,9 @@ class PhaseLoop:
         if self.learner is not None:
             self.learner.close()
             self.learner = None
-        if self.spare is not None:
-            self.spare.close()
-            self.spare = None
-        for handed in self.running.values():
-            handed.close()
-        self.running = {}
+        self.spares.release()
         self.children = set()
         self.inbox.clear()  # the parent's pending requests are the parent's
-        self.spare_due = None
         self.holding = False
 
     def _after_fork_in_child(self) -> None:

@@ -1,16 +1,17 @@
-"""Spares: a command process forked before it is needed, so that a request costs no fork.
+"""The spare command: a command process forked before it is needed, so that a request costs no
+fork.
 
-A phase that runs commands keeps one :class:`Spare` (runtime.PhaseLoop): a fork of the phase that
-leads a session of its own (its guard keeps its process group a job that ^Z can stop: guard.py)
-and has done the part of a command's start-up that does not depend on the request
-(command.prepare_command_process). Leading a session, it can take the client's terminal as its
-controlling terminal itself, which a process forked before its session took a terminal never
-can; so a terminal costs no fork either.
+A phase that runs commands keeps one spare (runtime.PhaseLoop; its handle and bookkeeping:
+spares.py): a fork of the phase that leads a session of its own (its guard keeps its process
+group a job that ^Z can stop: guard.py) and has done the part of a command's start-up that does
+not depend on the request (command.prepare_command_process). Leading a session, it can take the
+client's terminal as its controlling terminal itself, which a process forked before its session
+took a terminal never can; so a terminal costs no fork either.
 
 A request whose fds came along (the master's ``handover`` extension) goes from the phase
 straight to the waiting command: ``W:<command>:<runner header>`` with the args socket, stdout,
 stderr and runner socket, in one ``sendmsg``. The phase keeps its own copy of the runner socket
-and the read end of the command's status pipe (:class:`Handed`): when it reaps a command that
+and the read end of the command's status pipe (``spares.Handed``): when it reaps a command that
 died without reporting (killed, ``os._exit``, ``exec``), it reports the status, as a runner
 would. If the phase goes first (restarted while the command runs), the master, the subreaper,
 reaps the command and reports (on Linux; elsewhere, where there is no subreaper, the master
@@ -18,98 +19,27 @@ gives such a command status 1 once it is gone). The guard's keeper ends the comm
 master dies.
 
 Without the hand-over (a master that did not accept it) there is no spare: the phase forks a
-runner for each request (command.run_runner).
+runner for each request (runner.run_runner).
 """
 
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import sys
 
 from zeuspy.plan import Plan
 from zeuspy.protocol import wire
-from zeuspy.protocol.messages import (
-    RunnerHeader,
-    SpareWork,
-    parse_runner_header,
-    parse_spare_work,
-)
+from zeuspy.protocol.messages import parse_spare_work
 from zeuspy.shim import guard, process
 from zeuspy.shim.command import (
-    REPORTED,
-    Work,
     command_process,
     prepare_command_process,
     read_arguments,
     rehearse,
-    status_message,
     stdio_of,
     take_terminal,
 )
-
-
-class Handed:
-    """What the phase keeps of a command it handed to a spare: the runner socket and the read end
-    of the command's status pipe (non-blocking)."""
-
-    def __init__(self, local: socket.socket, status_r: int, header: RunnerHeader) -> None:
-        self.local = local
-        self.status_r = status_r
-        self.header = header
-
-    def reaped(self, wait_status: int) -> None:
-        """The command was reaped: report its status unless it did (it writes
-        :data:`~zeuspy.shim.command.REPORTED` on its status pipe once it has); then let go."""
-        try:
-            reported = REPORTED in os.read(self.status_r, 16)
-        except OSError:  # nothing written, a forked child of the command holds the pipe open
-            reported = False
-        if not reported:
-            try:
-                wire.send_message(self.local, status_message(wait_status, self.header))
-            except OSError:
-                pass
-        self.close()
-
-    def close(self) -> None:
-        self.local.close()
-        os.close(self.status_r)
-
-
-class Spare:
-    """The phase's end of a spare: the command's pid, its socket, the read end of its status
-    pipe."""
-
-    def __init__(self, pid: int, sock: socket.socket, status_r: int) -> None:
-        self.pid = pid
-        self.sock = sock
-        self.status_r = status_r
-
-    def give(self, work: Work) -> Handed:
-        """Hand ``work`` (which must carry the hand-over) to the command. :class:`OSError` when
-        it is gone (the caller discards it and forks a runner instead)."""
-        assert work.handover is not None
-        header, fds = work.handover
-        request = SpareWork(work.command, parse_runner_header(header))
-        wire.send_fds(self.sock, [*fds, work.local.fileno()], request.format())
-        self.sock.close()
-        wire.close_fds(fds)  # the command has them now
-        return Handed(work.local, self.status_r, request.header)
-
-    def discard(self) -> None:
-        """Kill the waiting command (the phase reaps it) and let go of it."""
-        try:
-            os.kill(self.pid, signal.SIGKILL)
-        except OSError:
-            pass
-        self.close()
-
-    def close(self) -> None:
-        """The phase's ends, as in a child the phase forks: the command is not its to use."""
-        self.sock.close()
-        os.close(self.status_r)
 
 
 def _wait_for_work(sock: socket.socket) -> tuple[str, list[int]]:
