@@ -10,7 +10,11 @@ test no worker of the project may be left.
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import re
+import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +22,6 @@ from pathlib import Path
 import pexpect
 import pytest
 
-from tests.e2e._client_support import exit_code, kill_quietly, processes_in
 from tests.e2e._pytest_fixture import FULL_COUNTS, write_project
 from tests.e2e.test_pytest_plan import (
     PHASES,
@@ -34,9 +37,15 @@ from tests.e2e.test_pytest_plan import (
     summary,
     zeus,
 )
-from tests.helpers import ZEUS, new_mark, running_master
+from tests.harness.master import running_master
+from tests.harness.processes import kill_quietly, new_mark, processes_in
+from tests.harness.project import ZEUS
+from tests.harness.terminal import exit_code
 from zeuspy.plans.pytest_workers import Mode, Queue
 
+#: Each test so marked runs with xdist loaded, and with it disabled.
+XDIST_OR_NOT = pytest.mark.parametrize("disable", [(), ("-p", "no:xdist")],
+                                       ids=["xdist", "no-xdist"])
 #: How long workers may take to be gone once their run ended (the run reaps them: ~instant).
 WORKER_GRACE = 3.0
 #: Tests of the ^C case: enough of them, slow enough, that ^C lands mid-run.
@@ -52,6 +61,9 @@ def log(what):
         f.write(f"{what} {os.environ.get('PYTEST_XDIST_WORKER', '-')} {os.getpid()}\\n")
 """,
     "workers/conftest.py": """
+import os
+import time
+
 import pytest
 
 from zwlog import log
@@ -60,8 +72,128 @@ from zwlog import log
 @pytest.fixture(scope="session")
 def session_log():
     log("setup")
+    if os.environ.get("ZW_BARRIER"):
+        wait_for_every_worker()
     yield
     log("teardown")
+
+
+def wait_for_every_worker():
+    # Each worker of the run holds its first test here until all have set this fixture up:
+    # then every worker runs a share of the tests, however the machine schedules them.
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        with open(os.environ["ZW_LOG"]) as f:
+            if len({line.split()[1] for line in f if line.startswith("setup ")}) >= count:
+                return
+        time.sleep(0.01)
+
+
+def pytest_runtest_logreport(report):
+    # Called where pytest reports (the controller under -n), for the items of this folder only.
+    if os.environ.get("ZW_REPORTS"):
+        with open(os.environ["ZW_REPORTS"], "a") as f:
+            f.write(f"{report.nodeid} {report.when} {report.outcome}\\n")
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    return int(os.environ["ZW_AUTO"]) if os.environ.get("ZW_AUTO") else None
+""",
+    "workers/test_stop.py": """
+import os
+import time
+
+import pytest
+
+
+def test_fails_first():
+    assert 1 + 1 == 3
+
+
+@pytest.mark.parametrize("n", range(20))
+def test_after(n):
+    # Held until the controller has reported the failure (the conftest's logreport hook
+    # writes ZW_REPORTS there): the stop then reaches every worker while it still has work.
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if " failed" in open(os.environ["ZW_REPORTS"]).read():
+            return
+        time.sleep(0.01)
+""",
+    "workers/test_scopes.py": """
+import pytest
+
+from zwlog import log
+
+
+@pytest.fixture(scope="module")
+def module_res():
+    log("setup-module")
+    yield {"calls": 0}
+    log("teardown-module")
+
+
+@pytest.fixture(scope="class")
+def class_res(request):
+    name = request.cls.__name__
+    log(f"setup-class-{name}")
+    yield name
+    log(f"teardown-class-{name}")
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_module_scope(n, module_res):
+    module_res["calls"] += 1
+    log("test")
+
+
+class TestFirst:
+    @pytest.mark.parametrize("n", range(4))
+    def test_class_scope(self, n, class_res):
+        assert class_res == "TestFirst"
+        log("test")
+
+
+class TestSecond:
+    @pytest.mark.parametrize("n", range(4))
+    def test_class_scope(self, n, class_res):
+        assert class_res == "TestSecond"
+        log("test")
+
+    def test_fails(self, class_res):
+        assert class_res == "TestFirst"
+""",
+    "workers/zwcov.py": """
+def pick(n):
+    if n == 0:
+        return "a"
+    if n == 1:
+        return "b"
+    if n == 2:
+        return "c"
+    if n == 3:
+        return "d"
+    if n == 4:
+        return "e"
+    return "f"
+
+
+def never():
+    return "never"
+""",
+    "workers/test_cov.py": """
+import pytest
+
+import zwlog
+import zwcov
+
+
+@pytest.mark.parametrize("n", range(5))
+def test_pick(n, session_log):
+    assert zwcov.pick(n)
+    zwlog.log("test")
 """,
     "workers/test_spread.py": """
 import time
@@ -159,11 +291,20 @@ def log_lines(log: Path) -> list[tuple[str, str, int]]:
             (line.split() for line in log.read_text().splitlines())]
 
 
-def report_tail(run: Run) -> str:
-    """Everything after the progress lines (errors, failures, warnings, short summary, the
-    final line), normalized: it must not depend on which worker ran what."""
-    start = run.out.index("= ERRORS =")
-    return normalize(run.out[run.out.rindex("\n", 0, start) + 1:])
+#: The sections that come after the progress lines, in pytest's order.
+SECTIONS = ("= ERRORS =", "= FAILURES =", "warnings summary", "short test summary info")
+
+
+def report_tail(run: Run, final_line: bool = True) -> str:
+    """Everything after the progress lines (errors, failures, warnings, short summary, and the
+    final line unless ``final_line`` is false), normalized: it must not depend on which worker
+    ran what."""
+    found = [run.out.index(section) for section in SECTIONS if section in run.out]
+    end = len(run.out.rstrip())
+    if not found:
+        return normalize(run.out[run.out.rindex("\n", 0, end) + 1:])
+    tail = normalize(run.out[run.out.rindex("\n", 0, min(found)) + 1:])
+    return tail if final_line else tail.rsplit("\n", 1)[0]
 
 
 def one_error_line(run: Run) -> str:
@@ -202,6 +343,47 @@ def test_load_distribution_matches_serial(fx: PytestProject) -> None:
     assert report_tail(got) == report_tail(serial)
 
 
+@pytest.mark.parametrize("args", [("-k", "add or fail"), ("-m", "not slow"), ("-m", "slow")],
+                         ids=["k", "m-not-slow", "m-slow"])
+def test_selection_matches_serial(fx: PytestProject, args: tuple[str, ...]) -> None:
+    """``-k`` and ``-m`` (the ``slow`` mark is added by a conftest hook at collection): the
+    same tests, outcomes and report as serially."""
+    common = ("-p", "no:cacheprovider", "--deselect",
+              "tests/test_fixtures.py::test_module_second", *args)
+    serial = zeus(fx, *common)
+    got = zeus(fx, *common, "-n", "2")
+    assert (got.code, got.counts) == (serial.code, serial.counts), got.out + got.err
+    counts = serial.counts or {}
+    assert counts.get("deselected", 0) > 1 and counts.get("passed", 0) >= 1, serial.out
+    assert report_tail(got) == report_tail(serial)
+
+
+def test_last_failed_matches_serial(fx: PytestProject) -> None:
+    """``--lf`` after a failing run: a ``-n`` run writes the failures a serial run writes (in
+    the order they were reported: compared as sets), and ``--lf -n 2`` on them reruns and
+    reports what serial ``--lf`` does."""
+    cache = fx.root / ".pytest_cache"
+    lastfailed = cache / "v" / "cache" / "lastfailed"
+    assert zeus(fx).code == 1
+    written = json.loads(lastfailed.read_text())
+    assert len(written) == 6
+    reset_cache(fx.root)
+    first = zeus(fx, "-n", "2", "--dist", "loadfile")
+    assert (first.code, first.counts) == (1, FULL_COUNTS), first.out + first.err
+    assert json.loads(lastfailed.read_text()) == written
+    saved = fx.root.parent / "saved_workers_cache"
+    shutil.rmtree(saved, ignore_errors=True)
+    shutil.copytree(cache, saved)
+    serial = zeus(fx, "--lf")
+    reset_cache(fx.root)
+    shutil.copytree(saved, cache)
+    got = zeus(fx, "--lf", "-n", "2")
+    assert "run-last-failure: rerun previous 6 failures" in got.out, got.out
+    assert (got.code, got.counts) == (serial.code, serial.counts) == (
+        1, {"failed": FULL_COUNTS["failed"], "errors": FULL_COUNTS["errors"]})
+    assert report_tail(got) == report_tail(serial)
+
+
 def test_n0_is_plain_pytest(fx: PytestProject) -> None:
     """``-n 0``: a serial run, output for output what plain pytest (with xdist) prints."""
     expected = plain(fx, "-n", "0")
@@ -210,13 +392,13 @@ def test_n0_is_plain_pytest(fx: PytestProject) -> None:
 
 
 # -- workers --------------------------------------------------------------------------------------
-@pytest.mark.parametrize("disable", [(), ("-p", "no:xdist")], ids=["xdist", "no-xdist"])
+@XDIST_OR_NOT
 def test_session_fixture_once_per_worker(fx: PytestProject, log: Path,
                                          disable: tuple[str, ...]) -> None:
     """Two workers share the tests (whether xdist is loaded or not); each sets the session
     fixture up and tears it down once, and the controller runs none."""
     got = zeus(fx, "-p", "no:cacheprovider", *disable, "-n", "2", "workers/test_spread.py",
-               env=fx.env(ZW_LOG=str(log)))
+               env=fx.env(ZW_LOG=str(log), ZW_BARRIER="1"))
     assert (got.code, got.counts) == (0, {"passed": 20}), got.out + got.err
     lines = log_lines(log)
     ran = {(worker, pid) for event, worker, pid in lines if event == "test"}
@@ -227,23 +409,151 @@ def test_session_fixture_once_per_worker(fx: PytestProject, log: Path,
     assert len({pid for _, pid in ran}) == 2
 
 
+def spread_workers(log: Path) -> set[str]:
+    """The workers that set the session fixture of workers/test_spread.py up."""
+    return {worker for event, worker, _ in log_lines(log) if event == "setup"}
+
+
 def test_auto_from_environment(fx: PytestProject, log: Path) -> None:
     """``-n auto`` through ``PYTEST_ADDOPTS``, its count from ``PYTEST_XDIST_AUTO_NUM_WORKERS``."""
-    env = fx.env(ZW_LOG=str(log), PYTEST_ADDOPTS="-n auto", PYTEST_XDIST_AUTO_NUM_WORKERS="3")
+    env = fx.env(ZW_LOG=str(log), ZW_BARRIER="1", PYTEST_ADDOPTS="-n auto",
+                 PYTEST_XDIST_AUTO_NUM_WORKERS="3")
     got = zeus(fx, "-p", "no:cacheprovider", "workers/test_spread.py", env=env)
     assert (got.code, got.counts) == (0, {"passed": 20}), got.out + got.err
-    setups = {worker for event, worker, _ in log_lines(log) if event == "setup"}
-    assert setups == {"gw0", "gw1", "gw2"}
+    assert spread_workers(log) == {"gw0", "gw1", "gw2"}
 
 
-def test_exitfirst_stops_every_worker(fx: PytestProject) -> None:
-    got = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "-x")
-    assert got.code == 1, got.out
-    counts = got.counts or {}
-    assert counts.get("failed", 0) >= 1
-    ran = sum(n for kind, n in counts.items() if kind != "warnings")
-    assert ran < sum(n for kind, n in FULL_COUNTS.items() if kind != "warnings"), got.out
-    assert "stopping after" in got.out
+def usable_cpus() -> int:
+    # The master, its phases and so the command inherit this process's CPU affinity.
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+@XDIST_OR_NOT
+@pytest.mark.parametrize("kind", ["auto", "logical"])
+def test_auto_is_the_usable_cpus(fx: PytestProject, log: Path, disable: tuple[str, ...],
+                                 kind: str) -> None:
+    """``-n auto``: one worker per CPU this process may run on; ``-n logical``: per logical
+    CPU (both at most one per test)."""
+    expected = min(20, usable_cpus() if kind == "auto" else os.cpu_count() or 1)
+    got = zeus(fx, "-p", "no:cacheprovider", *disable, "-n", kind, "workers/test_spread.py",
+               env=fx.env(ZW_LOG=str(log), ZW_BARRIER="1"))
+    assert (got.code, got.counts) == (0, {"passed": 20}), got.out + got.err
+    assert spread_workers(log) == {f"gw{i}" for i in range(expected)}
+
+
+@XDIST_OR_NOT
+def test_auto_asks_the_plugins_hook(fx: PytestProject, log: Path,
+                                    disable: tuple[str, ...]) -> None:
+    """A conftest's ``pytest_xdist_auto_num_workers`` gives ``-n auto``'s count, before
+    ``PYTEST_XDIST_AUTO_NUM_WORKERS``, with xdist installed (which plain ``pytest -n auto``
+    agrees with) or not."""
+    env = fx.env(ZW_LOG=str(log), ZW_BARRIER="1", ZW_AUTO="3",
+                 PYTEST_XDIST_AUTO_NUM_WORKERS="2")
+    args = ("-p", "no:cacheprovider", *disable, "-n", "auto", "workers/test_spread.py")
+    got = zeus(fx, *args, env=env)
+    assert (got.code, got.counts) == (0, {"passed": 20}), got.out + got.err
+    assert spread_workers(log) == {"gw0", "gw1", "gw2"}
+    if not disable:
+        log.unlink()
+        expected = plain(fx, *args, env=env)
+        assert (expected.code, expected.counts) == (0, {"passed": 20}), expected.out
+        assert spread_workers(log) == {"gw0", "gw1", "gw2"}
+
+
+def test_exitfirst_stops_every_worker(fx: PytestProject, tmp_path: Path) -> None:
+    """``-x``: the failure (the first test) stops every worker after at most the tests they
+    had been handed (the others wait until the failure is reported: 3 at most), and the report
+    is serial's but for the count of passed tests."""
+    reports = tmp_path / "reports"
+    reports.touch()
+    args = ("-p", "no:cacheprovider", "-x", "workers/test_stop.py")
+    env = fx.env(ZW_REPORTS=str(reports))
+    serial = zeus(fx, *args, env=env)
+    assert (serial.code, serial.counts) == (1, {"failed": 1}), serial.out + serial.err
+    reports.write_text("")
+    got = zeus(fx, *args, "-n", "2", env=env)
+    assert got.code == 1, got.out + got.err
+    counts = dict(got.counts or {})
+    assert counts.pop("failed", 0) == 1 and counts.pop("passed", 0) <= 3 and not counts, got.out
+    assert "stopping after 1 failures" in got.out
+    assert report_tail(got, final_line=False) == report_tail(serial, final_line=False)
+
+
+@pytest.mark.parametrize("dist", ["load", "loadscope"])
+def test_module_and_class_fixtures(fx: PytestProject, log: Path, dist: str) -> None:
+    """Module- and class-scoped fixtures: each worker sets each up at most once (a worker's
+    tests come in collection order) and tears it down after its tests; with ``loadscope`` each
+    is set up once in all. Outcomes and report as serially."""
+    args = ("-p", "no:cacheprovider", "workers/test_scopes.py")
+    env = fx.env(ZW_LOG=str(log))
+    serial = zeus(fx, *args, env=env)
+    assert (serial.code, serial.counts) == (1, {"failed": 1, "passed": 14}), serial.out
+    keys = {event.split("-", 1)[1] for event, _, _ in log_lines(log) if event != "test"}
+    assert keys == {"module", "class-TestFirst", "class-TestSecond"}
+    log.unlink()
+    got = zeus(fx, *args, "-n", "2", "--dist", dist, env=env)
+    assert (got.code, got.counts) == (serial.code, serial.counts), got.out + got.err
+    assert report_tail(got) == report_tail(serial)
+    lines = log_lines(log)
+    assert [e for e, _, _ in lines].count("test") == 14
+    for worker in {w for _, w, _ in lines}:
+        mine = [event for event, w, _ in lines if w == worker and event != "test"]
+        for key in keys:
+            events = [event for event in mine if event.endswith(f"-{key}")]
+            assert events in ([], [f"setup-{key}", f"teardown-{key}"]), (worker, lines)
+    setups = [event for event, _, _ in lines if event.startswith("setup-")]
+    if dist == "loadscope":
+        assert sorted(setups) == sorted(f"setup-{key}" for key in keys), lines
+    else:
+        assert set(setups) == {f"setup-{key}" for key in keys}, lines
+
+
+def test_conftest_hooks_see_their_folders_items(fx: PytestProject, log: Path,
+                                                tmp_path: Path) -> None:
+    """The controller replays each report through the item's hooks: a conftest's
+    ``pytest_runtest_logreport`` sees its folder's items only, as serially."""
+    reports = tmp_path / "reports"
+    args = ("-p", "no:cacheprovider", "tests/test_basic.py", "workers/test_spread.py")
+    env = fx.env(ZW_LOG=str(log), ZW_REPORTS=str(reports))
+    serial = zeus(fx, *args, env=env)
+    expected = sorted(reports.read_text().splitlines())
+    assert len(expected) == 60 and all(line.startswith("workers/") for line in expected)
+    reports.unlink()
+    got = zeus(fx, *args, "-n", "2", env=env)
+    assert (got.code, got.counts) == (serial.code, serial.counts), got.out + got.err
+    assert sorted(reports.read_text().splitlines()) == expected
+
+
+def coverage_table(run: Run) -> str:
+    """pytest-cov's report: from its header to its TOTAL line."""
+    start = run.out.index("coverage: platform")
+    return run.out[run.out.rindex("\n", 0, start) + 1:run.out.index("\n", run.out.index("TOTAL"))]
+
+
+def test_coverage_matches_plain_pytest(fx: PytestProject, log: Path) -> None:
+    """``--cov``: each worker saves what it measured, pytest-cov's combine in the command
+    reads it: the report is plain pytest's, lines run by either worker included."""
+    if importlib.util.find_spec("pytest_cov") is None:
+        pytest.skip("pytest-cov is not installed")
+    args = ("-p", "no:cacheprovider", "--cov=zwcov", "--cov-report=term-missing",
+            "workers/test_cov.py")
+    env = fx.env(ZW_LOG=str(log), ZW_BARRIER="1")
+    try:
+        expected = plain(fx, *args, env=env)
+        log.unlink()
+        got = zeus(fx, *args, "-n", "2", env=env)
+    finally:
+        for path in fx.root.glob(".coverage*"):
+            path.unlink()
+    assert (expected.code, expected.counts) == (0, {"passed": 5}), expected.out + expected.err
+    assert (got.code, got.counts) == (0, {"passed": 5}), got.out + got.err
+    table = coverage_table(expected)
+    assert re.search(r"zwcov\.py\s+14\s+2\s+86%\s+12, 16$", table, re.M), table
+    assert coverage_table(got) == table
+    assert "Warning" not in got.out + got.err
+    assert {w for e, w, _ in log_lines(log) if e == "test"} == {"gw0", "gw1"}
 
 
 def test_worker_crash_is_a_failure_and_the_rest_runs(fx: PytestProject) -> None:
@@ -277,7 +587,8 @@ def test_interrupt_on_terminal(fx: PytestProject, log: Path) -> None:
     fixture down, and none is left."""
     child = pexpect.spawn(ZEUS, ["pytest", "-p", "no:cacheprovider", "-n", "2",
                                  "workers/test_slow.py"],
-                          cwd=str(fx.root), env=fx.env(TERM="xterm", ZW_LOG=str(log)),
+                          cwd=str(fx.root),
+                          env=fx.env(TERM="xterm", ZW_LOG=str(log), ZW_BARRIER="1"),
                           timeout=RUN_TIMEOUT, dimensions=(24, 80))
     try:
         child.expect(rb"collected \d+ items")

@@ -113,6 +113,38 @@ def xdist_registered(pluginmanager: pytest.PytestPluginManager) -> bool:
                for plugin in pluginmanager.get_plugins())
 
 
+class AutoWorkersSpec:
+    """xdist's hook for ``-n auto``, declared here when xdist is not loaded, so that a plugin or
+    conftest implementing it is called (and accepted) without xdist too."""
+
+    @pytest.hookspec(firstresult=True)
+    def pytest_xdist_auto_num_workers(self, config: pytest.Config) -> int:  # type: ignore[empty-body]
+        """The number of workers for ``-n auto``/``-n logical``."""
+
+
+def pytest_addhooks(pluginmanager: pytest.PytestPluginManager) -> None:
+    if not xdist_registered(pluginmanager):
+        pluginmanager.add_hookspecs(AutoWorkersSpec)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_load_initial_conftests(early_config: pytest.Config) -> Iterator[None]:
+    """Hide ``-n`` and ``--dist`` from the plugins that read them this early. pytest-cov does:
+    it would set itself up as xdist's controller (waiting for data that xdist's hooks bring),
+    where under zeus it must measure as in a serial run, the workers being forks of this
+    process that save their own data files (see :func:`save_coverage`)."""
+    namespace = early_config.known_args_namespace
+    hidden = {"numprocesses": None, "dist": "no"}
+    saved = {name: getattr(namespace, name) for name in hidden if hasattr(namespace, name)}
+    for name in saved:
+        setattr(namespace, name, hidden[name])
+    try:
+        return (yield)
+    finally:
+        for name, value in saved.items():
+            setattr(namespace, name, value)
+
+
 def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginManager) -> None:
     """xdist's options, with xdist's meaning, when xdist is not loaded (else xdist's are read)."""
     restore_env()  # the first hook pytest calls on registering us
@@ -151,9 +183,20 @@ def refuse(what: str, why: str) -> pytest.UsageError:
     return pytest.UsageError(f"zeus pytest: {what} {why}")
 
 
-def auto_workers(kind: str) -> int:
-    """``-n auto``: ``PYTEST_XDIST_AUTO_NUM_WORKERS`` if set (as xdist), else the usable CPUs;
-    ``-n logical``: the logical CPUs."""
+def auto_workers(config: pytest.Config, kind: str) -> int:
+    """``-n auto``/``-n logical``, as xdist counts them: what a plugin's (or conftest's)
+    ``pytest_xdist_auto_num_workers`` says, else ``PYTEST_XDIST_AUTO_NUM_WORKERS``, else the
+    usable CPUs (``os.sched_getaffinity``) for ``auto`` and the logical CPUs for ``logical``.
+    xdist's own implementation of the hook is left out: with psutil installed it counts
+    physical cores, not the CPUs this process may use."""
+    caller = getattr(config.hook, "pytest_xdist_auto_num_workers", None)
+    if caller is not None:
+        xdist = [plugin for plugin in config.pluginmanager.get_plugins()
+                 if getattr(plugin, "__name__", None) == "xdist.plugin"]
+        told = config.pluginmanager.subset_hook_caller(
+            "pytest_xdist_auto_num_workers", remove_plugins=xdist)(config=config)
+        if told is not None:
+            return int(told)
     forced = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS")
     if forced:
         try:
@@ -186,7 +229,7 @@ def read_settings(config: pytest.Config) -> Settings:
     if asked in ("auto", "logical"):
         # As xdist documents: -n auto/logical is 0 with --pdb (an ini's "-n auto" must not stop
         # debugging a single test).
-        count = 0 if debugging else auto_workers(str(asked))
+        count = 0 if debugging else auto_workers(config, str(asked))
     else:
         count = int(asked or 0)
     limit = getattr(option, "maxprocesses", None)
@@ -470,10 +513,34 @@ def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: 
         traceback.print_exc()
         code = 1
     finally:
+        with contextlib.suppress(BaseException):
+            save_coverage(session.config, name)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def coverage_of_run(config: pytest.Config) -> Any | None:
+    """The ``coverage.Coverage`` pytest-cov measures this run with, or None."""
+    plugin = config.pluginmanager.get_plugin("_cov")
+    return getattr(getattr(plugin, "cov_controller", None), "cov", None)
+
+
+def save_coverage(config: pytest.Config, name: str) -> None:
+    """Write what pytest-cov measured in this worker to a data file of its own, as coverage
+    would at exit (``os._exit`` skips that). Coverage sees the fork and names the file after
+    this process (pytest-cov's data files have a suffix); pytest-cov's combine in the controller,
+    at the end of the run, reads it with the controller's own. A worker killed mid-run loses its
+    data (as under xdist)."""
+    cov = coverage_of_run(config)
+    if cov is None:
+        return
+    try:
+        cov.stop()
+        cov.save()
+    except Exception as exc:
+        print(f"zeus: worker {name} could not save its coverage data: {exc!r}", file=sys.stderr)
 
 
 def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder) -> None:
@@ -555,6 +622,7 @@ class Controller:
         self.session = session
         self.config = session.config
         self.items = session.items
+        self.by_nodeid = {item.nodeid: item for item in self.items}
         self.queue = Queue(self.items, settings.mode)
         self.count = min(settings.workers, len(self.queue.groups))
         self.max_restarts = self.restarts_left = settings.max_restarts
@@ -574,6 +642,11 @@ class Controller:
             # the collector's reach, so that the workers' collections neither walk them nor copy
             # the pages they sit on. They live until the run ends anyway.
             gc.freeze()
+        cov = coverage_of_run(self.config)
+        if cov is not None:
+            # The controller may run no test, and find no data of its own to save: not worth
+            # coverage's "No data was collected" (pytest-cov says the same of xdist's controller).
+            cov._warn_no_data = False
         try:
             for _ in range(self.count):
                 self.fork()
@@ -757,17 +830,25 @@ class Controller:
                 self.hurry = True  # ^C before our handler was in place
 
     # -- replay --
+    def item_hook(self, nodeid: str) -> Any:
+        """The hooks pytest calls for the item ``nodeid``'s reports (``item.ihook``: plugins,
+        and the conftest files of its folders only, not those of other folders)."""
+        item = self.by_nodeid.get(nodeid)
+        return item.ihook if item is not None else self.config.hook
+
     def replay(self, events: list[Event]) -> None:
         """Each event through the controller's hooks, as if the item had run here."""
         hook = self.config.hook
         for kind, payload in events:
             if kind == "logstart":
-                hook.pytest_runtest_logstart(nodeid=payload[0], location=payload[1])
+                self.item_hook(payload[0]).pytest_runtest_logstart(nodeid=payload[0],
+                                                                   location=payload[1])
             elif kind == "logfinish":
-                hook.pytest_runtest_logfinish(nodeid=payload[0], location=payload[1])
+                self.item_hook(payload[0]).pytest_runtest_logfinish(nodeid=payload[0],
+                                                                    location=payload[1])
             elif kind == "report":
                 report = hook.pytest_report_from_serializable(config=self.config, data=payload)
-                hook.pytest_runtest_logreport(report=report)
+                self.item_hook(report.nodeid).pytest_runtest_logreport(report=report)
             elif kind == "warning":
                 self.replay_warning(payload)
 
@@ -784,7 +865,7 @@ class Controller:
 
         report = TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
                             "failed", message, "call")
-        hook = self.config.hook
+        hook = item.ihook
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
