@@ -11,6 +11,7 @@ import pytest
 from tests import conftest as tests_conftest
 from tests.harness import parallel
 from tests.harness.master import Master
+from tests.harness.processes import default_signals
 from tests.harness.project import Project
 
 from stress.support import FAST, FULL, MODE, TABLE, Resting, zombies_of
@@ -21,6 +22,7 @@ FULL_TIMEOUT = 300
 
 def pytest_configure(config: pytest.Config) -> None:
     parallel.configure(config)
+    default_signals()  # as tests/conftest.py: not inherited ignored from a background start
     if MODE not in ("full", "reduced"):
         raise pytest.UsageError(f"ZEUSPY_STRESS must be full or reduced, not {MODE!r}")
 

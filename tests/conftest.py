@@ -10,12 +10,16 @@ import pytest
 
 from tests.harness import parallel
 from tests.harness.master import Master
-from tests.harness.processes import project_leftovers
+from tests.harness.processes import default_signals, project_leftovers
 from tests.harness.project import Project, new_project
 
 
 def pytest_configure(config: pytest.Config) -> None:
     parallel.configure(config)
+    # A suite started in the background (`make test &`, nohup) inherits SIGINT, SIGQUIT or SIGHUP
+    # ignored, and so would every `python` the differential tests run for reference (an ignored
+    # signal stays ignored across exec), where a terminal's user gets the defaults.
+    default_signals()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

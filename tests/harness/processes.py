@@ -224,3 +224,13 @@ def project_leftovers(project: ProjectLike, grace: float = LEAK_GRACE) -> None:
 def project_pids(project: ProjectLike) -> set[int]:
     """The pids :func:`processes_in` lists for a project (its folder and its mark)."""
     return {pid for pid, _ in processes_in(project.root, mark=project.mark)}
+
+
+def default_signals() -> None:
+    """Give SIGINT (Python's KeyboardInterrupt handler), SIGQUIT and SIGHUP their defaults in
+    this process when they are ignored, so that the processes it starts do not inherit them
+    ignored."""
+    for number, handler in ((signal.SIGINT, signal.default_int_handler),
+                            (signal.SIGQUIT, signal.SIG_DFL), (signal.SIGHUP, signal.SIG_DFL)):
+        if signal.getsignal(number) == signal.SIG_IGN:
+            signal.signal(number, handler)
