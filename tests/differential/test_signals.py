@@ -36,7 +36,15 @@ line = input()
 print("got", line, flush=True)
 sys.exit(5)
 """
-PROJECT_FILES = {"suicide.py": SUICIDE, "sleeper.py": SLEEPER, "asker.py": ASKER}
+DISPOSITIONS = """\
+import signal
+for name in ("SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1", "SIGUSR2", "SIGALRM",
+             "SIGTSTP", "SIGTTIN", "SIGTTOU", "SIGPIPE", "SIGCHLD"):
+    handler = signal.getsignal(getattr(signal, name))
+    print(name, getattr(handler, "name", None) or getattr(handler, "__name__", handler))
+"""
+PROJECT_FILES = {"suicide.py": SUICIDE, "sleeper.py": SLEEPER, "asker.py": ASKER,
+                 "dispositions.py": DISPOSITIONS}
 
 SIGNALS = ["SIGTERM", "SIGKILL", "SIGSEGV", "SIGABRT", "SIGHUP", "SIGUSR1", "SIGQUIT"]
 
@@ -46,6 +54,26 @@ def test_a_command_that_kills_itself(zeus_project: PyProject, name: str) -> None
     """The shell sees the same signal: ``$?``, ``kill -l``, and dash's report on stderr."""
     python, zeus = run_both(zeus_project, f"ulimit -c 0; $PY suicide.py {name}")
     assert (python.status, python.signal) == (128 + signal.Signals[name], name[3:]), python
+    assert zeus == python
+
+
+@pytest.mark.parametrize("name", ["SIGHUP", "SIGINT", "SIGQUIT", "SIGTERM", "SIGUSR1"])
+def test_a_signal_the_shell_ignores_stays_ignored(zeus_project: PyProject, name: str) -> None:
+    """``trap '' SIG`` (as ``nohup`` does for SIGHUP, and a shell without job control for a
+    background job's SIGINT and SIGQUIT) starts the program with the signal ignored: python
+    survives sending it to itself, and so does the command."""
+    python, zeus = run_both(zeus_project, f"trap '' {name[3:]}; $PY suicide.py {name}")
+    assert (python.status, python.stdout) == (0, b"dying\n"), python
+    assert zeus == python
+
+
+@pytest.mark.parametrize("ignored", ["", "HUP", "INT QUIT", "HUP INT QUIT TERM USR1 USR2 ALRM"])
+def test_signal_dispositions_are_pythons(zeus_project: PyProject, ignored: str) -> None:
+    """What ``signal.getsignal`` says of each signal, with the shell ignoring some or none."""
+    trap = f"trap '' {ignored}; " if ignored else ""
+    python, zeus = run_both(zeus_project, f"{trap}$PY dispositions.py")
+    assert python.status == 0 and python.stdout.count(b"\n") == 12, python
+    assert (b"SIGINT SIG_IGN" in python.stdout) == ("INT" in ignored.split()), python
     assert zeus == python
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,29 @@ values = st.binary(max_size=20).filter(lambda v: b"\0" not in v)
 @given(st.binary(max_size=30).filter(lambda c: b"\0" not in c), st.dictionaries(keys, values))
 def test_world_round_trip(tail: bytes, environ: dict[bytes, bytes]) -> None:
     cwd = b"/" + tail
-    assert m.decode_world(m.encode_world(cwd, environ)) == (cwd, environ)
+    assert m.decode_world(m.encode_world(cwd, environ)) == (cwd, environ, frozenset())
+
+
+@settings(database=None, derandomize=True, max_examples=50)
+@given(st.sets(st.sampled_from(sorted(m.IGNORABLE))), st.dictionaries(keys, values))
+def test_ignored_signals_round_trip(ignored: set[int], environ: dict[bytes, bytes]) -> None:
+    assert m.decode_world(m.encode_world(b"/w", environ, ignored)) == (b"/w", environ,
+                                                                       frozenset(ignored))
+
+
+def test_ignored_signals_outside_the_set_are_dropped_and_garbage_refused() -> None:
+    import signal
+
+    def world(entry: bytes) -> str:
+        return (b"/w\0A=1\0" + entry).hex()
+
+    assert m.decode_world(world(b"=ignored:1,9,19,2,64")).ignored == {signal.SIGHUP,
+                                                                      signal.SIGINT}
+    assert m.decode_world(world(b"=ignored:")).ignored == frozenset()
+    assert m.decode_world(world(b"=other:3")) == (b"/w", {b"A": b"1"}, frozenset())
+    for bad in (b"=ignored:x", b"=ignored:1,,2", b"=ignored:" + b"9" * 40):
+        with pytest.raises(ProtocolError):
+            m.decode_world(world(bad))
 
 
 def test_client_offer_matches_the_protocol_module() -> None:
@@ -33,10 +56,22 @@ def test_client_offer_matches_the_protocol_module() -> None:
     assert offer.endswith(b"\0")
     fields = m.parse_extension(offer[:-1].decode()).fields
     assert fields["zeuspy"] == m.EXTENSION_VERSION
-    cwd, environ = m.decode_world(fields["world"])
+    cwd, environ, ignored = m.decode_world(fields["world"])
     assert cwd == os.getcwdb()
     assert environ == dict(os.environb)
+    assert ignored == client.IGNORED
     assert client.MAX_WORLD == m.MAX_WORLD
+    assert frozenset(client.IGNORABLE) == m.IGNORABLE
+
+
+def test_client_offer_carries_the_signals_it_was_started_with_ignored() -> None:
+    """A client started with SIGHUP and SIGINT ignored (``trap '' HUP INT``) lists them."""
+    code = ("import signal, sys; from zeuspy.client import run; "
+            "sys.stdout.buffer.write(run.extension_offer())")
+    out = subprocess.run(["sh", "-c", f"trap '' HUP INT; exec {sys.executable} -c '{code}'"],
+                         capture_output=True, check=True, timeout=30).stdout
+    fields = m.parse_extension(out[:-1].decode()).fields
+    assert m.decode_world(fields["world"]).ignored == {signal.SIGHUP, signal.SIGINT}
 
 
 def test_client_leaves_out_a_huge_world(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -50,7 +85,7 @@ def test_client_leaves_out_a_huge_world(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_worlds_are_protocol_errors(text: str) -> None:
     # not hex, or a working directory that is not absolute
     if text == "2f61":
-        assert m.decode_world(text) == (b"/a", {})
+        assert m.decode_world(text) == (b"/a", {}, frozenset())
         return
     with pytest.raises(ProtocolError):
         m.decode_world(text)
@@ -66,10 +101,10 @@ def test_header_carries_the_world_in_both_forms() -> None:
 
 def test_of_client_prefers_the_sent_world_and_falls_back_to_proc() -> None:
     sent = m.RunnerHeader(os.getpid(), 0, "v", m.encode_world(b"/sent", {b"K": b"v"}))
-    assert world.of_client(sent) == (b"/sent", {b"K": b"v"})
+    assert world.of_client(sent) == (b"/sent", {b"K": b"v"}, frozenset())
     vouched = m.RunnerHeader(os.getpid(), 0, "v")
     if sys.platform.startswith("linux"):
-        cwd, environ = world.of_client(vouched)  # type: ignore[misc]
+        cwd, environ, _ = world.of_client(vouched)  # type: ignore[misc]
         assert cwd == os.getcwdb()
         assert environ.get(b"PATH") == os.environb.get(b"PATH")
     assert world.of_client(m.RunnerHeader(os.getpid(), 0, "")) is None  # not vouched: no read
@@ -95,11 +130,13 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
         # the master's shell had what the plan would choose anyway (direnv, say)
         assert world.mismatches({{}}, ["GONE"], lambda name: "boot") == []
         assert world.mismatches({{}}, ["GONE"], lambda name: "other") != []
-        world.enter(({bytes(tmp_path)!r}, client))
+        import signal
+        world.enter(({bytes(tmp_path)!r}, client, frozenset({{signal.SIGUSR1}})))
         print(os.getcwd(), os.environ.get("KEPT"), os.environ.get("NEW"),
-              os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"))
+              os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"),
+              signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN)
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(tmp_path), "client", "1", "None", "plan"]
+    assert done.stdout.split() == [str(tmp_path), "client", "1", "None", "plan", "True"]

@@ -52,6 +52,16 @@ FORWARDED = (
     _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGHUP, _signal.SIGUSR1,
     _signal.SIGUSR2, _signal.SIGWINCH, _signal.SIGCONT, _signal.SIGTSTP,
 )
+#: Signals the command takes as ignored when this process was started with them ignored
+#: (zeuspy.protocol.messages.IGNORABLE; a unit test keeps both equal).
+IGNORABLE = (
+    _signal.SIGHUP, _signal.SIGINT, _signal.SIGQUIT, _signal.SIGTERM, _signal.SIGUSR1,
+    _signal.SIGUSR2, _signal.SIGALRM, _signal.SIGTSTP, _signal.SIGTTIN, _signal.SIGTTOU,
+)
+#: Those this process was started with ignored (read at import, before any handler is set): they
+#: stay ignored here, as in a python started so, and the command ignores them too.
+IGNORED = frozenset(signum for signum in IGNORABLE
+                    if _signal.getsignal(signum) == _signal.SIG_IGN)
 #: Signals a terminal sends to its foreground group; we deliver them to the command's group.
 TERMINAL_SIGNALS = frozenset((_signal.SIGINT, _signal.SIGQUIT, _signal.SIGTSTP, _signal.SIGCONT,
                               _signal.SIGWINCH))
@@ -411,7 +421,7 @@ class ClientSession:
                 if not self.ctty:
                     self._deliver(signum)  # a legacy command has no controlling terminal
                 _signal_job(signum)
-                if signum == _signal.SIGTSTP:
+                if signum == _signal.SIGTSTP and signum not in IGNORED:
                     self._suspend()
                 return self.on_input(data[index + 1 :]) if index + 1 < len(data) else None
         self.to_command += data
@@ -530,7 +540,8 @@ class ClientSession:
         self.wake_r = wake_r
         _signal.set_wakeup_fd(wake_w)
         for signum in FORWARDED:
-            _signal.signal(signum, _noop)
+            if signum not in IGNORED:
+                _signal.signal(signum, _noop)
         for stream in {id(self.out): self.out, id(self.err): self.err}.values():
             posix.set_blocking(stream.fd, False)
         foreground = False
@@ -691,13 +702,16 @@ def _signal_job(signum: int) -> None:
 
 
 def extension_offer() -> bytes:
-    """``X:zeuspy=1;stdio=1;world=<hex>``: the offer, with this process's working directory and
-    environment (``zeuspy.protocol.messages.encode_world`` documents the encoding; a unit test
-    checks both agree). Without the world when it is too large: the shim then asks the OS."""
+    """``X:zeuspy=1;stdio=1;world=<hex>``: the offer, with this process's working directory,
+    environment and inherited ignored signals (``zeuspy.protocol.messages.encode_world``
+    documents the encoding; a unit test checks both agree). Without the world when it is too
+    large: the shim then asks the OS."""
     try:
         entries = [posix.getcwdb(), *(k + b"=" + v for k, v in posix.environ.items())]
     except OSError:  # the working directory was removed
         return EXTENSION_OFFER
+    if IGNORED:
+        entries.append(b"=ignored:" + b",".join(b"%d" % n for n in sorted(IGNORED)))
     world = b"\0".join(entries).hex()
     if len(world) > MAX_WORLD:
         return EXTENSION_OFFER

@@ -9,7 +9,10 @@ The client does not import this module (``dataclasses`` costs milliseconds); it 
 
 from __future__ import annotations
 
+import signal
+from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from zeuspy.protocol.wire import ProtocolError
 
@@ -310,15 +313,43 @@ def parse_runner_header(text: str) -> RunnerHeader:
 MAX_WORLD = 60000
 
 
-def encode_world(cwd: bytes, environ: dict[bytes, bytes]) -> str:
-    """The client's world as it travels: hex of ``cwd NUL KEY=VALUE NUL ...`` (hex: no NUL, no
-    ``:`` or ``;``, so it fits any message). The client builds the same bytes by hand."""
+#: Signals a command takes as ignored when its client was started with them ignored (``trap ''
+#: HUP``, ``nohup``, a background job of a shell without job control: SIGINT and SIGQUIT), as a
+#: program the shell starts keeps them ignored across exec. Not SIGPIPE and SIGXFSZ: Python
+#: ignores those itself, so a Python client cannot tell whether it inherited them. The client
+#: keeps its own copy (zeuspy.client.run.IGNORABLE; a unit test keeps both equal).
+IGNORABLE = frozenset({
+    signal.SIGHUP, signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGUSR1, signal.SIGUSR2,
+    signal.SIGALRM, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU,
+})
+#: The world entry listing the signals the client inherited ignored. Its key is empty, which no
+#: environment variable's can be, so a shim that does not know it drops it as malformed.
+IGNORED_ENTRY = b"=ignored:"
+
+
+class World(NamedTuple):
+    """What a command takes from its client's process: its working directory, its environment,
+    and the signals (of :data:`IGNORABLE`) it was started with ignored."""
+
+    cwd: bytes
+    environ: dict[bytes, bytes]
+    ignored: frozenset[int] = frozenset()
+
+
+def encode_world(cwd: bytes, environ: dict[bytes, bytes], ignored: Iterable[int] = ()) -> str:
+    """The client's world as it travels: hex of ``cwd NUL KEY=VALUE NUL ...``, then, when the
+    client inherited signals ignored, ``NUL =ignored:N,N`` (their numbers; hex: no NUL, no ``:``
+    or ``;``, so it fits any message). The client builds the same bytes by hand."""
     entries = [cwd, *(key + b"=" + value for key, value in environ.items())]
+    numbers = sorted(set(ignored))
+    if numbers:
+        entries.append(IGNORED_ENTRY + b",".join(b"%d" % number for number in numbers))
     return b"\0".join(entries).hex()
 
 
-def decode_world(text: str) -> tuple[bytes, dict[bytes, bytes]]:
-    """(cwd, environment) from :func:`encode_world`; :class:`ProtocolError` when malformed."""
+def decode_world(text: str) -> World:
+    """The :class:`World` of :func:`encode_world`; :class:`ProtocolError` when malformed. Signal
+    numbers outside :data:`IGNORABLE` are dropped (a newer client may carry more)."""
     try:
         raw = bytes.fromhex(text)
     except ValueError:
@@ -327,11 +358,21 @@ def decode_world(text: str) -> tuple[bytes, dict[bytes, bytes]]:
     if not cwd.startswith(b"/"):
         raise ProtocolError("the client's working directory is not absolute")
     environ: dict[bytes, bytes] = {}
+    ignored: frozenset[int] = frozenset()
     for entry in entries:
         key, sep, value = entry.partition(b"=")
         if sep and key:
             environ[key] = value
-    return cwd, environ
+        elif entry.startswith(IGNORED_ENTRY):
+            ignored = _signal_numbers(entry[len(IGNORED_ENTRY):].decode("ascii", "replace"))
+    return World(cwd, environ, ignored)
+
+
+def _signal_numbers(text: str) -> frozenset[int]:
+    if not text:
+        return frozenset()
+    numbers = [_int(part, "an ignored signal") for part in text.split(",")]
+    return frozenset(number for number in numbers if number in IGNORABLE)
 
 
 def parse_int(text: str, what: str) -> int:

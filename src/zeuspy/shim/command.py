@@ -143,10 +143,10 @@ def rehearse(plan: Plan) -> None:
     shares with the phase costs a page copy; made now, those copies are off the request's path
     (measured: about 1 ms of a no-op command's start)."""
     client = decode_world(encode_world(os.getcwdb(), dict(os.environb)))
-    stdio.rebuild(client[1])
+    stdio.rebuild(client.environ)
     strict = boot_variables(plan)
-    world.mismatches(client[1], strict, plan.boot_default)
-    world.drifted(client[1], strict)
+    world.mismatches(client.environ, strict, plan.boot_default)
+    world.drifted(client.environ, strict)
     world.enter(client)
 
 
@@ -178,16 +178,16 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
             os.dup2(fd, target)
         wire.close_fds({*fds, *sources} - {0, 1, 2})
         client = world.of_client(header)
-        stdio.rebuild(client[1] if client is not None else None)
+        stdio.rebuild(client.environ if client is not None else None)
         sys.argv = [command, *arguments]
         process.set_title(f"zeus command: {command}")
         if client is not None:
             strict = boot_variables(plan)
-            differ = world.mismatches(client[1], strict, plan.boot_default)
+            differ = world.mismatches(client.environ, strict, plan.boot_default)
             if differ:
                 print(BOOT_MISMATCH.format(lines="\n".join(differ)), file=sys.stderr)
                 finish(ExitStatus(1), local, status_w, signals)
-            drifted = world.drifted(client[1], strict)
+            drifted = world.drifted(client.environ, strict)
             if drifted:
                 print(BOOT_DRIFT.format(names=", ".join(drifted)), file=sys.stderr)
             world.enter(client)

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import dis
 import os
+import signal
 import sys
 from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
-from zeuspy.protocol.messages import RunnerHeader, decode_world
+from zeuspy.protocol.messages import RunnerHeader, World, decode_world
 from zeuspy.protocol.wire import ProtocolError
-
-World = tuple[bytes, dict[bytes, bytes]]
 
 #: The environment the root phase started with, before any plan code ran (what shaped the boot).
 _boot_environ: dict[bytes, bytes] = {}
@@ -194,7 +193,7 @@ def from_os(pid: int) -> World | None:
         key, sep, value = entry.partition(b"=")
         if sep and key:
             environ[key] = value
-    return os.fsencode(cwd), environ
+    return World(os.fsencode(cwd), environ)
 
 
 def of_client(header: RunnerHeader) -> World | None:
@@ -238,9 +237,11 @@ def _shown(value: bytes | None) -> str:
 
 
 def enter(world: World) -> None:
-    """Become the client's world: its environment (plus what the phases set that it lacks) and
-    its working directory (if it can be entered; otherwise say so and stay)."""
-    cwd, environ = world
+    """Become the client's world: its environment (plus what the plan's phases set that it
+    lacks), its working directory (if it can be entered; otherwise say so and stay), and the
+    signals it was started with ignored, ignored (SIGINT then raises no KeyboardInterrupt, as
+    in a python started so)."""
+    cwd, environ, ignored = world
     final = dict(environ)
     for key, value in os.environb.items():
         if _boot_environ.get(key) != value:
@@ -257,6 +258,8 @@ def enter(world: World) -> None:
     except OSError as exc:
         print(f"zeus: cannot enter the client's folder {os.fsdecode(cwd)} ({exc.strerror}); "
               f"running in {os.getcwd()}", file=sys.stderr)
+    for signum in ignored:
+        signal.signal(signum, signal.SIG_IGN)
 
 
 def _follow_runtime_variables(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> None:
