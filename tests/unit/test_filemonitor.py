@@ -230,6 +230,23 @@ def test_unchanged_content_save_restarts_nothing(rig_root: Path) -> None:
     assert rig.restarts == []
 
 
+def test_a_save_before_the_first_hash_then_the_same_bytes_restarts_once(rig_root: Path) -> None:
+    """A save that comes before the tracking's hash was taken is a change (the content before
+    is unknown); its hash is known from then on, so saving the same bytes again is none."""
+    async def scenario(rig: Rig) -> None:
+        leaf = rig_root / "mypkg" / "leaf.py"
+        rig.monitor.hashes.pop(str(leaf))  # as if the save beat the hashing thread
+        await rig.change("mypkg/leaf.py", "LEAF = (\n")
+        await rig.settle()
+        later = time.time_ns() + 5_000_000_000
+        leaf.write_text("LEAF = (\n")
+        os.utime(leaf, ns=(later, later))
+        rig.watcher.report(leaf)
+        await rig.settle()
+
+    assert [phase for phase, _ in run_rig(rig_root, scenario).restarts] == ["app"]
+
+
 def test_watcher_report_without_change_restarts_nothing(rig_root: Path) -> None:
     async def scenario(rig: Rig) -> None:
         rig.watcher.report(rig_root / "mypkg" / "leaf.py")

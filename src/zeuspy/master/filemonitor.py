@@ -226,10 +226,12 @@ class FileMonitor:
         old_hash = self.hashes.get(path)
         if new == self.signatures.get(path):
             return False, new, old_hash
-        if old_hash is None or new is None or new[2] > HASH_LIMIT:
+        if new is None or new[2] > HASH_LIMIT:
             return True, new, None
         new_hash = await asyncio.to_thread(content_hash, path)
-        return new_hash != old_hash, new, new_hash
+        # Content not known before (a save came before the tracking's hash was taken): a
+        # change, whose hash is known from now on, so that the next same-bytes save is none.
+        return old_hash is None or new_hash != old_hash, new, new_hash
 
     def stale_files(self, phase: Phase) -> list[str]:
         """Project files loaded by ``phase`` or its ancestors whose signature changed and whose
