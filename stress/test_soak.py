@@ -172,7 +172,11 @@ def test_reload_under_load(project: Project) -> None:
             time.sleep(per_change)
             with lock:
                 written.add(version)
-            module.write_text(f"VALUE = {version}\n")
+            # Saved whole, as editors save: written in place, a boot could read the file
+            # truncated (no version at all).
+            fresh = module.with_name("appmod.py.new")
+            fresh.write_text(f"VALUE = {version}\n")
+            os.replace(fresh, module)
             if version == changes // 2:
                 assert project.run("restart").returncode == 0
             resting.sample()

@@ -86,7 +86,7 @@ def execd_sleep(project: Project) -> Iterator[tuple[subprocess.Popen[bytes], int
 def test_sigtstp_stops_a_spare_command_that_execd(project: Project) -> None:
     with review_master(project), execd_sleep(project) as (proc, pid):
         proc.send_signal(signal.SIGTSTP)  # forwarded to the command, as for a runner's
-        wait_for(lambda: proc_state(pid) == "T", timeout=3, what="the command to stop")
+        wait_for(lambda: proc_state(pid) == "T", timeout=10, what="the command to stop")
 
 
 def test_master_death_ends_a_spare_command_that_execd(project: Project) -> None:

@@ -270,7 +270,8 @@ class PhaseSupervisor:
                      phase.name, registration.pid)
             channel.close()
             if trusted_pid:
-                os.kill(registration.pid, signal.SIGKILL)
+                with contextlib.suppress(ProcessLookupError):  # it may have died already
+                    os.kill(registration.pid, signal.SIGKILL)
             return
         process = PhaseProcess(registration.pid, channel)
         phase.process = process

@@ -261,16 +261,19 @@ class Request:
                         await self._write_error(
                             self._command_stderr(request, extended, phase.process),
                             fallback.note(crashed, spec.name, phase))
-                    assert phase.process is not None  # ready
-                    header = self._header(request, extended, phase.process)
+                    asked = phase.process
+                    assert asked is not None  # ready
+                    header = self._header(request, extended, asked)
                     try:
                         return await self.server.supervisor.fork_runner(
                             phase, spec.name, Handover(header), self.fds)
                     except RunnerUnavailable as exc:
-                        if _ready(phase):
+                        if _ready(phase) and phase.process is asked:
                             await self._refuse(f"zeus: {exc}; try again.\n", 1)
                             return None
-                        continue  # the phase went down meanwhile: wait for it again
+                        # The phase went down meanwhile, or was restarted while the request
+                        # waited for its turn (a new process is ready): ask again.
+                        continue
                 if _ready(phase):
                     continue  # only touched, not changed: run now
             wait = None if notes >= BOOT_NOTE_LINES else max(0.0, next_note - loop.time())
