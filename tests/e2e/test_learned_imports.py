@@ -64,8 +64,11 @@ def libs(tmp_path: Path) -> Path:
     return folder
 
 
-def project_for(tmp_path: Path, libs: Path, tool: str = "",
+def project_for(tmp_path: Path, libs: Path, tool: str = "", learn: str | None = "1",
                 **env: str) -> Iterator[tuple[PyProject, Master]]:
+    """A project whose master learns (``learn``: ZEUSPY_LEARN_IMPORTS, None: unset)."""
+    if learn is not None:
+        env["ZEUSPY_LEARN_IMPORTS"] = learn
     files = {"pyproject.toml": '[project]\nname = "learn"\nversion = "0.1"\n' + tool,
              "ownmod.py": LOGGER.format(folder=str(libs))}
     base = {"PYTHONPATH": str(libs), "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", **env}
@@ -139,11 +142,12 @@ def test_an_import_that_starts_a_thread_ends_the_learning(learning: PyProject,
     assert ("after_thread", "phase") not in imports(libs), imports(libs)
 
 
-@pytest.mark.parametrize("where", ["environment", "pyproject"])
+@pytest.mark.parametrize("where", ["environment", "pyproject", "default"])
 def test_the_setting_turns_it_off(tmp_path: Path, libs: Path, where: str) -> None:
-    env = {"ZEUSPY_LEARN_IMPORTS": "0"} if where == "environment" else {}
+    """Off by default, and when the environment or the project's settings say so."""
+    learn = "0" if where == "environment" else None
     tool = "[tool.zeus]\nlearn_imports = false\n" if where == "pyproject" else ""
-    for project, _ in project_for(tmp_path, libs, tool, **env):
+    for project, _ in project_for(tmp_path, libs, tool, learn):
         command(project, "import lazylib; lazylib.answer()")
         time.sleep(QUIET_WAIT)  # nothing to wait for: the phase would import within this
         assert [role for _, role in imports(libs)] == ["command", "command"], imports(libs)

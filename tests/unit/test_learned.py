@@ -14,7 +14,7 @@ from zeuspy.shim import learned
 
 @pytest.fixture
 def learner(monkeypatch: pytest.MonkeyPatch) -> Iterator[learned.Learner]:
-    monkeypatch.delenv(learned.ENABLE_ENV, raising=False)
+    monkeypatch.setenv(learned.ENABLE_ENV, "1")
     made = learned.Learner()
     yield made
     made.close()
