@@ -11,7 +11,6 @@ import pytest
 from tests import conftest as tests_conftest
 from tests.harness import parallel
 from tests.harness.master import Master
-from tests.harness.processes import default_signals
 from tests.harness.project import Project
 
 from stress.support import FAST, FULL, MODE, TABLE, Resting, zombies_of
@@ -21,8 +20,7 @@ FULL_TIMEOUT = 300
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    parallel.configure(config)
-    default_signals()  # as tests/conftest.py: not inherited ignored from a background start
+    tests_conftest.pytest_configure(config)  # the serial marker, default signal dispositions
     if MODE not in ("full", "reduced"):
         raise pytest.UsageError(f"ZEUSPY_STRESS must be full or reduced, not {MODE!r}")
 
