@@ -115,7 +115,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log", "append a trace of every phase state transition, with times, to FILE", None,
             _path, json_key="log", flag="--log", metavar="FILE", flag_type=str),
     Setting("learn_imports", "phases import the library modules their commands imported, so "
-            "the next commands start with them (docs/plans.md; off by default)", False, _boolean,
+            "the next commands start with them (docs/plans.md)", True, _boolean,
             json_key="learn_imports", env="ZEUSPY_LEARN_IMPORTS"),
     Setting("preload", "modules the built-in plans import in `boot` (default: the project's own "
             "top-level packages)", None, _names),

@@ -64,9 +64,10 @@ def libs(tmp_path: Path) -> Path:
     return folder
 
 
-def project_for(tmp_path: Path, libs: Path, tool: str = "", learn: str | None = "1",
+def project_for(tmp_path: Path, libs: Path, tool: str = "", learn: str | None = None,
                 **env: str) -> Iterator[tuple[PyProject, Master]]:
-    """A project whose master learns (``learn``: ZEUSPY_LEARN_IMPORTS, None: unset)."""
+    """A project and its master (``learn``: ZEUSPY_LEARN_IMPORTS, None: unset, the default:
+    on)."""
     if learn is not None:
         env["ZEUSPY_LEARN_IMPORTS"] = learn
     files = {"pyproject.toml": '[project]\nname = "learn"\nversion = "0.1"\n' + tool,
@@ -142,9 +143,10 @@ def test_an_import_that_starts_a_thread_ends_the_learning(learning: PyProject,
     assert ("after_thread", "phase") not in imports(libs), imports(libs)
 
 
-@pytest.mark.parametrize("where", ["environment", "pyproject", "default"])
+@pytest.mark.parametrize("where", ["environment", "pyproject"])
 def test_the_setting_turns_it_off(tmp_path: Path, libs: Path, where: str) -> None:
-    """Off by default, and when the environment or the project's settings say so."""
+    """On by default (every other test here); off when the environment or the project's
+    settings say so."""
     learn = "0" if where == "environment" else None
     tool = "[tool.zeus]\nlearn_imports = false\n" if where == "pyproject" else ""
     for project, _ in project_for(tmp_path, libs, tool, learn):

@@ -24,7 +24,15 @@ from tests.harness.clients import (
     suspend_and_resume,
     warm_spare,
 )
-from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly, proc_state, titled
+from tests.harness.master import running_master
+from tests.harness.processes import (
+    check_no_leftovers,
+    children_of,
+    is_dead,
+    kill_quietly,
+    proc_state,
+    titled,
+)
 from tests.harness.project import ZEUS, Project
 from tests.harness.terminal import exit_code, finish, spawn
 from tests.harness.waits import wait_for
@@ -187,3 +195,84 @@ def test_a_request_handed_to_a_spare_survives_a_restart_of_its_phase(project: Pr
             kill_quietly(proc.pid)
         master.wait_ready("boot", "app")
     assert (proc.returncode, out) == (0, b"hello x\n"), err
+
+
+#: A plan whose app phase makes every child it forks wait right after the fork (before a spare's
+#: setsid) while the marker file exists (5 s at most): a spare the scheduler has not run yet.
+SLOW_FORK_PLAN = r"""
+import json, os, time
+import zeuspy
+
+def _slow_child():
+    deadline = time.monotonic() + 5
+    while os.path.exists(%(marker)r) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+class Plan(zeuspy.Plan):
+    def boot(self):
+        pass
+
+    def app(self):
+        os.register_at_fork(after_in_child=_slow_child)
+
+    def hello(self, argv):
+        print("hello", *argv)
+
+    def session(self, argv):
+        print("SESSION", json.dumps({"pid": os.getpid(), "sid": os.getsid(0)}), flush=True)
+"""
+
+
+def not_in_own_session(phase: int) -> list[int]:
+    """The children of ``phase`` still in its session: spares forked and not yet past setsid."""
+    found = []
+    for pid in children_of(phase):
+        try:
+            if os.getsid(pid) == os.getsid(phase):
+                found.append(pid)
+        except ProcessLookupError:
+            pass
+    return found
+
+
+def test_a_request_handed_to_a_spare_before_its_setsid_survives_a_restart(
+        project: Project) -> None:
+    """Between its fork and its setsid a spare is in its phase's process group, which a restart
+    signals; the phase may hand it a request meanwhile (it forks the next spare 15 ms after a
+    request). Such a spare must not die of the restart's SIGTERM: nobody would report the
+    command (the client waited 10 s for status 1)."""
+    marker = project.root / "slow-forks"
+    # Learning off: a learned import makes the phase replace its spare, and this test must know
+    # which spare takes the request.
+    project.write(tree={"boot": {"app": {"hello": None, "session": None}}},
+                  plan=SLOW_FORK_PLAN % {"marker": str(marker)}, extra={"learn_imports": False})
+    with running_master(project, "boot", "app") as master:
+        warm_spare(project)
+        app = master.phase_pid("app")
+        marker.touch()
+        assert project.run("hello", "a").returncode == 0  # the warm spare runs it
+        young = wait_for(lambda: not_in_own_session(app), timeout=5,
+                         what="the next spare, before its setsid")[0]
+        proc = subprocess.Popen([ZEUS, "session"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            try:
+                # Handed over: the phase forks yet another spare 15 ms later.
+                wait_for(lambda: len(not_in_own_session(app)) >= 2, timeout=5,
+                         what="the phase to hand the request to the young spare")
+                assert not is_dead(young) and os.getsid(young) == os.getsid(app)
+                assert project.run("restart", timeout=30).returncode == 0
+                wait_for(lambda: is_dead(app), timeout=5, what="the old app phase to die")
+            finally:
+                # Let the spares go on (before the master's SIGKILL to the group, 1 s later).
+                marker.unlink(missing_ok=True)
+            out, err = proc.communicate(timeout=20)
+        finally:
+            kill_quietly(proc.pid)
+            proc.communicate(timeout=5)
+        master.wait_ready("boot", "app")
+    assert proc.returncode == 0, err
+    info = session_info(out)
+    assert info["pid"] == info["sid"] == young

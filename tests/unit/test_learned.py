@@ -14,7 +14,7 @@ from zeuspy.shim import learned
 
 @pytest.fixture
 def learner(monkeypatch: pytest.MonkeyPatch) -> Iterator[learned.Learner]:
-    monkeypatch.setenv(learned.ENABLE_ENV, "1")
+    monkeypatch.delenv(learned.ENABLE_ENV, raising=False)  # on by default
     made = learned.Learner()
     yield made
     made.close()

@@ -95,7 +95,7 @@ def main(word: str, args: list[str], config: str | None) -> int:
         color=not values["no_color"],
         trace=app.TransitionTrace(str(log)) if log else None,
         idle_timeout=options.idle_timeout,
-        learn_imports=values["learn_imports"] is True,
+        learn_imports=values["learn_imports"] is not False,
     ))
 
 

@@ -104,7 +104,7 @@ class MasterOptions:
     trace: TransitionTrace | None = None
     idle_timeout: float | None = None
     #: Phases import the library modules their commands imported (shim/learned.py).
-    learn_imports: bool = False
+    learn_imports: bool = True
 
 
 class Master:

@@ -62,7 +62,7 @@ class RunnerUnavailable(Exception):
 class PhaseSupervisor:
     """Owns the phase processes of one :class:`ProcessTree`."""
 
-    def __init__(self, tree: ProcessTree, log_fd: int, learn_imports: bool = False) -> None:
+    def __init__(self, tree: ProcessTree, log_fd: int, learn_imports: bool = True) -> None:
         self.tree = tree
         self.learn_imports = learn_imports
         self.config = tree.config

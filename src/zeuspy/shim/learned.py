@@ -18,8 +18,8 @@ phase (the shim warns about threads at every fork).
 The channel is a datagram socket pair per phase, made when the phase starts serving: commands
 forked from it inherit the sending end and send their names (newline-separated, in datagrams of
 at most 2 KiB) after their status is reported, so it costs the client nothing; the phase imports
-what it gets when no request waits. Off unless the ``learn_imports`` setting turns it on
-(``ZEUSPY_LEARN_IMPORTS=1``): docs/plans.md says why.
+what it gets when no request waits. The ``learn_imports`` setting (``ZEUSPY_LEARN_IMPORTS=0``)
+turns it off.
 """
 
 from __future__ import annotations
@@ -63,9 +63,9 @@ _library_dirs: tuple[str, ...] = ()
 
 
 def enabled() -> bool:
-    """Whether phases learn: ``ZEUSPY_LEARN_IMPORTS`` says true (the master sets it from the
-    ``learn_imports`` setting, off by default)."""
-    return settings.from_env(SETTING, os.environ) is True
+    """Whether phases learn: ``ZEUSPY_LEARN_IMPORTS`` does not say false (the master sets it
+    from the ``learn_imports`` setting, on by default)."""
+    return settings.from_env(SETTING, os.environ) is not False
 
 
 def library_dirs() -> tuple[str, ...]:

@@ -284,7 +284,16 @@ class PhaseLoop:
             return
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         status_r, status_w = os.pipe()
-        pid = self._fork()
+        # Until its setsid the spare is in the phase's process group: a restart's SIGTERM to
+        # that group must not end it, for the phase may hand it a request meanwhile (then
+        # nobody would report that command; the master would wait COMMAND_START_TIMEOUT).
+        previous = process.block_termination()
+        pid = -1
+        try:
+            pid = self._fork()
+        finally:
+            if pid != 0:
+                process.restore_mask(previous)
         if pid:
             theirs.close()
             os.close(status_w)
