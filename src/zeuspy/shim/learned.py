@@ -5,7 +5,7 @@ A test or script often imports parts of a library only when it first uses them (
 ``lambdify`` pulls in ``sympy.codegen`` and ``sympy.combinatorics``, Django loads its template tag
 libraries at the first render, pytest its ``faulthandler``): every command paid for them again,
 though they never change between runs. With this, the first command pays and the ones after it
-do not (docs/architecture.md, "Imports learned from commands").
+do not (docs/plans.md, "Imports learned from commands").
 
 Only library modules are learned: built-in modules, and modules whose file lies in the
 interpreter's standard library or in a ``site-packages`` or ``dist-packages`` folder (a venv's,
