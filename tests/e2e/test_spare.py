@@ -192,18 +192,24 @@ def test_a_request_handed_to_a_spare_survives_a_restart_of_its_phase(project: Pr
         try:
             out, err = proc.communicate(timeout=20)
         finally:
-            kill_quietly(proc.pid)
+            proc.kill()  # a no-op once reaped (its pid may be another process's by then)
+            proc.communicate(timeout=5)
         master.wait_ready("boot", "app")
     assert (proc.returncode, out) == (0, b"hello x\n"), err
 
 
-#: A plan whose app phase makes every child it forks wait right after the fork (before a spare's
-#: setsid) while the marker file exists (5 s at most): a spare the scheduler has not run yet.
+#: A plan whose app phase makes each child it forks itself (a runner, a spare; not theirs, such as
+#: a spare's guard) wait right after the fork, before a spare's setsid, while the marker file
+#: exists (5 s at most; also once the phase is gone): a spare the scheduler has not run yet.
 SLOW_FORK_PLAN = r"""
 import json, os, time
 import zeuspy
 
+APP = []
+
 def _slow_child():
+    if os.getppid() not in APP:
+        return
     deadline = time.monotonic() + 5
     while os.path.exists(%(marker)r) and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -214,6 +220,8 @@ class Plan(zeuspy.Plan):
         pass
 
     def app(self):
+        import appmod  # saving it restarts this phase alone: SIGTERM to its process group
+        APP.append(os.getpid())
         os.register_at_fork(after_in_child=_slow_child)
 
     def hello(self, argv):
@@ -222,6 +230,22 @@ class Plan(zeuspy.Plan):
     def session(self, argv):
         print("SESSION", json.dumps({"pid": os.getpid(), "sid": os.getsid(0)}), flush=True)
 """
+
+
+def sigterm_held(pid: int) -> bool:
+    """Whether SIGTERM is blocked in process ``pid`` and waits there (pending for the process:
+    a signal sent to its group)."""
+    fields = {}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                name, _, value = line.partition(":")
+                if name in ("ShdPnd", "SigBlk"):
+                    fields[name] = int(value, 16)
+    except (OSError, ValueError):
+        return False
+    bit = 1 << (signal.SIGTERM - 1)
+    return len(fields) == 2 and all(mask & bit for mask in fields.values())
 
 
 def not_in_own_session(phase: int) -> list[int]:
@@ -239,14 +263,16 @@ def not_in_own_session(phase: int) -> list[int]:
 def test_a_request_handed_to_a_spare_before_its_setsid_survives_a_restart(
         project: Project) -> None:
     """Between its fork and its setsid a spare is in its phase's process group, which a restart
-    signals; the phase may hand it a request meanwhile (it forks the next spare 15 ms after a
-    request). Such a spare must not die of the restart's SIGTERM: nobody would report the
-    command (the client waited 10 s for status 1)."""
+    (here: saving a module the phase imported) signals; the phase may hand it a request
+    meanwhile (it forks the next spare 15 ms after a request). Such a spare must not die of the
+    restart's SIGTERM: nobody would report the command (the client waited 10 s for status 1)."""
     marker = project.root / "slow-forks"
     # Learning off: a learned import makes the phase replace its spare, and this test must know
     # which spare takes the request.
     project.write(tree={"boot": {"app": {"hello": None, "session": None}}},
                   plan=SLOW_FORK_PLAN % {"marker": str(marker)}, extra={"learn_imports": False})
+    module = project.root / "appmod.py"
+    module.write_text("VERSION = 1\n")
     with running_master(project, "boot", "app") as master:
         warm_spare(project)
         app = master.phase_pid("app")
@@ -263,14 +289,19 @@ def test_a_request_handed_to_a_spare_before_its_setsid_survives_a_restart(
                 wait_for(lambda: len(not_in_own_session(app)) >= 2, timeout=5,
                          what="the phase to hand the request to the young spare")
                 assert not is_dead(young) and os.getsid(young) == os.getsid(app)
-                assert project.run("restart", timeout=30).returncode == 0
-                wait_for(lambda: is_dead(app), timeout=5, what="the old app phase to die")
+                saved = module.with_name("appmod.py.new")
+                saved.write_text("VERSION = 2\n")
+                saved.replace(module)  # the master restarts app after its file-change delay
+                # The restart's SIGTERM reached it before its setsid (the window is hit).
+                wait_for(lambda: sigterm_held(young) or is_dead(young), timeout=5,
+                         what="the restart's SIGTERM at the young spare")
+                assert not is_dead(young), "the young spare died of the restart's SIGTERM"
             finally:
                 # Let the spares go on (before the master's SIGKILL to the group, 1 s later).
                 marker.unlink(missing_ok=True)
             out, err = proc.communicate(timeout=20)
         finally:
-            kill_quietly(proc.pid)
+            proc.kill()  # a no-op once reaped (its pid may be another process's by then)
             proc.communicate(timeout=5)
         master.wait_ready("boot", "app")
     assert proc.returncode == 0, err

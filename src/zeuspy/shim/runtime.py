@@ -287,13 +287,7 @@ class PhaseLoop:
         # Until its setsid the spare is in the phase's process group: a restart's SIGTERM to
         # that group must not end it, for the phase may hand it a request meanwhile (then
         # nobody would report that command; the master would wait COMMAND_START_TIMEOUT).
-        previous = process.block_termination()
-        pid = -1
-        try:
-            pid = self._fork()
-        finally:
-            if pid != 0:
-                process.restore_mask(previous)
+        pid = self._fork(hold_termination=True)
         if pid:
             theirs.close()
             os.close(status_w)
@@ -320,15 +314,22 @@ class PhaseLoop:
         finally:
             os._exit(1)
 
-    def _fork(self) -> int:
+    def _fork(self, hold_termination: bool = False) -> int:
+        """Fork (after the before-fork hooks); 0 in the child. ``hold_termination``: the
+        terminating signals are blocked around ``os.fork`` only (not while the hooks, user code,
+        run) and stay blocked in the child, until :meth:`_become_runner` drops them."""
         if self.tracker.report():
             self.spares.discard()  # the spare lacks what was just reported
         process.prepare_fork()
+        previous = process.block_termination() if hold_termination else None
         self._shim_fork = threading.get_ident()
+        pid = -1
         try:
             pid = os.fork()
         finally:
             self._shim_fork = None
+            if previous is not None and pid != 0:
+                process.restore_mask(previous)
         if pid:
             self.children.add(pid)
         return pid
