@@ -14,7 +14,7 @@ from collections.abc import Callable
 from tests.harness.legacy_client import run_raw
 from tests.harness.master import Master
 from tests.harness.processes import titled
-from tests.harness.project import ZEUS, Project
+from tests.harness.project import ZEUS, Project, atomic_save
 from tests.harness.waits import BOOT_TIMEOUT, wait_for
 
 from stress.support import FAST, TABLE, Figures, Resting, count
@@ -172,11 +172,8 @@ def test_reload_under_load(project: Project) -> None:
             time.sleep(per_change)
             with lock:
                 written.add(version)
-            # Saved whole, as editors save: written in place, a boot could read the file
-            # truncated (no version at all).
-            fresh = module.with_name("appmod.py.new")
-            fresh.write_text(f"VALUE = {version}\n")
-            os.replace(fresh, module)
+            # Saved whole: written in place, a boot could read the file truncated (no version).
+            atomic_save(module, f"VALUE = {version}\n")
             if version == changes // 2:
                 assert project.run("restart").returncode == 0
             resting.sample()

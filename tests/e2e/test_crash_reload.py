@@ -9,7 +9,6 @@ another phase, so a crash reaches the client as its error text and status 1.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Any
 import pytest
 
 from tests.harness.master import Master, master_for
-from tests.harness.project import Project, python_project
+from tests.harness.project import Project, atomic_save, python_project
 from tests.harness.waits import wait_for
 
 #: Bound on a crash or a reboot being noticed (a boot here takes ~0.1 s).
@@ -75,13 +74,6 @@ def wait_crashed(master: Master, phase: str, before: int) -> None:
              what=f"{phase} crashed\n{master.output[-2000:]}")
 
 
-def save(path: Path, text: str) -> None:
-    """Replace ``path`` with ``text`` in one step (a new file renamed over it)."""
-    fresh = path.with_name(path.name + ".new")
-    fresh.write_text(text)
-    os.replace(fresh, path)
-
-
 def show(project: Project) -> tuple[int, bytes, bytes]:
     result = project.run("show")
     return result.returncode, result.stdout, result.stderr
@@ -123,10 +115,10 @@ def test_a_touch_of_the_broken_file_serves_the_crash_without_a_reboot(proj: Proj
     with running(proj) as master:
         # Saved whole, as editors save (write_text truncates, then writes: under load the
         # watcher can report the two apart, and the second is a real change).
-        save(leaf, "LEAF = (\n")
+        atomic_save(leaf, "LEAF = (\n")
         wait_crashed(master, "app", 0)
         boots = state_lines(master, "app", "booting")
-        save(leaf, "LEAF = (\n")  # same bytes, new file
+        atomic_save(leaf, "LEAF = (\n")  # same bytes, new file
         status, out, err = show(proj)
         assert (status, out) == (1, b"") and b"SyntaxError" in err, err
         assert state_lines(master, "app", "booting") == boots, master.output

@@ -23,7 +23,7 @@ from typing import Any
 import pytest
 
 from tests.harness.master import Master
-from tests.harness.project import ZEUS, Project
+from tests.harness.project import ZEUS, Project, atomic_save
 from tests.harness.waits import wait_for
 
 FAST = ("--file-change-delay", "0.05")
@@ -166,12 +166,6 @@ def show(project: Project) -> subprocess.CompletedProcess[bytes]:
 
 def write(path: Path, text: str) -> None:
     path.write_text(text)
-
-
-def atomic_save(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.swp-new")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def delete_then_recreate(path: Path, text: str) -> None:

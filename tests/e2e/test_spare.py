@@ -33,7 +33,7 @@ from tests.harness.processes import (
     proc_state,
     titled,
 )
-from tests.harness.project import ZEUS, Project
+from tests.harness.project import ZEUS, Project, atomic_save
 from tests.harness.terminal import exit_code, finish, spawn
 from tests.harness.waits import wait_for
 
@@ -289,9 +289,7 @@ def test_a_request_handed_to_a_spare_before_its_setsid_survives_a_restart(
                 wait_for(lambda: len(not_in_own_session(app)) >= 2, timeout=5,
                          what="the phase to hand the request to the young spare")
                 assert not is_dead(young) and os.getsid(young) == os.getsid(app)
-                saved = module.with_name("appmod.py.new")
-                saved.write_text("VERSION = 2\n")
-                saved.replace(module)  # the master restarts app after its file-change delay
+                atomic_save(module, "VERSION = 2\n")  # app restarts after the change delay
                 # The restart's SIGTERM reached it before its setsid (the window is hit).
                 wait_for(lambda: sigterm_held(young) or is_dead(young), timeout=5,
                          what="the restart's SIGTERM at the young spare")

@@ -32,6 +32,14 @@ SCRUBBED = ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "PYTHONSTARTUP", "ZEUS_AUTOS
             "ZEUSPY_NO_IPYTHON", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
 
 
+def atomic_save(path: Path, text: str) -> None:
+    """Replace ``path`` with ``text`` in one step, as editors save: a new file renamed over it,
+    so that a phase booting meanwhile never reads it half written."""
+    fresh = path.with_name(f".{path.name}.swp-new")
+    fresh.write_text(text)
+    os.replace(fresh, path)
+
+
 class Project:
     """A temp project folder (``root``) whose processes carry ``mark`` (see
     tests.harness.processes)."""
