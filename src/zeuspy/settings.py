@@ -114,8 +114,9 @@ SETTINGS: tuple[Setting, ...] = (
             _boolean, json_key="no_color", flag="--no-color", env="NO_COLOR", env_any_value=True),
     Setting("log", "append a trace of every phase state transition, with times, to FILE", None,
             _path, json_key="log", flag="--log", metavar="FILE", flag_type=str),
-    Setting("learn_imports", "phases import the library modules their commands imported, so "
-            "the next commands start with them (docs/plans.md)", True, _boolean,
+    Setting("learn_imports", "phases import the library modules their commands imported, and "
+            "hold the test modules pytest rewrote without a __pycache__ file, so the next "
+            "commands start with them (docs/plans.md)", True, _boolean,
             json_key="learn_imports", env="ZEUSPY_LEARN_IMPORTS"),
     Setting("preload", "modules the built-in plans import in `boot` (default: the project's own "
             "top-level packages)", None, _names),

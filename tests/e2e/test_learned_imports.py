@@ -170,3 +170,36 @@ def test_a_learned_library_is_tracked(started: tuple[PyProject, Master], libs: P
     wait_for(lambda: master.output.count("app: ready") > before, timeout=LEARN_TIMEOUT,
              what="app restarting after the learned library changed")
     assert command(learning, "import lazylib; print(lazylib.EDITED)") == b"True\n"
+
+
+#: A command that sends its phase's learning channel garbage: random bytes, names and lessons of
+#: every shape, datagrams as large as the socket takes (it is the user's own code: a fault, not an
+#: attack, but the phase must not care).
+GARBAGE = """\
+import random, socket
+from zeuspy.shim import learned
+rng = random.Random(7)
+lines = [b"@", b"@ ", b"@pytest-rewrite", b"@pytest-rewrite 1 relative.py",
+         b"@pytest-rewrite 0 /" + b"x" * 5000, b"@no-such-kind x", b"..", b"a..b", b"\\xff" * 50]
+sent = 0
+for i in range(400):
+    if i % 2:
+        data = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+    else:
+        data = b"\\n".join(rng.choice(lines) for _ in range(rng.randrange(1, 40)))
+    try:
+        learned._sink.send(data)
+        sent += 1
+    except OSError:
+        pass
+print(sent > 0)
+"""
+
+
+def test_garbage_on_the_learning_channel_changes_nothing(learning: PyProject,
+                                                         libs: Path) -> None:
+    assert command(learning, GARBAGE) == b"True\n"
+    assert command(learning, "import lazylib; print(lazylib.answer())") == b"42\n"
+    wait_for(lambda: ("lazylib", "phase") in imports(libs), timeout=LEARN_TIMEOUT,
+             what="the phase still learning after the garbage")
+    assert command(learning, "print('still serving')") == b"still serving\n"

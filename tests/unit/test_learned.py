@@ -93,3 +93,72 @@ def test_what_counts_as_a_library(monkeypatch: pytest.MonkeyPatch) -> None:
     assert not learned.is_library("ns", module(None))  # a namespace package: no file
     assert not learned.is_library("plugin", module("/v/site-packages/plugin.py",
                                                    AssertionRewritingHook()))
+
+
+# -- lessons --------------------------------------------------------------------------------------
+@pytest.fixture
+def lessons(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """A handler for the kind "probe": records each payload; "boom" raises, "same" is no change."""
+    got: list[str] = []
+
+    def handle(payload: str) -> bool:
+        if payload == "boom":
+            raise RuntimeError(payload)
+        got.append(payload)
+        return payload != "same"
+
+    monkeypatch.setattr(learned, "_handlers", {})
+    learned.on_lesson("probe", handle)
+    return got
+
+
+def test_lessons_are_queued_without_repeats_and_handled_one_per_step(
+        learner: learned.Learner, lessons: list[str], no_fd_leak: object) -> None:
+    assert learned._sink is not None
+    learned._sink.send(b"colorsys\n@probe /a b\n@probe /a b\n@other x\n@probe boom")
+    learned._sink.send("@probe same\n@probe caf\u00e9 \udcff".encode("utf-8", "surrogateescape"))
+    sys.modules.pop("colorsys", None)
+    assert learner.absorb() == ["colorsys"]  # names are imported at once, lessons queued
+    assert lessons == [] and learner.busy()
+    assert list(learner.pending) == [("probe", "/a b"), ("probe", "boom"), ("probe", "same"),
+                                     ("probe", "caf\u00e9 \udcff")]  # no unknown kind
+    assert learner.step() is True and lessons == ["/a b"]
+    assert learner.step() is False  # a handler that raises changes nothing, and is survived
+    assert learner.step() is False and lessons == ["/a b", "same"]
+    assert learner.step() is True and not learner.busy()
+    assert learner.step() is False
+
+
+def test_pending_lessons_are_bounded(learner: learned.Learner, lessons: list[str],
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(learned, "PENDING_LIMIT", 3)
+    for i in range(10):
+        learner._queue(f"@probe {i}")
+    learner._queue("@probe " + "x" * learned.LESSON_LIMIT)
+    assert [payload for _, payload in learner.pending] == ["0", "1", "2"]
+
+
+def test_a_command_sends_its_lessons_after_its_imports(learner: learned.Learner,
+                                                       lessons: list[str]) -> None:
+    learned.remember_inherited()
+    learned.teach("probe", "/one")
+    learned.teach("probe", "/one")  # once
+    learned.teach("probe", "two\nlines")  # not one line: dropped
+    learned.teach("probe", "/" + "x" * learned.LESSON_LIMIT)  # too long: dropped when sent
+    learned.send_new_imports()
+    learner.absorb()
+    assert list(learner.pending) == [("probe", "/one")]
+    learned.remember_inherited()  # a new command starts with no lessons
+    assert learned._lessons == []
+
+
+def test_a_lesson_kind_is_a_plain_word() -> None:
+    with pytest.raises(ValueError):
+        learned.on_lesson("bad kind", lambda payload: False)
+
+
+def test_chunks_keep_lessons_whole() -> None:
+    lines = ["json", "@probe " + "p" * 1500, "@probe " + "q" * 1500, "@probe \udcff"]
+    chunks = learned.chunks(lines)
+    assert [chunk.count(b"\n") + 1 for chunk in chunks] == [2, 2]
+    assert chunks[1].endswith(b"\xff")

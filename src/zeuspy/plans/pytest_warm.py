@@ -24,7 +24,9 @@ command's inputs are those it was built from, else pytest does the work itself a
   while the metadata is unchanged (the same key as the rewrite names).
 
 A fourth piece, the narrowed fixture scan of the preloaded plugin modules, is
-:mod:`zeuspy.plans.pytest_fixture_scan` (installed and indexed from :func:`prepare`).
+:mod:`zeuspy.plans.pytest_fixture_scan` (installed and indexed from :func:`prepare`), and a
+fifth, the test modules' rewritten code the phase holds when pytest cannot keep it in
+``__pycache__``, is :mod:`zeuspy.plans.pytest_rewrite` (installed from :func:`prepare`).
 
 Measured on the heavy-stack fixture (bench/heavy.py, 2 cores): unprepared, ``get_config`` cost
 12 ms of a 206 ms ``zeus pytest tests/test_one.py`` and the rewrite marking 12 ms; prepared,
@@ -42,7 +44,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from zeuspy.plans import pytest_fixture_scan
+from zeuspy.plans import pytest_fixture_scan, pytest_rewrite
 
 #: Files of a plugin distribution's metadata folder that ``_mark_plugins_for_rewrite`` reads
 #: besides ``entry_points.txt`` (its file list, and whether it is an editable install).
@@ -375,6 +377,7 @@ def prepare() -> None:
         print(f"zeus: pytest's configuration is not prepared ahead: {exc!r}", file=sys.stderr)
     if pytest_fixture_scan.install():
         pytest_fixture_scan.index(_plugin_modules())
+    pytest_rewrite.install()
     if _config is not None:
         _original_get_config = _pytest.config.get_config
         _pytest.config.get_config = _get_config

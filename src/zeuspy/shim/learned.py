@@ -15,11 +15,17 @@ the assertions of: imported by the phase, it would not be rewritten. A module th
 import in the phase is not tried again; one that starts a thread there stops the learning of that
 phase (the shim warns about threads at every fork).
 
+Plans teach their phase through the same channel (**lessons**): a command calls :func:`teach`
+with a kind and a payload, and the phase calls the handler a plan registered for that kind with
+:func:`on_lesson` (the pytest plan rewrites the test modules a command rewrote,
+:mod:`zeuspy.plans.pytest_rewrite`). The phase handles one lesson per turn of its loop, only when
+no request waits, so a long lesson never holds a command back for more than one of them.
+
 The channel is a datagram socket pair per phase, made when the phase starts serving: commands
-forked from it inherit the sending end and send their names (newline-separated, in datagrams of
-at most 2 KiB) after their status is reported, so it costs the client nothing; the phase imports
-what it gets when no request waits. The ``learn_imports`` setting (``ZEUSPY_LEARN_IMPORTS=0``)
-turns it off.
+forked from it inherit the sending end and send their names and lessons (one per line, in
+datagrams of at most 2 KiB) after their status is reported, so it costs the client nothing; the
+phase imports what it gets when no request waits. The ``learn_imports`` setting
+(``ZEUSPY_LEARN_IMPORTS=0``) turns it all off.
 """
 
 from __future__ import annotations
@@ -31,7 +37,8 @@ import socket
 import sys
 import sysconfig
 import threading
-from collections.abc import Iterable
+from collections import deque
+from collections.abc import Callable, Iterable
 
 from zeuspy import settings
 
@@ -51,6 +58,14 @@ _NAME_LIMIT = 200
 #: Where installers put libraries (a venv's, the system's; Debian names it dist-packages).
 _SITE_PACKAGES = f"{os.sep}site-packages{os.sep}"
 _DIST_PACKAGES = f"{os.sep}dist-packages{os.sep}"
+#: A lesson's line: the mark (no module name starts with it), its kind, a space, its payload.
+LESSON_MARK = "@"
+_KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
+#: The longest lesson line a command sends: one datagram.
+LESSON_LIMIT = DATAGRAM_LIMIT
+#: The most lessons a phase keeps waiting to be handled (more are dropped: a later command
+#: teaches them again).
+PENDING_LIMIT = 2_000
 #: The loader pytest's assertion rewriting installs (its modules must stay pytest's to import).
 _REWRITING_LOADER = "AssertionRewritingHook"
 
@@ -60,6 +75,11 @@ _sink: socket.socket | None = None
 _inherited: frozenset[str] = frozenset()
 #: Folders whose modules are libraries (standard library, site-packages), with a trailing "/".
 _library_dirs: tuple[str, ...] = ()
+#: In a command: the lessons it sends its phase when done (kind, payload).
+_lessons: list[tuple[str, str]] = []
+#: In a phase: the handler of each kind of lesson (it returns whether the phase changed, so that
+#: its spare, forked before, is replaced).
+_handlers: dict[str, Callable[[str], bool]] = {}
 
 
 def enabled() -> bool:
@@ -103,6 +123,8 @@ class Learner:
     def __init__(self) -> None:
         global _sink, _library_dirs
         self.tried: set[str] = set()
+        #: Lessons received and not handled yet, oldest first, without repeats.
+        self.pending: deque[tuple[str, str]] = deque()
         #: False once learning stopped (disabled, or an import started a thread).
         self.active = enabled()
         self.source: socket.socket | None = None
@@ -129,8 +151,9 @@ class Learner:
         return self.source.fileno() if self.source is not None and self.active else None
 
     def absorb(self) -> list[str]:
-        """Read every waiting datagram and import the names not loaded yet, in the order the
-        command imported them. Returns the names imported. Never raises for a name."""
+        """Read every waiting datagram, import the names not loaded yet, in the order the
+        command imported them, and queue its lessons (:meth:`step` handles them). Returns the
+        names imported. Never raises for a name or a lesson."""
         names: list[str] = []
         while self.source is not None:
             try:
@@ -139,10 +162,42 @@ class Learner:
                 break
             except OSError:
                 break
-            names.extend(data.decode("ascii", errors="replace").split("\n"))
+            for line in data.decode("utf-8", errors="surrogateescape").split("\n"):
+                if line.startswith(LESSON_MARK):
+                    self._queue(line)
+                else:
+                    names.append(line)
         if not self.active:
             return []
         return self.import_names(names)
+
+    def _queue(self, line: str) -> None:
+        kind, _, payload = line[len(LESSON_MARK):].partition(" ")
+        lesson = (kind, payload)
+        if (self.active and kind in _handlers and len(line) <= LESSON_LIMIT
+                and len(self.pending) < PENDING_LIMIT and lesson not in self.pending):
+            self.pending.append(lesson)
+
+    def busy(self) -> bool:
+        """Whether lessons wait to be handled."""
+        return bool(self.pending) and self.active
+
+    def step(self) -> bool:
+        """Handle the oldest waiting lesson. Returns whether the phase changed (a spare forked
+        before lacks it). Never raises: a handler that fails is the command's loss only."""
+        if not self.busy():
+            return False
+        kind, payload = self.pending.popleft()
+        threads = threading.active_count()
+        try:
+            changed = bool(_handlers[kind](payload))
+        except BaseException:
+            return False
+        if threading.active_count() > threads:
+            self.active = False
+            print(f"zeus: a {kind} lesson learned from a command started a thread; this phase "
+                  "learns no more", file=sys.stderr, flush=True)
+        return changed
 
     def import_names(self, names: Iterable[str]) -> list[str]:
         """Import each valid name not in ``sys.modules`` and not tried before, within
@@ -175,39 +230,62 @@ def close_inherited() -> None:
         _sink = None
 
 
+def on_lesson(kind: str, handler: Callable[[str], bool]) -> None:
+    """In a phase (before it serves): call ``handler(payload)`` for each lesson of ``kind`` its
+    commands teach. ``kind`` is lowercase letters, digits and dashes."""
+    if not _KIND.fullmatch(kind):
+        raise ValueError(f"not a lesson kind: {kind!r}")
+    _handlers[kind] = handler
+
+
+def teach(kind: str, payload: str) -> None:
+    """In a command: send the phase a lesson of ``kind`` when the command is done (nothing when
+    the phase does not learn; dropped when sent if longer than :data:`LESSON_LIMIT`). The payload
+    is one line of text; its handler validates it (a command may send anything)."""
+    if _sink is not None and "\n" not in payload and (kind, payload) not in _lessons:
+        _lessons.append((kind, payload))
+
+
 def remember_inherited() -> None:
-    """In a command, right after the fork: the modules its phase had."""
+    """In a command, right after the fork: the modules its phase had (and no lessons yet)."""
     global _inherited
+    _lessons.clear()
     if _sink is not None:
         _inherited = frozenset(sys.modules)
 
 
 def send_new_imports() -> None:
     """In a command that is done (its status reported): send its phase the library modules it
-    imported, in import order. Best effort: nothing is retried or reported."""
+    imported, in import order, then its lessons. Best effort: nothing is retried or
+    reported."""
     if _sink is None:
         return
     names = [name for name, module in list(sys.modules.items())
              if name not in _inherited and is_library(name, module)]
-    if not names:
+    lines = names + [f"{LESSON_MARK}{kind} {payload}" for kind, payload in _lessons]
+    if not lines:
         return
-    for chunk in chunks(names):
+    for chunk in chunks(lines):
         try:
             _sink.send(chunk)
         except OSError:  # the phase is gone or its queue is full: it learns from a later command
             return
 
 
-def chunks(names: list[str]) -> list[bytes]:
-    """``names`` as datagrams of whole names, newline-separated, each at most
-    :data:`DATAGRAM_LIMIT` bytes, :data:`SEND_LIMIT` bytes in all (names that do not fit, or are
-    not ASCII, are left out)."""
+def chunks(lines: list[str]) -> list[bytes]:
+    """``lines`` (module names and lessons) as datagrams of whole lines, newline-separated, each
+    at most :data:`DATAGRAM_LIMIT` bytes, :data:`SEND_LIMIT` bytes in all (lines that do not
+    fit are left out)."""
     out: list[bytes] = []
     current = b""
     total = 0
-    for name in names:
-        raw = name.encode("ascii", errors="replace")
-        if len(raw) > _NAME_LIMIT or total + len(raw) + 1 > SEND_LIMIT:
+    for line in lines:
+        try:
+            raw = line.encode("utf-8", errors="surrogateescape")
+        except UnicodeEncodeError:
+            continue
+        limit = LESSON_LIMIT if line.startswith(LESSON_MARK) else _NAME_LIMIT
+        if len(raw) > limit or total + len(raw) + 1 > SEND_LIMIT:
             continue
         total += len(raw) + 1
         if current and len(current) + 1 + len(raw) > DATAGRAM_LIMIT:

@@ -152,13 +152,18 @@ class PhaseLoop:
         waited = [self.sock.fileno(), wake_r, *([learning] if learning is not None else [])]
         reader = wire.FrameReader()
         while True:
-            timeout = self.spares.timeout(LAZY_IMPORT_CHECK)
+            # A lesson waits: look again at once (a request still comes first, below).
+            busy = self.learner.busy()
+            timeout = 0.0 if busy else self.spares.timeout(LAZY_IMPORT_CHECK)
             ready, _, _ = select.select(waited, [], [], timeout)
-            if learning in ready and self.sock.fileno() not in ready:
-                self.learner.absorb()  # only when no request waits: a request comes first
+            if self.sock.fileno() not in ready:  # only when no request waits
+                if learning in ready:
+                    self.learner.absorb()
+                elif busy and self.learner.step():
+                    self.spares.discard()  # it lacks what the lesson taught
             if self.tracker.report():
                 self.spares.discard()  # it lacks modules imported since (by a thread, a timer)
-            if self.spares.due():
+            if self.spares.due() and not self.learner.busy():  # forked after the lessons
                 self._fork_spare()
             if wake_r in ready:
                 self._reap()
