@@ -42,6 +42,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/reload.py
 	$(PY) bench/heavy.py
 	$(PY) bench/suites.py
+	$(PY) bench/rewrite.py
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check src tests stress bench examples
