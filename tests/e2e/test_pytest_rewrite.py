@@ -10,11 +10,14 @@ writes, in a zeus run, the names of the files whose held code the command took
 
 The changes: a test file's edit that keeps its size and modification time, the pass-hook setting
 (``-o enable_assertion_pass_hook=true``, with a hook that prints each passing assert), a file
-that does not compile, and a run that writes ``__pycache__`` files (the phase is not taught).
+that does not compile, a file whose rewrite warns (every run must warn, and fail under ``-W
+error``), and a run that writes ``__pycache__`` files (the phase is not taught). And the phase,
+once it has handled its lessons, forks its spare again.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import textwrap
@@ -35,13 +38,15 @@ from tests.e2e.test_pytest_plan import (
     zeus,
 )
 from tests.harness.master import running_master
-from tests.harness.processes import new_mark
+from tests.harness.processes import new_mark, parent_of, titled
 from tests.harness.waits import wait_for
 
 #: Bound of waiting for the phase to hold a file (it rewrites it once the teaching command ends).
 HELD_TIMEOUT = 30.0
 #: How long a test gives the phase to learn what it must not have learned.
 SETTLE = 1.0
+#: Bound of waiting for the phase's spare (due 15 ms after a request, once no lesson waits).
+SPARE_TIMEOUT = 10.0
 
 FILES = {
     "pyproject.toml": """
@@ -208,6 +213,50 @@ def test_a_file_that_does_not_compile_is_pytests_error_every_time(proj: RewriteP
             time.sleep(SETTLE)
     finally:
         (proj.root / broken).unlink()
+
+
+def test_a_file_whose_rewrite_warns_warns_in_every_run(proj: RewriteProject) -> None:
+    write(proj.root, {"tests/test_warns.py": """
+        def test_tuple():
+            assert (1, "always true")
+        """})
+    warns = os.path.join("tests", "test_warns.py")
+    try:
+        for _ in range(3):
+            got, taken = compare(proj, warns)
+            assert got.code == 0 and "PytestAssertRewriteWarning" in got.out, got.out
+            assert warns not in taken
+            got, _ = compare(proj, "-W", "error::pytest.PytestAssertRewriteWarning", warns)
+            assert got.code == 2, got.out
+            time.sleep(SETTLE / 2)
+    finally:
+        (proj.root / warns).unlink()
+
+
+def test_the_phase_forks_its_spare_after_its_lessons(proj: RewriteProject) -> None:
+    """Lessons that each take longer than the spare's delay, then the spare is back."""
+    big = "def test_big():\n    x = 1\n" + "    assert x == 1, 'one'\n" * 1500
+    names = [os.path.join("tests", f"test_big_{i}.py") for i in range(3)]
+    write(proj.root, dict.fromkeys(names, big))
+    try:
+        status = json.loads(proj.run("status", "--json").stdout)
+        phase = {p["name"]: p["pid"] for p in status["phases"]}["test_environment"]
+        got, taken = zeus_taken(proj, *names)  # teaches the three; no request after it
+        assert got.code == 0 and not taken & set(names), got.out
+
+        def spares() -> set[int]:
+            return {pid for pid in titled(proj, "zeus command: (ready)")
+                    if parent_of(pid) == phase}
+
+        # The spare forked while the command ran goes with the first lesson; a new one must
+        # come once the last is handled, with no request to ask for it.
+        before = spares()
+        wait_for(lambda: spares() - before, SPARE_TIMEOUT, interval=0.05,
+                 what="a new spare of test_environment after its lessons")
+        wait_held(proj, *names, files=set(names))
+    finally:
+        for name in names:
+            (proj.root / name).unlink()
 
 
 def test_a_run_that_keeps_pycache_files_teaches_nothing(proj: RewriteProject) -> None:

@@ -149,7 +149,7 @@ def test_a_command_sends_its_lessons_after_its_imports(learner: learned.Learner,
     learner.absorb()
     assert list(learner.pending) == [("probe", "/one")]
     learned.remember_inherited()  # a new command starts with no lessons
-    assert learned._lessons == []
+    assert learned._lessons == {}
 
 
 def test_a_lesson_kind_is_a_plain_word() -> None:

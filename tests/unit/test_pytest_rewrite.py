@@ -4,6 +4,8 @@ pytest's own rewrite function is used, never installed over this process's pytes
 
 from __future__ import annotations
 
+import marshal
+import os
 from pathlib import Path
 from typing import Any
 
@@ -17,8 +19,8 @@ SOURCE = "def test_x():\n    assert [1] == [2]\n"
 
 @pytest.fixture(autouse=True)
 def phase(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A phase's state: pytest's function as the original, nothing held."""
-    monkeypatch.setattr(pytest_rewrite, "_original", rewrite._rewrite_test)
+    """A phase's state: pytest's function as the rewrite, nothing held."""
+    monkeypatch.setattr(pytest_rewrite, "_rewrite", rewrite._rewrite_test)
     monkeypatch.setattr(pytest_rewrite, "_held", {})
     monkeypatch.setattr(pytest_rewrite, "_held_bytes", 0)
 
@@ -29,13 +31,14 @@ def test_a_file_is_held_as_pytest_rewrites_it(tmp_path: Path) -> None:
     assert pytest_rewrite.learn(f"0 {path}")
     held = pytest_rewrite._held[(str(path), False)]
     setting: Any = pytest_rewrite._PassHookSetting(False)
-    source_hash, code = rewrite._rewrite_test(path, setting)
-    assert held.source == SOURCE.encode() and held.source_hash == source_hash
-    assert held.code.co_filename == code.co_filename == str(path)
-    assert held.code.co_names == code.co_names
+    _, code = rewrite._rewrite_test(path, setting)
+    assert held.source == SOURCE.encode()
+    assert marshal.dumps(held.code) == marshal.dumps(code)  # pytest's code, to the byte
     assert "@pytest_ar" in held.code.co_names  # the asserts are rewritten
     assert not pytest_rewrite.learn(f"0 {path}")  # the same bytes again: nothing new
     assert pytest_rewrite.learn(f"1 {path}")  # the other setting is held beside it
+    with_hook = pytest_rewrite._held[(str(path), True)].code
+    assert marshal.dumps(with_hook) != marshal.dumps(held.code)
     assert pytest_rewrite._held_bytes == 2 * len(SOURCE)
 
 
@@ -48,13 +51,26 @@ def test_malformed_lessons_are_refused(payload: str) -> None:
     assert pytest_rewrite._held == {}
 
 
-def test_a_file_that_does_not_compile_is_not_held(tmp_path: Path) -> None:
+@pytest.mark.parametrize("text", [
+    pytest.param("def test_bad(:\n", id="syntax-error"),
+    pytest.param("x = 1\x00\n", id="null-byte"),
+    pytest.param("def test_t():\n    assert (1, 'always true')\n", id="rewrite-warns"),
+    pytest.param("PATTERN = '\\d'\n", id="compile-warns"),
+])
+def test_a_file_that_fails_or_warns_is_not_held(tmp_path: Path, text: str) -> None:
     path = tmp_path / "test_bad.py"
-    path.write_text("def test_bad(:\n")
-    assert not pytest_rewrite.learn(f"0 {path}")
-    path.write_bytes(b"x = 1\x00\n")
+    path.write_text(text)
     assert not pytest_rewrite.learn(f"0 {path}")
     assert pytest_rewrite._held == {}
+
+
+def test_only_a_regular_file_is_read(tmp_path: Path) -> None:
+    fifo = tmp_path / "test_fifo.py"
+    os.mkfifo(fifo)  # nobody writes: reading it would wait forever
+    assert not pytest_rewrite.learn(f"0 {fifo}")
+    folder = tmp_path / "test_folder.py"
+    folder.mkdir()
+    assert not pytest_rewrite.learn(f"0 {folder}")
 
 
 def test_the_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -74,3 +90,7 @@ def test_the_limits(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     files[0].write_text(SOURCE.replace("[2]", "[3]"))  # the same size: replaces its old code
     assert pytest_rewrite.learn(f"0 {files[0]}")
     assert len(pytest_rewrite._held) == 2 and pytest_rewrite._held_bytes == 2 * len(SOURCE)
+    files[1].unlink()  # a file that is gone makes room
+    assert pytest_rewrite.learn(f"0 {files[2]}")
+    assert sorted(path for path, _ in pytest_rewrite._held) == [str(files[0]), str(files[2])]
+    assert pytest_rewrite._held_bytes == 2 * len(SOURCE)

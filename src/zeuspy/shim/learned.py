@@ -75,8 +75,8 @@ _sink: socket.socket | None = None
 _inherited: frozenset[str] = frozenset()
 #: Folders whose modules are libraries (standard library, site-packages), with a trailing "/".
 _library_dirs: tuple[str, ...] = ()
-#: In a command: the lessons it sends its phase when done (kind, payload).
-_lessons: list[tuple[str, str]] = []
+#: In a command: the lessons it sends its phase when done (kind, payload), in order, once each.
+_lessons: dict[tuple[str, str], None] = {}
 #: In a phase: the handler of each kind of lesson (it returns whether the phase changed, so that
 #: its spare, forked before, is replaced).
 _handlers: dict[str, Callable[[str], bool]] = {}
@@ -123,8 +123,11 @@ class Learner:
     def __init__(self) -> None:
         global _sink, _library_dirs
         self.tried: set[str] = set()
-        #: Lessons received and not handled yet, oldest first, without repeats.
+        #: Lessons received and not handled yet, oldest first, without repeats (the set).
         self.pending: deque[tuple[str, str]] = deque()
+        self._pending_set: set[tuple[str, str]] = set()
+        #: The kinds whose handler failed once (said once in the log).
+        self._failed: set[str] = set()
         #: False once learning stopped (disabled, or an import started a thread).
         self.active = enabled()
         self.source: socket.socket | None = None
@@ -175,8 +178,9 @@ class Learner:
         kind, _, payload = line[len(LESSON_MARK):].partition(" ")
         lesson = (kind, payload)
         if (self.active and kind in _handlers and len(line) <= LESSON_LIMIT
-                and len(self.pending) < PENDING_LIMIT and lesson not in self.pending):
+                and len(self.pending) < PENDING_LIMIT and lesson not in self._pending_set):
             self.pending.append(lesson)
+            self._pending_set.add(lesson)
 
     def busy(self) -> bool:
         """Whether lessons wait to be handled."""
@@ -187,11 +191,17 @@ class Learner:
         before lacks it). Never raises: a handler that fails is the command's loss only."""
         if not self.busy():
             return False
-        kind, payload = self.pending.popleft()
+        lesson = self.pending.popleft()
+        self._pending_set.discard(lesson)
+        kind, payload = lesson
         threads = threading.active_count()
         try:
             changed = bool(_handlers[kind](payload))
-        except BaseException:
+        except BaseException as exc:  # a plan's fault: said once, then the commands do the work
+            if kind not in self._failed:
+                self._failed.add(kind)
+                print(f"zeus: a {kind} lesson learned from a command failed: {exc!r}",
+                      file=sys.stderr, flush=True)
             return False
         if threading.active_count() > threads:
             self.active = False
@@ -242,8 +252,8 @@ def teach(kind: str, payload: str) -> None:
     """In a command: send the phase a lesson of ``kind`` when the command is done (nothing when
     the phase does not learn; dropped when sent if longer than :data:`LESSON_LIMIT`). The payload
     is one line of text; its handler validates it (a command may send anything)."""
-    if _sink is not None and "\n" not in payload and (kind, payload) not in _lessons:
-        _lessons.append((kind, payload))
+    if _sink is not None and "\n" not in payload:
+        _lessons[(kind, payload)] = None
 
 
 def remember_inherited() -> None:

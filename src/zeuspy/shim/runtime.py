@@ -163,7 +163,8 @@ class PhaseLoop:
                     self.spares.discard()  # it lacks what the lesson taught
             if self.tracker.report():
                 self.spares.discard()  # it lacks modules imported since (by a thread, a timer)
-            if self.spares.due() and not self.learner.busy():  # forked after the lessons
+            # Forked after the lessons (``due`` forgets that it was due: ask it last).
+            if not self.learner.busy() and self.spares.due():
                 self._fork_spare()
             if wake_r in ready:
                 self._reap()
