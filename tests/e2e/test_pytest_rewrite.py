@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import textwrap
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +38,7 @@ from tests.e2e.test_pytest_plan import (
 )
 from tests.harness.master import running_master
 from tests.harness.processes import new_mark, parent_of, titled
+from tests.harness.project import write_files
 from tests.harness.waits import wait_for
 
 #: Bound of waiting for the phase to hold a file (it rewrites it once the teaching command ends).
@@ -112,13 +112,6 @@ class RewriteProject(PytestProject):
         return env
 
 
-def write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-
-
 def drop_pycache(root: Path) -> None:
     for folder in root.rglob("__pycache__"):
         shutil.rmtree(folder, ignore_errors=True)
@@ -127,7 +120,7 @@ def drop_pycache(root: Path) -> None:
 @pytest.fixture(scope="module")
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RewriteProject]:
     project = RewriteProject(tmp_path_factory.mktemp("pytest_rewrite") / "proj", new_mark())
-    write(project.root, FILES)
+    write_files(project.root, FILES)
     try:
         with running_master(project, *PHASES):
             yield project
@@ -203,7 +196,7 @@ def test_the_pass_hook_setting_is_part_of_what_is_held(proj: RewriteProject) -> 
 
 
 def test_a_file_that_does_not_compile_is_pytests_error_every_time(proj: RewriteProject) -> None:
-    write(proj.root, {"tests/test_broken.py": "def test_broken(:\n    pass\n"})
+    write_files(proj.root, {"tests/test_broken.py": "def test_broken(:\n    pass\n"})
     broken = os.path.join("tests", "test_broken.py")
     try:
         for _ in range(2):
@@ -216,7 +209,7 @@ def test_a_file_that_does_not_compile_is_pytests_error_every_time(proj: RewriteP
 
 
 def test_a_file_whose_rewrite_warns_warns_in_every_run(proj: RewriteProject) -> None:
-    write(proj.root, {"tests/test_warns.py": """
+    write_files(proj.root, {"tests/test_warns.py": """
         def test_tuple():
             assert (1, "always true")
         """})
@@ -237,7 +230,7 @@ def test_the_phase_forks_its_spare_after_its_lessons(proj: RewriteProject) -> No
     """Lessons that each take longer than the spare's delay, then the spare is back."""
     big = "def test_big():\n    x = 1\n" + "    assert x == 1, 'one'\n" * 1500
     names = [os.path.join("tests", f"test_big_{i}.py") for i in range(3)]
-    write(proj.root, dict.fromkeys(names, big))
+    write_files(proj.root, dict.fromkeys(names, big))
     try:
         status = json.loads(proj.run("status", "--json").stdout)
         phase = {p["name"]: p["pid"] for p in status["phases"]}["test_environment"]
@@ -260,7 +253,7 @@ def test_the_phase_forks_its_spare_after_its_lessons(proj: RewriteProject) -> No
 
 
 def test_a_run_that_keeps_pycache_files_teaches_nothing(proj: RewriteProject) -> None:
-    write(proj.root, {"tests/test_kept.py": "def test_kept():\n    assert 1 + 1 == 2\n"})
+    write_files(proj.root, {"tests/test_kept.py": "def test_kept():\n    assert 1 + 1 == 2\n"})
     kept = os.path.join("tests", "test_kept.py")
     try:
         for _ in range(2):

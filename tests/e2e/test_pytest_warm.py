@@ -35,6 +35,7 @@ from tests.e2e.test_pytest_plan import (
 )
 from tests.harness.master import running_master
 from tests.harness.processes import new_mark
+from tests.harness.project import write_files
 from tests.harness.waits import BOOT_TIMEOUT, wait_for
 
 CONFTEST = """
@@ -130,13 +131,6 @@ ENTRY_POINT_PLUGIN = {
 }
 
 
-def write(root: Path, files: dict[str, str]) -> None:
-    for rel, text in files.items():
-        path = root / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(textwrap.dedent(text).lstrip())
-
-
 class WarmProject(PytestProject):
     """The fixture project; every process (master, plain pytest, zeus) gets the same
     PYTHONPATH (the plugin folder) and WARM_PROBE."""
@@ -154,9 +148,9 @@ class WarmProject(PytestProject):
 def proj(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WarmProject]:
     base = tmp_path_factory.mktemp("pytest_warm")
     site = base / "site"
-    write(site, {"localplug.py": LOCAL_PLUGIN})
+    write_files(site, {"localplug.py": LOCAL_PLUGIN})
     project = WarmProject(base / "proj", new_mark(), site)
-    write(project.root, FILES)
+    write_files(project.root, FILES)
     try:
         with running_master(project, *PHASES):
             yield project
@@ -229,7 +223,7 @@ def test_test_file_edit(proj: WarmProject) -> None:
     before = ready_pid(proj)
     edited = textwrap.dedent(FILES["tests/test_main.py"]).replace(
         "[1, 2, 3] == [1, 2, 4]", '{"a": 1} == {"a": 2}')
-    write(proj.root, {"tests/test_main.py": edited + "\n\ndef test_new():\n    pass\n"})
+    write_files(proj.root, {"tests/test_main.py": edited + "\n\ndef test_new():\n    pass\n"})
     got, taken = compare(proj)
     assert got.counts == {"failed": 1, "passed": 4}, got.out
     assert "Differing items" in got.out
@@ -239,7 +233,7 @@ def test_test_file_edit(proj: WarmProject) -> None:
 
 def test_nested_conftest_edit(proj: WarmProject) -> None:
     before = ready_pid(proj)
-    write(proj.root, {"tests/conftest.py": FILES["tests/conftest.py"].replace('"a"', '"b"')})
+    write_files(proj.root, {"tests/conftest.py": FILES["tests/conftest.py"].replace('"a"', '"b"')})
     got, taken = compare(proj, "tests/test_main.py::test_nested", "tests/test_probe.py")
     assert got.counts == {"failed": 1, "passed": 1}, got.out
     assert "assert 'b' == 'a'" in got.out
@@ -249,14 +243,14 @@ def test_nested_conftest_edit(proj: WarmProject) -> None:
 
 def test_root_conftest_adds_then_removes_a_plugin(proj: WarmProject) -> None:
     before = ready_pid(proj)
-    write(proj.root, {"conftest.py": CONFTEST.format(
+    write_files(proj.root, {"conftest.py": CONFTEST.format(
         plugins='pytest_plugins = ["localplug"]', version="v2", value=42)})
     before = ready_pid(proj, other_than=before)  # the phase executed the root conftest
     got, taken = compare(proj, "tests/test_main.py::test_root", "tests/test_probe.py")
     assert "warm-fixture: root conftest v2" in got.out and "localplug: loaded" in got.out
     assert got.counts == {"failed": 1, "passed": 1}, got.out
     assert taken == CONFIG
-    write(proj.root, {"conftest.py": CONFTEST.format(plugins="", version="v3", value=41)})
+    write_files(proj.root, {"conftest.py": CONFTEST.format(plugins="", version="v3", value=41)})
     ready_pid(proj, other_than=before)
     got, taken = compare(proj, "tests/test_main.py::test_root", "tests/test_probe.py")
     assert "warm-fixture: root conftest v3" in got.out and "localplug" not in got.out
@@ -293,7 +287,7 @@ def test_pytest_main_inside_a_test(proj: WarmProject) -> None:
     """The prepared configuration serves the command's own run only: a second run in the same
     process (``pytest.main``, or pytest's script entry point again) builds its own."""
     ready_pid(proj)
-    write(proj.root, {"tests/test_inner.py": f"""
+    write_files(proj.root, {"tests/test_inner.py": f"""
         import sys
 
         import pytest
@@ -325,8 +319,8 @@ def test_entry_point_plugin_installed_then_removed(proj: WarmProject) -> None:
     and mark its module for rewriting as pytest does (the plugin's failing assert is
     introspected)."""
     before = ready_pid(proj)
-    write(proj.site, ENTRY_POINT_PLUGIN)
-    write(proj.root, {"tests/test_plugin.py": """
+    write_files(proj.site, ENTRY_POINT_PLUGIN)
+    write_files(proj.root, {"tests/test_plugin.py": """
         def test_uses_plugin(warm_checked):
             pass
         """})
@@ -354,7 +348,7 @@ def test_pyproject_edit(proj: WarmProject) -> None:
     text = FILES["pyproject.toml"].replace(
         'markers = ["slow: a slow test"]',
         'markers = ["slow: a slow test"]\n        addopts = "-rA -p localplug"')
-    write(proj.root, {"pyproject.toml": text})
+    write_files(proj.root, {"pyproject.toml": text})
     before = ready_pid(proj, other_than=before)  # boot read pyproject.toml: all restart
     got, taken = compare(proj, "tests/test_probe.py", "tests/test_main.py::test_root")
     assert "PASSED tests/test_probe.py::test_probe" in got.out  # -rA

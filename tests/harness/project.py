@@ -32,6 +32,15 @@ SCRUBBED = ("PYTHONPATH", "DJANGO_SETTINGS_MODULE", "PYTHONSTARTUP", "ZEUS_AUTOS
             "ZEUSPY_NO_IPYTHON", "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_ADDOPTS")
 
 
+def write_files(root: Path, files: dict[str, str]) -> None:
+    """Write each ``files`` entry (a path under ``root``: its text, dedented, leading blank
+    lines dropped), making the folders it needs."""
+    for rel, text in files.items():
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(textwrap.dedent(text).lstrip())
+
+
 def atomic_save(path: Path, text: str) -> None:
     """Replace ``path`` with ``text`` in one step, as editors save: a new file renamed over it,
     so that a phase booting meanwhile never reads it half written."""
