@@ -17,11 +17,11 @@ once it has handled its lessons, forks its spare again.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -36,6 +36,7 @@ from tests.e2e.test_pytest_plan import (
     reset_cache,
     zeus,
 )
+from tests.e2e.test_pytest_warm import phase_pid
 from tests.harness.master import running_master
 from tests.harness.processes import new_mark, parent_of, titled
 from tests.harness.project import write_files
@@ -110,6 +111,18 @@ class RewriteProject(PytestProject):
         env = self.env()
         del env["PYTHONDONTWRITEBYTECODE"]
         return env
+
+
+@contextmanager
+def extra_files(proj: RewriteProject, files: dict[str, str]) -> Iterator[list[str]]:
+    """``files`` written into the project for a test (their paths, with the platform's
+    separator, as the probe writes them), removed after it."""
+    write_files(proj.root, files)
+    try:
+        yield [os.path.normpath(rel) for rel in files]
+    finally:
+        for rel in files:
+            (proj.root / rel).unlink(missing_ok=True)
 
 
 def drop_pycache(root: Path) -> None:
@@ -196,25 +209,19 @@ def test_the_pass_hook_setting_is_part_of_what_is_held(proj: RewriteProject) -> 
 
 
 def test_a_file_that_does_not_compile_is_pytests_error_every_time(proj: RewriteProject) -> None:
-    write_files(proj.root, {"tests/test_broken.py": "def test_broken(:\n    pass\n"})
-    broken = os.path.join("tests", "test_broken.py")
-    try:
+    with extra_files(proj, {"tests/test_broken.py": "def test_broken(:\n    pass\n"}) as (broken,):
         for _ in range(2):
             got, taken = compare(proj, broken)
             assert got.code == 2 and "SyntaxError" in got.out, got.out
             assert broken not in taken
             time.sleep(SETTLE)
-    finally:
-        (proj.root / broken).unlink()
 
 
 def test_a_file_whose_rewrite_warns_warns_in_every_run(proj: RewriteProject) -> None:
-    write_files(proj.root, {"tests/test_warns.py": """
-        def test_tuple():
-            assert (1, "always true")
-        """})
-    warns = os.path.join("tests", "test_warns.py")
-    try:
+    with extra_files(proj, {"tests/test_warns.py": """
+            def test_tuple():
+                assert (1, "always true")
+            """}) as (warns,):
         for _ in range(3):
             got, taken = compare(proj, warns)
             assert got.code == 0 and "PytestAssertRewriteWarning" in got.out, got.out
@@ -222,18 +229,14 @@ def test_a_file_whose_rewrite_warns_warns_in_every_run(proj: RewriteProject) -> 
             got, _ = compare(proj, "-W", "error::pytest.PytestAssertRewriteWarning", warns)
             assert got.code == 2, got.out
             time.sleep(SETTLE / 2)
-    finally:
-        (proj.root / warns).unlink()
 
 
 def test_the_phase_forks_its_spare_after_its_lessons(proj: RewriteProject) -> None:
     """Lessons that each take longer than the spare's delay, then the spare is back."""
     big = "def test_big():\n    x = 1\n" + "    assert x == 1, 'one'\n" * 1500
-    names = [os.path.join("tests", f"test_big_{i}.py") for i in range(3)]
-    write_files(proj.root, dict.fromkeys(names, big))
-    try:
-        status = json.loads(proj.run("status", "--json").stdout)
-        phase = {p["name"]: p["pid"] for p in status["phases"]}["test_environment"]
+    with extra_files(proj, {f"tests/test_big_{i}.py": big for i in range(3)}) as names:
+        phase = phase_pid(proj)
+        assert phase is not None
         got, taken = zeus_taken(proj, *names)  # teaches the three; no request after it
         assert got.code == 0 and not taken & set(names), got.out
 
@@ -247,23 +250,19 @@ def test_the_phase_forks_its_spare_after_its_lessons(proj: RewriteProject) -> No
         wait_for(lambda: spares() - before, SPARE_TIMEOUT, interval=0.05,
                  what="a new spare of test_environment after its lessons")
         wait_held(proj, *names, files=set(names))
-    finally:
-        for name in names:
-            (proj.root / name).unlink()
 
 
 def test_a_run_that_keeps_pycache_files_teaches_nothing(proj: RewriteProject) -> None:
-    write_files(proj.root, {"tests/test_kept.py": "def test_kept():\n    assert 1 + 1 == 2\n"})
-    kept = os.path.join("tests", "test_kept.py")
+    kept_file = {"tests/test_kept.py": "def test_kept():\n    assert 1 + 1 == 2\n"}
     try:
-        for _ in range(2):
-            got, taken = zeus_taken(proj, kept, bytecode=True)
-            assert got.code == 0 and kept not in taken, got.out
-        assert list((proj.root / "tests" / "__pycache__").glob("test_kept.*pytest*.pyc"))
-        time.sleep(SETTLE)
-        drop_pycache(proj.root)
-        got, taken = zeus_taken(proj, kept)
-        assert got.code == 0 and kept not in taken  # the phase was not taught it
+        with extra_files(proj, kept_file) as (kept,):
+            for _ in range(2):
+                got, taken = zeus_taken(proj, kept, bytecode=True)
+                assert got.code == 0 and kept not in taken, got.out
+            assert list((proj.root / "tests" / "__pycache__").glob("test_kept.*pytest*.pyc"))
+            time.sleep(SETTLE)
+            drop_pycache(proj.root)
+            got, taken = zeus_taken(proj, kept)
+            assert got.code == 0 and kept not in taken  # the phase was not taught it
     finally:
-        (proj.root / kept).unlink()
         drop_pycache(proj.root)

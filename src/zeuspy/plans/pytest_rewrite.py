@@ -49,7 +49,6 @@ PASS_HOOK = "enable_assertion_pass_hook"
 FILES_LIMIT = 5_000
 FILE_BYTES_LIMIT = 1024 * 1024
 TOTAL_BYTES_LIMIT = 16 * 1024 * 1024
-_LIBRARY_FOLDERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 
 #: In a command: the paths whose held code it took (for tests and debugging).
 taken: list[str] = []
@@ -137,8 +136,7 @@ def _teachable(path: str, config: Any) -> bool:
         root = os.fspath(config.rootpath)
     except Exception:
         return False
-    return path.startswith(root.rstrip(os.sep) + os.sep) or any(
-        folder in path for folder in _LIBRARY_FOLDERS)
+    return path.startswith(root.rstrip(os.sep) + os.sep) or learned.in_install_folder(path)
 
 
 def _pyc_kept(fn: Path) -> bool:
@@ -162,7 +160,7 @@ def _read_bounded(path: str, limit: int) -> bytes | None:
     """The bytes of the regular file ``path`` when it has at most ``limit``, else None (a
     bigger, special or missing file; never waits on a FIFO)."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # not inherited (Python's default)
     except OSError:
         return None
     try:
@@ -203,10 +201,14 @@ def learn(payload: str) -> bool:
     if source is None or (before is not None and source == before.source):
         return False  # not a file to hold, or held already (several commands taught it)
     growth = len(source) - (len(before.source) if before is not None else 0)
-    if (before is None and len(_held) >= FILES_LIMIT) or _held_bytes + growth > TOTAL_BYTES_LIMIT:
+
+    def full() -> bool:
+        return ((before is None and len(_held) >= FILES_LIMIT)
+                or _held_bytes + growth > TOTAL_BYTES_LIMIT)
+
+    if full():
         _forget_gone()
-        if (before is None and len(_held) >= FILES_LIMIT) or \
-                _held_bytes + growth > TOTAL_BYTES_LIMIT:
+        if full():
             return False
     try:
         with warnings.catch_warnings(record=True) as caught:

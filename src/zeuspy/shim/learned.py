@@ -37,7 +37,6 @@ import socket
 import sys
 import sysconfig
 import threading
-from collections import deque
 from collections.abc import Callable, Iterable
 
 from zeuspy import settings
@@ -56,8 +55,7 @@ NAMES_LIMIT = 20_000
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*")
 _NAME_LIMIT = 200
 #: Where installers put libraries (a venv's, the system's; Debian names it dist-packages).
-_SITE_PACKAGES = f"{os.sep}site-packages{os.sep}"
-_DIST_PACKAGES = f"{os.sep}dist-packages{os.sep}"
+INSTALL_FOLDERS = (f"{os.sep}site-packages{os.sep}", f"{os.sep}dist-packages{os.sep}")
 #: A lesson's line: the mark (no module name starts with it), its kind, a space, its payload.
 LESSON_MARK = "@"
 _KIND = re.compile(r"[a-z][a-z0-9-]{0,31}")
@@ -103,6 +101,11 @@ def library_dirs() -> tuple[str, ...]:
     return tuple(found)
 
 
+def in_install_folder(path: str) -> bool:
+    """Whether ``path`` lies in a folder installers put libraries in (:data:`INSTALL_FOLDERS`)."""
+    return any(folder in path for folder in INSTALL_FOLDERS)
+
+
 def is_library(name: str, module: object) -> bool:
     """Whether ``module`` (``sys.modules[name]``) is a library module a phase may import ahead:
     built in, or loaded from a file in the standard library (:func:`library_dirs`) or a
@@ -112,7 +115,7 @@ def is_library(name: str, module: object) -> bool:
     path = getattr(module, "__file__", None)
     if not isinstance(path, str):
         return False
-    if not (path.startswith(_library_dirs) or _SITE_PACKAGES in path or _DIST_PACKAGES in path):
+    if not (path.startswith(_library_dirs) or in_install_folder(path)):
         return False
     return type(getattr(module, "__loader__", None)).__name__ != _REWRITING_LOADER
 
@@ -123,9 +126,9 @@ class Learner:
     def __init__(self) -> None:
         global _sink, _library_dirs
         self.tried: set[str] = set()
-        #: Lessons received and not handled yet, oldest first, without repeats (the set).
-        self.pending: deque[tuple[str, str]] = deque()
-        self._pending_set: set[tuple[str, str]] = set()
+        #: Lessons received and not handled yet, oldest first, once each (a dict as an ordered
+        #: set, as a command's own ``_lessons``).
+        self.pending: dict[tuple[str, str], None] = {}
         #: The kinds whose handler failed once (said once in the log).
         self._failed: set[str] = set()
         #: False once learning stopped (disabled, or an import started a thread).
@@ -178,9 +181,8 @@ class Learner:
         kind, _, payload = line[len(LESSON_MARK):].partition(" ")
         lesson = (kind, payload)
         if (self.active and kind in _handlers and len(line) <= LESSON_LIMIT
-                and len(self.pending) < PENDING_LIMIT and lesson not in self._pending_set):
-            self.pending.append(lesson)
-            self._pending_set.add(lesson)
+                and len(self.pending) < PENDING_LIMIT):
+            self.pending[lesson] = None
 
     def busy(self) -> bool:
         """Whether lessons wait to be handled."""
@@ -191,9 +193,8 @@ class Learner:
         before lacks it). Never raises: a handler that fails is the command's loss only."""
         if not self.busy():
             return False
-        lesson = self.pending.popleft()
-        self._pending_set.discard(lesson)
-        kind, payload = lesson
+        kind, payload = lesson = next(iter(self.pending))
+        del self.pending[lesson]
         threads = threading.active_count()
         try:
             changed = bool(_handlers[kind](payload))
