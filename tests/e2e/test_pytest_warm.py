@@ -342,6 +342,33 @@ def test_entry_point_plugin_installed_then_removed(proj: WarmProject) -> None:
     assert phase_pid(proj) == before
 
 
+def test_plugin_metadata_held_then_upgraded_in_place(proj: WarmProject) -> None:
+    """A plugin the phase recorded: the header's name and version come from the metadata the
+    phase read and parsed; a new METADATA in the same folder (an upgrade in place, which
+    restarts no phase) is read by the next run, as pytest would."""
+    before = ready_pid(proj)
+    write_files(proj.site, ENTRY_POINT_PLUGIN)
+    conftest = (proj.root / "conftest.py").read_text()
+    try:
+        write_files(proj.root, {"conftest.py": conftest + "\n# the phase records warmplug\n"})
+        before = ready_pid(proj, other_than=before)
+        got, taken = compare(proj, "tests/test_probe.py", autoload=True)
+        assert "warmplug-0.1" in got.out, got.out
+        assert taken == BOTH
+        write_files(proj.site, {"warmplug-0.1.dist-info/METADATA": (
+            "Metadata-Version: 2.1\nName: warmplug\nVersion: 0.2\n")})
+        got, taken = compare(proj, "tests/test_probe.py", autoload=True)
+        assert "warmplug-0.2" in got.out and "warmplug-0.1" not in got.out, got.out
+        assert taken == CHANGED
+        assert phase_pid(proj) == before
+    finally:
+        write_files(proj.root, {"conftest.py": conftest})
+        for rel in ENTRY_POINT_PLUGIN:
+            (proj.site / rel).unlink()
+        (proj.site / "warmplug-0.1.dist-info").rmdir()
+        ready_pid(proj, other_than=before)
+
+
 def test_pyproject_edit(proj: WarmProject) -> None:
     """Last: it leaves pyproject.toml edited (putting it back costs another restart)."""
     before = ready_pid(proj)
