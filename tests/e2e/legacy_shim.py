@@ -6,11 +6,14 @@ commands come from the tiny table below instead of a plan module.
 
 Usage, as zeus.json's ``"command"``::
 
-    <python> legacy_shim.py <plan file> [--bogus-registration]
+    <python> legacy_shim.py <plan file> [--bogus-registration] [--end-before-runner]
 
 ``<plan file>`` is only reported as a loaded feature. ``--bogus-registration`` makes the root
 phase also register a process under an identifier that is not in the plan
-(``P:<pid>:<pid>:no-such-phase``) before it reports ``R:OK``.
+(``P:<pid>:<pid>:no-such-phase``) before it reports ``R:OK``. ``--end-before-runner``: a phase
+asked for a command while a file ``end-before-runner`` is in its folder removes that file, hands
+the master the runner's socket, changes the plan file (so the master restarts the phases) and
+waits to be ended, without forking the runner.
 """
 
 from __future__ import annotations
@@ -105,11 +108,19 @@ def run_command(command: str, args: list[str]) -> int:
 
 
 # -- phases ------------------------------------------------------------------------------------
+#: The file that makes the next command request end its phase (``--end-before-runner``).
+END_BEFORE_RUNNER = "end-before-runner"
+#: How long such a phase waits to be ended.
+END_WAIT = 30.0
+
+
 class Phase:
-    def __init__(self, bootstrap: socket.socket, plan_file: str, bogus: bool) -> None:
+    def __init__(self, bootstrap: socket.socket, plan_file: str, bogus: bool,
+                 end_before_runner: bool = False) -> None:
         self.bootstrap = bootstrap
         self.plan_file = plan_file
         self.bogus = bogus
+        self.end_before_runner = end_before_runner
         self.sock: socket.socket | None = None
         self.feature_w: int | None = None
 
@@ -198,6 +209,15 @@ class Phase:
 
     def fork_runner(self, command: str) -> None:
         phase_pid = os.getpid()
+        if self.end_before_runner and os.path.exists(END_BEFORE_RUNNER):
+            os.remove(END_BEFORE_RUNNER)
+            _local, remote = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            assert self.sock is not None
+            send_fd(self.sock, remote.fileno())
+            with open(self.plan_file, "a") as plan:
+                plan.write("# changed by --end-before-runner\n")
+            time.sleep(END_WAIT)  # the master's restart ends us here
+            os._exit(1)
         if os.fork():
             return
         try:
@@ -274,11 +294,12 @@ def runner(command: str, sock: socket.socket, phase_pid: int) -> None:
 def main(argv: list[str]) -> int:
     plan_file = argv[0]
     bogus = "--bogus-registration" in argv[1:]
+    end_before_runner = "--end-before-runner" in argv[1:]
     bootstrap = socket.socket(fileno=int(os.environ["ZEUS_MASTER_FD"]))
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # phases never wait for their children
     sys.stderr.write(f"legacy shim booting (pid {os.getpid()}) at {time.time():.3f}\n")
     sys.stderr.flush()
-    Phase(bootstrap, plan_file, bogus).boot("boot", 0)
+    Phase(bootstrap, plan_file, bogus, end_before_runner).boot("boot", 0)
     return 0
 
 

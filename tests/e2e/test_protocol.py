@@ -20,6 +20,7 @@ from tests.harness.master import Master, last_state, running_master, transitions
 from tests.harness.processes import alive, fd_count, project_leftovers, project_pids
 from tests.harness.project import Project
 from tests.harness.waits import EXIT_TIMEOUT, wait_for
+from zeuspy.master.request import COMMAND_START_TIMEOUT
 
 LEGACY_SHIM = Path(__file__).with_name("legacy_shim.py")
 LEGACY_TREE = {"boot": {"app": {"hello": ["hi"], "exitwith": None, "echoargs": None,
@@ -138,6 +139,34 @@ def test_legacy_shim_restart_and_master_death(project: Project) -> None:
         assert time.monotonic() - start < 2.0
     finally:
         master.stop()
+
+
+def test_a_phase_that_ends_before_forking_the_runner_is_not_waited_for(
+        project: Project) -> None:
+    """The app phase hands the master its runner's socket and is restarted before it forks the
+    runner: nobody will write on that socket, and a datagram socket has no EOF. The master
+    does not wait out COMMAND_START_TIMEOUT: STATUS_GRACE after the phase is gone, the client
+    hears that nothing ran; the restarted phases run the next command."""
+    legacy_project(project, "--end-before-runner")
+    master = Master(project)
+    try:
+        wait_phases(master, "boot", "app")
+        old = master.phase_pid("app")
+        (project.root / "end-before-runner").write_text("")
+        started = time.monotonic()
+        ended = project.run("hello", "once", timeout=COMMAND_START_TIMEOUT + 5)
+        waited = time.monotonic() - started
+        assert ended.returncode == 1, ended
+        assert b"nothing ran: run it again" in ended.stderr, ended.stderr
+        assert not (project.root / "end-before-runner").exists()
+        assert waited < COMMAND_START_TIMEOUT, waited
+        wait_for(lambda: transitions(project, "app", "ready") >= 2
+                 and master.phase_pid("app") != old, timeout=10.0,
+                 what="the legacy phases to boot again")
+        hello = project.run("hello", "again")
+        assert (hello.returncode, hello.stdout) == (0, b"legacy hello again\n"), hello.stderr
+    finally:
+        assert master.stop() == 0
 
 
 def test_legacy_client_against_legacy_shim(project: Project) -> None:

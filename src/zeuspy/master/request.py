@@ -346,10 +346,12 @@ class Request:
         self.close_fds()
         try:
             try:
-                first = await runner.message(COMMAND_START_TIMEOUT)
+                first = await _first_message(runner, process)
                 registration = parse_registration(first)
-            except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError) as exc:
-                log.warning("runner for %s did not report its command: %s", request.command, exc)
+            except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError,
+                    _PhaseEnded) as exc:
+                log.warning("runner for %s did not report its command: %s", request.command,
+                            exc or type(exc).__name__)
                 send_quietly(channel, "0")
                 if self.extended:
                     send_quietly(channel, Note(_NOT_STARTED).format())
@@ -514,6 +516,35 @@ def _dup_all(fds: list[int]) -> list[int]:
         with contextlib.suppress(OSError):
             copies.append(os.dup(fd))
     return copies
+
+
+class _PhaseEnded(Exception):
+    """The phase asked for the command ended, and no registration came after it."""
+
+    def __str__(self) -> str:
+        return f"its phase ended and nothing registered within {STATUS_GRACE:.0f} s"
+
+
+async def _first_message(runner: Channel, process: PhaseProcess) -> str:
+    """The runner's first message (its command's registration), within
+    :data:`COMMAND_START_TIMEOUT`; raises :class:`_PhaseEnded` once ``process``, the phase asked
+    for the command, is dead and :data:`STATUS_GRACE` more went by without it. A phase that
+    ends between handing over the runner's socket and forking the runner (or handing the
+    request to its spare), restarted or crashed, leaves nobody to write on that socket, and a
+    datagram socket has no EOF to say so. A runner or spare that does register later finds the
+    socket closed and ends without running the command."""
+    message = asyncio.ensure_future(runner.message(COMMAND_START_TIMEOUT))
+    dead = asyncio.ensure_future(process.dead.wait())
+    try:
+        await asyncio.wait({message, dead}, return_when=asyncio.FIRST_COMPLETED)
+        if not message.done():
+            await asyncio.wait({message}, timeout=STATUS_GRACE)
+        if not message.done():
+            raise _PhaseEnded
+        return message.result()
+    finally:
+        dead.cancel()
+        message.cancel()
 
 
 def _unread(fd: int) -> int:
