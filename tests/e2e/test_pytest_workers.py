@@ -328,6 +328,54 @@ def test_counts_and_tracebacks_match_serial(fx: PytestProject) -> None:
     assert "At index 2 diff: 3 != 4" in got.out
 
 
+#: Failures pytest draws with a representation of its own, not an exception chain.
+OWN_REPRESENTATION = """
+import pytest
+
+
+def test_missing(no_such_fixture):
+    pass
+
+
+class TestMissing:
+    def test_method(self, tmp_path, also_missing):
+        pass
+
+
+@pytest.fixture
+def broken(undefined_dependency):
+    return 1
+
+
+def test_needs_broken(broken):
+    pass
+"""
+
+
+@pytest.mark.parametrize("color", ["no", "yes"])
+def test_a_failure_drawn_its_own_way_matches_serial(fx: PytestProject, color: str) -> None:
+    """Missing fixtures (pytest's FixtureLookupErrorRepr, which its report serialization turns
+    into text, as xdist shows it): the same error sections, colours and short summary lines as
+    serially (no ``- file ...`` appended to them)."""
+    path = fx.root / "tests" / "test_own_repr.py"
+    path.write_text(OWN_REPRESENTATION.lstrip())
+    try:
+        args = ("-p", "no:cacheprovider", f"--color={color}", "tests/test_own_repr.py")
+        serial = zeus(fx, *args)
+        got = zeus(fx, *args, "-n", "2")
+    finally:
+        path.unlink()
+    assert got.code == serial.code == 1, got.out
+    # The final line holds the duration, which the colours keep normalize() from finding.
+    assert report_tail(got, final_line=color == "no") == report_tail(serial,
+                                                                     final_line=color == "no")
+    if color == "no":
+        assert got.counts == serial.counts == {"errors": 3}, got.out
+        assert re.search(r"^ERROR \S+::test_missing$", serial.out, re.M), serial.out
+    else:
+        assert "\x1b[31mE       fixture 'no_such_fixture' not found" in got.out, got.out
+
+
 def test_load_distribution_matches_serial(fx: PytestProject) -> None:
     """The default ``-n 2`` (``--dist load``, one test at a time from the queue), ``-v``: every
     test reported once with its serial outcome. (test_module_second needs test_module_first's

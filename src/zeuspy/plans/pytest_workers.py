@@ -446,7 +446,7 @@ class Forwarder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.events.append(("report", data))
+        self.events.append(("report", (data, _flattened_longrepr(report))))
 
     def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str,
                                 nodeid: str, location: tuple[str, int, str] | None) -> None:
@@ -459,6 +459,22 @@ class Forwarder:
             "filename": warning_message.filename, "lineno": warning_message.lineno,
             "line": warning_message.line, "when": when, "nodeid": nodeid,
             "location": location}))
+
+
+def _flattened_longrepr(report: pytest.TestReport) -> bytes | None:
+    """The report's failure representation, pickled, when pytest's serialization would flatten
+    it to its text: a representation that draws itself but is no exception chain (a missing
+    fixture's, a plugin's own). As text, the short summary would add its first line to the
+    report's line (``ERROR test - file ...``) and the failure would lose its colours; a serial
+    run has neither. None for the others, and for one that does not pickle (then the text)."""
+    longrepr = report.longrepr
+    if not hasattr(longrepr, "toterminal") or (hasattr(longrepr, "reprtraceback")
+                                               and hasattr(longrepr, "reprcrash")):
+        return None
+    try:
+        return pickle.dumps(longrepr, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
 
 
 def keep_only(config: pytest.Config, plugin: object) -> None:
@@ -847,7 +863,11 @@ class Controller:
                 self.item_hook(payload[0]).pytest_runtest_logfinish(nodeid=payload[0],
                                                                     location=payload[1])
             elif kind == "report":
-                report = hook.pytest_report_from_serializable(config=self.config, data=payload)
+                data, longrepr = payload
+                report = hook.pytest_report_from_serializable(config=self.config, data=data)
+                if longrepr is not None:
+                    with contextlib.suppress(Exception):  # else the text, as xdist has it
+                        report.longrepr = pickle.loads(longrepr)
                 self.item_hook(report.nodeid).pytest_runtest_logreport(report=report)
             elif kind == "warning":
                 self.replay_warning(payload)
