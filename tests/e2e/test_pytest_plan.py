@@ -13,9 +13,11 @@ otherwise.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -276,6 +278,23 @@ def test_capture_disabled(fx: PytestProject) -> None:
         assert run.out.index(PASS_MARK) < reports, run.out
         assert run.out.index(FAIL_MARK) < reports, run.out
         assert f"{PASS_MARK} on stderr" in run.err
+
+
+def test_a_tests_command_line_is_the_pytest_scripts(fx: PytestProject) -> None:
+    """``sys.argv`` (the script's path first) and ``sys.orig_argv`` (the interpreter's command
+    line the script's ``#!`` line makes), as under the ``pytest`` script: a test that starts
+    its program again from them starts pytest, not zeuspy's shim."""
+    path = fx.root / "tests" / "test_argv_probe.py"
+    path.write_text("import json, sys\n\n\ndef test_argv():\n"
+                    "    print(json.dumps([sys.argv, sys.orig_argv]))\n")
+    try:
+        runs = compare(fx, "-s", "-q", "tests/test_argv_probe.py")
+    finally:
+        path.unlink()
+    for run in runs:
+        assert json.dumps([[PYTEST, "-s", "-q", "tests/test_argv_probe.py"],
+                           [sys.executable, PYTEST, "-s", "-q", "tests/test_argv_probe.py"]]) \
+            in run.out, run.out
 
 
 # -- terminal -------------------------------------------------------------------------------------

@@ -132,6 +132,12 @@ NAMESPACE = """\
 print(type(__builtins__).__name__, __cached__, type(__loader__).__name__, __spec__,
       __package__, __doc__, __builtins__.len("abc"))
 """
+#: The interpreter's command line and the __main__ namespace's __annotations__ (python gives
+#: __main__ one from the start).
+ORIG_ARGV = """\
+import json, sys
+print(json.dumps([sys.orig_argv, sys.executable, "__annotations__" in globals()]))
+"""
 ECHO_STDIN = """\
 import json, sys
 data = sys.stdin.read()
@@ -166,6 +172,8 @@ ZERO_CONFIG_FILES = {
     "echo_stdin.py": ECHO_STDIN,
     "namespace.py": NAMESPACE,
     "here.py": "print('root here')\n",
+    "orig.py": ORIG_ARGV,
+    "src/mypkg/orig.py": ORIG_ARGV,
     "sub/here.py": "print('sub here')\n",
 }
 #: The master's own environment: the client tests change and remove these.
@@ -254,6 +262,11 @@ EQUIVALENCE = [
     pytest.param(["bad.py"], "", b"", id="syntax-error-in-script"),
     pytest.param(["namespace.py"], "", b"", id="main-module-namespace"),
     pytest.param(["appdir", "x"], "", b"", id="folder-with-main"),
+    pytest.param(["orig.py", "a", "b c"], "", b"", id="orig-argv-script"),
+    pytest.param(["-m", "mypkg.orig", "-x"], "src", b"", id="orig-argv-module"),
+    pytest.param(["-c", ORIG_ARGV, "c"], "", b"", id="orig-argv-code"),
+    pytest.param(["-", "d"], "", ORIG_ARGV.encode(), id="orig-argv-stdin"),
+    pytest.param(["-W", "ignore", "orig.py"], "", b"", id="orig-argv-option"),
 ]
 
 

@@ -21,10 +21,17 @@ STARTUP_OPTIONS = frozenset("bBdEhiIOPqRsSvVx")
 USAGE_ERROR = 2
 
 
+#: Whether the interpreter gives its ``__main__`` an ``__annotations__`` dict from the start
+#: (3.11 does, for every kind of program); read from the phase's own ``__main__``.
+_MAIN_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__", types.ModuleType("_")))
+
+
 def _fresh_main(file: str | None) -> dict[str, object]:
     """A new ``__main__`` module in ``sys.modules``, as ``python`` makes it; its namespace."""
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
+    if _MAIN_ANNOTATIONS:
+        module.__dict__["__annotations__"] = {}  # noqa: RUF063 - the key itself, as python sets it
     if file is not None:
         module.__file__ = file
         module.__cached__ = None  # type: ignore[attr-defined]
@@ -82,6 +89,9 @@ def main(argv: list[str], console: Callable[[list[str]], int | None] | None = No
     """Run ``argv`` as ``python`` would; the exit status (``None``: 0). ``console`` runs the
     interactive console when no program is given and stdin is a terminal."""
     args = list(argv)
+    # What python's own command line would have been (the interpreter by its path): a program
+    # that starts itself again from it must not start the phase's shim.
+    sys.orig_argv = [sys.executable, *args]
     while args and args[0].startswith("-") and args[0] != "-":
         option = args.pop(0)
         if option == "--":

@@ -124,6 +124,13 @@ def _execute(conftest: Path, hook: Any) -> None:
         sys.modules.pop("conftest", None)
 
 
+def _pytest_script() -> str:
+    """The path of the ``pytest`` script beside this interpreter (what ``pytest`` runs in its
+    environment), else ``pytest``."""
+    script = os.path.join(os.path.dirname(sys.executable), "pytest")
+    return script if os.path.isfile(script) else "pytest"
+
+
 def run(argv: list[str]) -> int:
     """``pytest ARGS``, as the ``pytest`` script runs it (its entry point: exit status, output
     flushed, a closed pipe handled). Status 1 with a message when pytest is not installed."""
@@ -132,7 +139,11 @@ def run(argv: list[str]) -> int:
               "environment (pip install pytest) and the test_environment phase loads it",
               file=sys.stderr)
         return 1
-    sys.argv = ["pytest", *argv]
+    # As the `pytest` script runs: argv[0] the script's path, and the interpreter's command
+    # line the script's `#!` line makes (the script of this environment's interpreter).
+    script = _pytest_script()
+    sys.argv = [script, *argv]
+    sys.orig_argv = [sys.executable, script, *argv]
     from _pytest import config
 
     from zeuspy.plans import pytest_workers

@@ -180,6 +180,9 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         client = world.of_client(header)
         stdio.rebuild(client.environ if client is not None else None)
         sys.argv = [command, *arguments]
+        # Not the phase's own command line (a program that starts itself again from it would
+        # start a shim); plans that stand in for a program set that program's (pyrun, pytest).
+        sys.orig_argv = [sys.executable, *sys.argv]
         process.set_title(f"zeus command: {command}")
         if client is not None:
             strict = boot_variables(plan)
