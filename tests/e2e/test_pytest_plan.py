@@ -281,12 +281,14 @@ def test_capture_disabled(fx: PytestProject) -> None:
 
 
 def test_a_tests_command_line_is_the_pytest_scripts(fx: PytestProject) -> None:
-    """``sys.argv`` (the script's path first) and ``sys.orig_argv`` (the interpreter's command
-    line the script's ``#!`` line makes), as under the ``pytest`` script: a test that starts
-    its program again from them starts pytest, not zeuspy's shim."""
+    """``sys.argv`` (the script's path first), ``sys.orig_argv`` (the interpreter's command
+    line the script's ``#!`` line makes) and ``__main__`` (the script), as under the ``pytest``
+    script: a test that starts its program again from them starts pytest, not zeuspy's shim."""
     path = fx.root / "tests" / "test_argv_probe.py"
     path.write_text("import json, sys\n\n\ndef test_argv():\n"
-                    "    print(json.dumps([sys.argv, sys.orig_argv]))\n")
+                    "    main = sys.modules['__main__']\n"
+                    "    print(json.dumps([sys.argv, sys.orig_argv]))\n"
+                    "    print(main.__file__, type(main.__loader__).__name__)\n")
     try:
         runs = compare(fx, "-s", "-q", "tests/test_argv_probe.py")
     finally:
@@ -295,6 +297,7 @@ def test_a_tests_command_line_is_the_pytest_scripts(fx: PytestProject) -> None:
         assert json.dumps([[PYTEST, "-s", "-q", "tests/test_argv_probe.py"],
                            [sys.executable, PYTEST, "-s", "-q", "tests/test_argv_probe.py"]]) \
             in run.out, run.out
+        assert f"{PYTEST} SourceFileLoader" in run.out, run.out
 
 
 # -- terminal -------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ USAGE_ERROR = 2
 _MAIN_ANNOTATIONS = "__annotations__" in vars(sys.modules.get("__main__", types.ModuleType("_")))
 
 
-def _fresh_main(file: str | None) -> dict[str, object]:
+def fresh_main(file: str | None) -> dict[str, object]:
     """A new ``__main__`` module in ``sys.modules``, as ``python`` makes it; its namespace."""
     module = types.ModuleType("__main__")
     module.__dict__["__builtins__"] = builtins
@@ -45,7 +45,7 @@ def _fresh_main(file: str | None) -> dict[str, object]:
 
 def _run_source(source: str | bytes, filename: str, file: str | None) -> None:
     code = compile(source, filename, "exec", dont_inherit=True)
-    exec(code, _fresh_main(file))
+    exec(code, fresh_main(file))
 
 
 def _run_script(script: str) -> int | None:
@@ -54,7 +54,7 @@ def _run_script(script: str) -> int | None:
         import runpy
 
         sys.path.insert(0, path)
-        _fresh_main(None)
+        fresh_main(None)
         # What `python DIR` or `python ZIP` itself calls: it runs DIR/__main__.py.
         runpy._run_module_as_main("__main__", alter_argv=False)  # type: ignore[attr-defined]
         return None
@@ -110,7 +110,7 @@ def main(argv: list[str], console: Callable[[list[str]], int | None] | None = No
 
             sys.argv = [value, *args]
             sys.path.insert(0, os.getcwd())
-            _fresh_main(None)
+            fresh_main(None)
             # What `python -m` itself calls: errors read as python's, argv[0] the module's file.
             runpy._run_module_as_main(value, alter_argv=True)  # type: ignore[attr-defined]
             return None

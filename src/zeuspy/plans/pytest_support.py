@@ -18,7 +18,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from zeuspy.plans import pytest_warm
+from zeuspy.plans import pyrun, pytest_warm
 
 AUTOLOAD_OFF_ENV = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
 
@@ -144,6 +144,7 @@ def run(argv: list[str]) -> int:
     script = _pytest_script()
     sys.argv = [script, *argv]
     sys.orig_argv = [sys.executable, script, *argv]
+    pyrun.fresh_main(script)  # the script is __main__ (multiprocessing's spawn reads it)
     from _pytest import config
 
     from zeuspy.plans import pytest_workers
