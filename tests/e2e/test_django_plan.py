@@ -90,6 +90,21 @@ PYTEST_ARGS = ("-q", "-p", "no:cacheprovider")
 
 PROJECT_FILES = {
     "mysite/other_settings.py": "from mysite.settings import *  # noqa: F403\n",
+    "polls/management/__init__.py": "",
+    "polls/management/commands/__init__.py": "",
+    # The command line and __main__ a management command sees.
+    "polls/management/commands/argv.py": """
+        import json
+        import sys
+
+        from django.core.management.base import BaseCommand
+
+
+        class Command(BaseCommand):
+            def handle(self, *args, **options):
+                main = sys.modules["__main__"]
+                print(json.dumps([sys.argv, sys.orig_argv, main.__file__]))
+        """,
     "mysite/urls.py": """
         from django.urls import include, path
 
@@ -399,6 +414,16 @@ def test_manage_check_matches_manage_py(ready: Master, site: DjangoProject) -> N
     plain = site.plain("manage.py", "check")
     assert plain.returncode == 0, plain
     assert result.stdout == plain.stdout
+
+
+def test_a_commands_command_line_is_manage_pys(ready: Master, site: DjangoProject) -> None:
+    """``sys.argv``, ``sys.orig_argv`` and ``__main__`` as under ``python manage.py``, not the
+    shim's: a command that starts its program again from them starts manage.py."""
+    result = site.run("manage", "argv", timeout=COMMAND_TIMEOUT)
+    plain = site.plain("manage.py", "argv")
+    assert (result.returncode, plain.returncode) == (0, 0), (result, plain)
+    assert result.stdout == plain.stdout
+    assert b'[["manage.py", "argv"]' in result.stdout, result.stdout
 
 
 def test_makemigrations_and_migrate(ready: Master, site: DjangoProject) -> None:

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 import sys
+from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
 from zeuspy.plan import after_fork
-from zeuspy.plans import django_reloader, django_settings, project, pytest_support
+from zeuspy.plans import django_reloader, django_settings, project, pyrun, pytest_support
 from zeuspy.plans.python import PythonPlan, import_modules
 from zeuspy.shim import process
 
@@ -118,7 +119,7 @@ class DjangoPlan(PythonPlan):
         """``python manage.py ARGS`` (``manage runserver`` as the ``runserver`` command)."""
         if argv and argv[0] == "runserver":
             return self.runserver(argv[1:])
-        return _managed(list(argv))
+        return _managed(self._root, list(argv))
 
     def runserver(self, argv: list[str]) -> int | None:
         """``manage.py runserver``. Django's reloader watches what the server loaded (modules,
@@ -132,12 +133,12 @@ class DjangoPlan(PythonPlan):
         # Popped: what the server's own code sees of the environment is the user's.
         under_reloader = os.environ.pop(django_reloader.RELOADER_ENV, None) is not None
         if "--noreload" in argv:
-            return _managed(["runserver", *argv])
+            return _managed(self._root, ["runserver", *argv])
         from django.utils import autoreload
 
         os.environ[autoreload.DJANGO_AUTORELOAD_ENV] = "true"
         try:
-            return _managed(["runserver", *argv])
+            return _managed(self._root, ["runserver", *argv])
         except SystemExit as exc:
             if exc.code != RELOAD_STATUS or under_reloader:
                 raise
@@ -146,11 +147,11 @@ class DjangoPlan(PythonPlan):
 
     def shell(self, argv: list[str]) -> int | None:
         """``manage.py shell``."""
-        return _managed(["shell", *argv])
+        return _managed(self._root, ["shell", *argv])
 
     def test(self, argv: list[str]) -> int | None:
         """``manage.py test``."""
-        return _managed(["test", *argv])
+        return _managed(self._root, ["test", *argv])
 
     def pytest(self, argv: list[str]) -> int:
         """``pytest ARGS``, refused when pytest-django would pick other settings."""
@@ -167,15 +168,27 @@ def _become_reloader(argv: list[str]) -> NoReturn:
     os.execv(sys.executable, [sys.executable, "-I", django_reloader.__file__, *argv])
 
 
-def _managed(argv: list[str]) -> int | None:
-    """``manage.py ARGV``, or status 1 with a message when ``--settings`` asks for settings
-    other than the phases set up."""
+def _managed(root: Path, argv: list[str]) -> int | None:
+    """``manage.py ARGV`` (the project's, in ``root``), or status 1 with a message when
+    ``--settings`` asks for settings other than the phases set up."""
     problem = django_settings.mismatch(django_settings.from_arguments(argv), "--settings")
     if problem:
         print(problem, file=sys.stderr)
         return 1
+    _as_manage_py(root, argv)
     manage(*argv)
     return None
+
+
+def _as_manage_py(root: Path, argv: list[str]) -> None:
+    """``sys.argv``, ``sys.orig_argv`` and ``__main__`` as ``python manage.py ARGV`` typed in
+    the client's folder has them (manage.py by its path from there), not the shim's: a program
+    that starts itself again from them starts manage.py."""
+    script = root / "manage.py"
+    typed = os.path.relpath(script) if script.is_file() else "manage.py"
+    sys.argv = [typed, *argv]
+    sys.orig_argv = [sys.executable, typed, *argv]
+    pyrun.fresh_main(str(script) if script.is_file() else None)
 
 
 __all__ = ["DjangoPlan", "close_connections", "manage"]
