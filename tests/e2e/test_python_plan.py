@@ -238,6 +238,9 @@ def test_zero_config_pytest_command(project: PyProject) -> None:
 #: normalisation. `-m mypkg…` rows run in src/: plain python only finds a src/-layout package
 #: there (zeus run finds it anywhere, the plan puts src/ on sys.path: not a difference to test).
 CODE_ARGV = "import json, sys; print(json.dumps([sys.argv, sys.path[0], __name__]))"
+#: A fork (CPython 3.12+ warns before one when it counts more than one thread).
+FORK_CODE = ("import os\npid = os.fork()\nif pid == 0:\n    os._exit(0)\n"
+             "os.waitpid(pid, 0)\nprint('forked')")
 UNICODE = ("import sys; print('h\u00e9llo \u2713 \u65e5\u672c \U0001f40d', sys.argv[1:]); "
            "print('\u043e\u0448\u0438\u0431\u043a\u0430 \u2717', file=sys.stderr)")
 EQUIVALENCE = [
@@ -267,6 +270,7 @@ EQUIVALENCE = [
     pytest.param(["-c", ORIG_ARGV, "c"], "", b"", id="orig-argv-code"),
     pytest.param(["-", "d"], "", ORIG_ARGV.encode(), id="orig-argv-stdin"),
     pytest.param(["-W", "ignore", "orig.py"], "", b"", id="orig-argv-option"),
+    pytest.param(["-W", "error", "-c", FORK_CODE], "", b"", id="fork-under-W-error"),
 ]
 
 
@@ -278,6 +282,15 @@ def test_zeus_run_is_python(project: PyProject, args: list[str], cwd: str, stdin
     assert got.stderr.decode(errors="replace") == expected.stderr.decode(errors="replace")
     assert got.stdout.decode(errors="replace") == expected.stdout.decode(errors="replace")
     assert got == expected
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="no /proc")
+def test_stat_reads_as_cpython_reads_it(project: PyProject) -> None:
+    """CPython 3.12+ counts a process's threads before ``os.fork`` from ``/proc/self/stat``
+    split on spaces (its 20th field): a command's short name has no spaces, so that count is
+    right (1 thread) and its forks do not warn "multi-threaded" where python's do not."""
+    got = project.zeus("run", "-c", "print(open('/proc/self/stat').read().split(' ')[19])")
+    assert (got.returncode, got.stdout) == (0, b"1\n"), got
 
 
 def test_equivalence_table_checks_what_it_should(project: PyProject) -> None:

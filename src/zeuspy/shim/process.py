@@ -17,13 +17,24 @@ GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
 
 
 def set_title(title: str) -> None:
-    """Show ``title`` in ``ps`` (``zeus phase: app``, ``zeus command: hello``)."""
+    """Show ``title`` in ``ps`` (``zeus phase: app``, ``zeus command: hello``); the kernel's
+    short name of the process (``comm``, 15 bytes: ``ps -e``, ``top``) gets it without spaces
+    (``zeus-command:he``). CPython 3.12+ counts a process's threads before ``os.fork`` by
+    splitting ``/proc/self/stat`` on spaces: a ``comm`` with spaces shifts the fields, and every
+    fork in a command warned "This process is multi-threaded" (an error under ``-W error``)
+    where ``python`` does not."""
     try:
         import setproctitle
 
         setproctitle.setproctitle(title)
+        setproctitle.setthreadtitle(comm_name(title))
     except ImportError:  # pragma: no cover - setproctitle is a dependency
         pass
+
+
+def comm_name(title: str) -> str:
+    """``title`` as the kernel's short process name: no spaces, 15 bytes at most."""
+    return title.replace(": ", ":").replace(" ", "-").encode()[:15].decode(errors="ignore")
 
 
 #: The master's pid: the root phase's parent, recorded by the root phase (0: unknown).
