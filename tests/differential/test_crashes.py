@@ -239,7 +239,9 @@ DJANGO_TIMEOUT = 60.0
 def without_manage_py(stderr: bytes) -> bytes:
     """python's traceback without the two frames of manage.py (``<module>`` and ``main``): the
     Django plan calls ``execute_from_command_line`` itself rather than running manage.py."""
-    return re.sub(rb'  File "[^"]*manage\.py", line \d+, in [^\n]+\n    .*\n', b"", stderr)
+    # Python 3.13 marks the call under the source line with a line of ~ and ^: it goes too.
+    return re.sub(rb'  File "[^"]*manage\.py", line \d+, in [^\n]+\n    .*\n(    [~^ ]+\n)?',
+                  b"", stderr)
 
 
 @pytest.fixture(scope="module")

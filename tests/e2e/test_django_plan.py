@@ -504,7 +504,9 @@ def test_runserver_serves_the_view_and_stops_on_sigint(migrated: DjangoProject,
     wait_for(lambda: not marked(migrated, "runserver"), LEAK_GRACE,
              what=f"no runserver process left: {processes_in(mark=migrated.mark)}")
     output = out.read_text(errors="replace")
-    assert f"Starting development server at http://127.0.0.1:{port}/" in output, output
+    # "Starting WSGI development server" since Django 6.0.
+    assert re.search(rf"Starting (WSGI )?development server at http://127\.0\.0\.1:{port}/",
+                     output), output
     assert "Watching for file changes with StatReloader" in output, output
     assert '"GET /polls/ HTTP/1.1" 200' in output, output
 

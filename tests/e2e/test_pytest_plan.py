@@ -36,7 +36,7 @@ from tests.e2e._pytest_fixture import (
 from tests.harness.master import running_master
 from tests.harness.processes import new_mark, project_leftovers
 from tests.harness.project import VENV_BIN, ZEUS, Project
-from tests.harness.terminal import exit_code
+from tests.harness.terminal import ANSI, exit_code
 
 PYTEST = str(VENV_BIN / "pytest")
 #: Bound of one pytest run, plain or through zeus (a plain run costs ~3 s here: plugins load).
@@ -47,7 +47,6 @@ SCRUBBED = ("NO_COLOR", "PY_COLORS", "FORCE_COLOR", "PYTEST_ADDOPTS", "PYTEST_PL
             "PYTEST_DISABLE_PLUGIN_AUTOLOAD", "PYTEST_CURRENT_TEST", "PYTEST_VERSION",
             "PYTEST_THEME", "PYTEST_THEME_MODE", "DJANGO_SETTINGS_MODULE", "COLUMNS", "LINES")
 
-ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 #: pytest's final line: "==== 5 failed, 48 passed, ... in 0.26s ====" (or, with -q, bare).
 SUMMARY = re.compile(r"^=* ?(.*?) in \d+(?:\.\d+)?s(?: \(\d+:\d\d:\d\d\))? ?=*$")
 COUNT = re.compile(r"(\d+) (passed|failed|skipped|xfailed|xpassed|deselected|errors?|warnings?)")

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import re
+
 import pexpect
 
 from tests.harness.project import RUN_TIMEOUT, ZEUS, Project
+
+#: A terminal's colour and cursor sequences (CSI), to compare output without them.
+ANSI = re.compile(rb"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def spawn(project: Project, *args: str, cwd: str = "", timeout: float = RUN_TIMEOUT,

@@ -43,6 +43,16 @@ def fresh_main(file: str | None) -> dict[str, object]:
     return module.__dict__
 
 
+def _keep_source(source: str, filename: str) -> None:
+    """What ``python -c`` does with its code since 3.13: the source goes into ``linecache``
+    under its file name, so that tracebacks show its lines."""
+    import linecache
+
+    register = getattr(linecache, "_register_code", None)
+    if sys.version_info >= (3, 13) and register is not None:
+        register(filename, source, filename)
+
+
 def _run_source(source: str | bytes, filename: str, file: str | None) -> None:
     code = compile(source, filename, "exec", dont_inherit=True)
     exec(code, fresh_main(file))
@@ -104,6 +114,7 @@ def main(argv: list[str], console: Callable[[list[str]], int | None] | None = No
             if flag == "c":
                 sys.argv = ["-c", *args]
                 sys.path.insert(0, "")
+                _keep_source(value, "<string>")
                 _run_source(value, "<string>", None)
                 return None
             import runpy
