@@ -34,7 +34,16 @@ print(json.dumps({
     "LC_CTYPE variable": os.environ.get("LC_CTYPE"),
 }))
 """
-PROJECT_FILES = {"probe.py": PROBE}
+#: Creates a file and a folder in $OUT and prints the umask it runs under.
+UMASK_PROBE = """\
+import os, sys
+open(os.path.join(sys.argv[1], "made"), "w").close()
+os.mkdir(os.path.join(sys.argv[1], ".dir"))
+mask = os.umask(0)
+print(oct(mask), oct(os.stat(os.path.join(sys.argv[1], "made")).st_mode & 0o777),
+      oct(os.stat(os.path.join(sys.argv[1], ".dir")).st_mode & 0o777))
+"""
+PROJECT_FILES = {"probe.py": PROBE, "umask_probe.py": UMASK_PROBE}
 LOCALE_NAMES = ("LANG", "LANGUAGE", "LC_ALL", "LC_CTYPE", "PYTHONCOERCECLOCALE")
 #: The client's locale variables (nothing else of the locale set): each either differs from the
 #: master's or, for LC_ALL=C and LC_ALL=C.UTF-8, one of the pair does, whatever the master has.
@@ -128,3 +137,13 @@ def test_a_variable_the_projects_settings_read_warns(django_site: ShellProject) 
     for name in (*OTHER_SHELL, "PATH"):
         assert name.encode() not in first_line, zeus.stderr
     assert zeus.stderr.endswith(py.stderr)
+
+
+@pytest.mark.parametrize("mask", ["077", "027", "0"])
+def test_files_get_the_modes_of_the_clients_umask(zeus_project: PyProject, mask: str) -> None:
+    """The command runs under the umask of the shell that ran the client (not the master's):
+    the files and folders it creates get the modes they would under python."""
+    python, zeus = run_both(zeus_project, f'umask {mask}; $PY umask_probe.py "$OUT"')
+    assert python.status == 0, python
+    assert zeus == python
+

@@ -426,6 +426,19 @@ def test_a_commands_command_line_is_manage_pys(ready: Master, site: DjangoProjec
     assert b'[["manage.py", "argv"]' in result.stdout, result.stdout
 
 
+def test_djangos_time_zone_wins_over_the_shells(ready: Master, site: DjangoProject) -> None:
+    """Django's settings put TIME_ZONE (UTC here) into TZ at start-up, over a TZ of the user's
+    shell: a command that took the client's environment gets the same."""
+    code = "import os, time; print(os.environ['TZ'], time.tzname[0])"
+    env = site.env(TZ="Asia/Tokyo")
+    result = site.run("manage", "shell", "-c", code, env=env, timeout=COMMAND_TIMEOUT)
+    plain = subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=site.root,
+                           env=env, capture_output=True, timeout=COMMAND_TIMEOUT)
+    assert (result.returncode, plain.returncode) == (0, 0), (result, plain)
+    assert result.stdout == plain.stdout
+    assert plain.stdout.endswith(b"\nUTC UTC\n"), plain.stdout
+
+
 def test_makemigrations_and_migrate(ready: Master, site: DjangoProject) -> None:
     db = site.root / "db.sqlite3"
     migration = site.root / "polls" / "migrations" / "0001_initial.py"

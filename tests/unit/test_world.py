@@ -26,14 +26,14 @@ values = st.binary(max_size=20).filter(lambda v: b"\0" not in v)
 @given(st.binary(max_size=30).filter(lambda c: b"\0" not in c), st.dictionaries(keys, values))
 def test_world_round_trip(tail: bytes, environ: dict[bytes, bytes]) -> None:
     cwd = b"/" + tail
-    assert m.decode_world(m.encode_world(cwd, environ)) == (cwd, environ, frozenset())
+    assert m.decode_world(m.encode_world(cwd, environ)) == (cwd, environ, frozenset(), None)
 
 
 @settings(database=None, derandomize=True, max_examples=50)
 @given(st.sets(st.sampled_from(sorted(m.IGNORABLE))), st.dictionaries(keys, values))
 def test_ignored_signals_round_trip(ignored: set[int], environ: dict[bytes, bytes]) -> None:
     assert m.decode_world(m.encode_world(b"/w", environ, ignored)) == (b"/w", environ,
-                                                                       frozenset(ignored))
+                                                                       frozenset(ignored), None)
 
 
 def test_ignored_signals_outside_the_set_are_dropped_and_garbage_refused() -> None:
@@ -45,10 +45,22 @@ def test_ignored_signals_outside_the_set_are_dropped_and_garbage_refused() -> No
     assert m.decode_world(world(b"=ignored:1,9,19,2,64")).ignored == {signal.SIGHUP,
                                                                       signal.SIGINT}
     assert m.decode_world(world(b"=ignored:")).ignored == frozenset()
-    assert m.decode_world(world(b"=other:3")) == (b"/w", {b"A": b"1"}, frozenset())
+    assert m.decode_world(world(b"=other:3")) == (b"/w", {b"A": b"1"}, frozenset(), None)
     for bad in (b"=ignored:x", b"=ignored:1,,2", b"=ignored:" + b"9" * 40):
         with pytest.raises(ProtocolError):
             m.decode_world(world(bad))
+
+
+@pytest.mark.parametrize("mask", [0, 0o22, 0o77, 0o777])
+def test_umask_round_trip(mask: int) -> None:
+    assert m.decode_world(m.encode_world(b"/w", {}, (), mask)).umask == mask
+
+
+@pytest.mark.parametrize("bad", [b"=umask:", b"=umask:8", b"=umask:1234", b"=umask:-1",
+                                 b"=umask: 22"])
+def test_bad_umasks_are_protocol_errors(bad: bytes) -> None:
+    with pytest.raises(ProtocolError):
+        m.decode_world((b"/w\0" + bad).hex())
 
 
 def test_client_offer_matches_the_protocol_module() -> None:
@@ -56,7 +68,10 @@ def test_client_offer_matches_the_protocol_module() -> None:
     assert offer.endswith(b"\0")
     fields = m.parse_extension(offer[:-1].decode()).fields
     assert fields["zeuspy"] == m.EXTENSION_VERSION
-    cwd, environ, ignored = m.decode_world(fields["world"])
+    cwd, environ, ignored, umask = m.decode_world(fields["world"])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert umask == mask
     assert cwd == os.getcwdb()
     assert environ == dict(os.environb)
     assert ignored == client.IGNORED
@@ -85,7 +100,7 @@ def test_client_leaves_out_a_huge_world(monkeypatch: pytest.MonkeyPatch) -> None
 def test_bad_worlds_are_protocol_errors(text: str) -> None:
     # not hex, or a working directory that is not absolute
     if text == "2f61":
-        assert m.decode_world(text) == (b"/a", {}, frozenset())
+        assert m.decode_world(text) == (b"/a", {}, frozenset(), None)
         return
     with pytest.raises(ProtocolError):
         m.decode_world(text)
@@ -101,10 +116,10 @@ def test_header_carries_the_world_in_both_forms() -> None:
 
 def test_of_client_prefers_the_sent_world_and_falls_back_to_proc() -> None:
     sent = m.RunnerHeader(os.getpid(), 0, "v", m.encode_world(b"/sent", {b"K": b"v"}))
-    assert world.of_client(sent) == (b"/sent", {b"K": b"v"}, frozenset())
+    assert world.of_client(sent) == (b"/sent", {b"K": b"v"}, frozenset(), None)
     vouched = m.RunnerHeader(os.getpid(), 0, "v")
     if sys.platform.startswith("linux"):
-        cwd, environ, _ = world.of_client(vouched)  # type: ignore[misc]
+        cwd, environ, *_ = world.of_client(vouched)  # type: ignore[misc]
         assert cwd == os.getcwdb()
         assert environ.get(b"PATH") == os.environb.get(b"PATH")
     assert world.of_client(m.RunnerHeader(os.getpid(), 0, "")) is None  # not vouched: no read
@@ -114,6 +129,7 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
     """Run in a fresh interpreter: enter() changes the process's environment and folder."""
     code = textwrap.dedent(f"""
         import os
+        from zeuspy.protocol.messages import World
         from zeuspy.shim import world
         os.environ["KEPT"] = "boot"; os.environ["GONE"] = "boot"
         world.remember_boot_environment()
@@ -131,12 +147,13 @@ def test_enter_and_mismatches_in_a_child(tmp_path: Path) -> None:
         assert world.mismatches({{}}, ["GONE"], lambda name: "boot") == []
         assert world.mismatches({{}}, ["GONE"], lambda name: "other") != []
         import signal
-        world.enter(({bytes(tmp_path)!r}, client, frozenset({{signal.SIGUSR1}})))
+        world.enter(World({bytes(tmp_path)!r}, client, frozenset({{signal.SIGUSR1}}), 0o27))
         print(os.getcwd(), os.environ.get("KEPT"), os.environ.get("NEW"),
               os.environ.get("GONE"), os.environ.get("SET_BY_PLAN"),
-              signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN)
+              signal.getsignal(signal.SIGUSR1) == signal.SIG_IGN, oct(os.umask(0)))
     """)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           timeout=30, check=False)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == [str(tmp_path), "client", "1", "None", "plan", "True"]
+    assert done.stdout.split() == [str(tmp_path), "client", "1", "None", "plan", "True",
+                                   "0o27"]

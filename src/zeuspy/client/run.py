@@ -703,7 +703,7 @@ def _signal_job(signum: int) -> None:
 
 def extension_offer() -> bytes:
     """``X:zeuspy=1;stdio=1;world=<hex>``: the offer, with this process's working directory,
-    environment and inherited ignored signals (``zeuspy.protocol.messages.encode_world``
+    environment, inherited ignored signals and umask (``zeuspy.protocol.messages.encode_world``
     documents the encoding; a unit test checks both agree). Without the world when it is too
     large: the shim then asks the OS."""
     try:
@@ -712,6 +712,9 @@ def extension_offer() -> bytes:
         return EXTENSION_OFFER
     if IGNORED:
         entries.append(b"=ignored:" + b",".join(b"%d" % n for n in sorted(IGNORED)))
+    mask = posix.umask(0)  # read by setting it: put back at once (one thread)
+    posix.umask(mask)
+    entries.append(b"=umask:%o" % mask)
     world = b"\0".join(entries).hex()
     if len(world) > MAX_WORLD:
         return EXTENSION_OFFER

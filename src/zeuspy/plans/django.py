@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -85,6 +86,7 @@ class DjangoPlan(PythonPlan):
         """``django.setup()`` (apps and models), the URL configuration and the common
         management commands loaded; connections closed around every fork."""
         import django
+        from django.conf import settings
         from django.core.management import get_commands, load_command_class
 
         django.setup()
@@ -92,6 +94,11 @@ class DjangoPlan(PythonPlan):
         # say in a test, keep their connection as under manage.py), and in every fork.
         process.before_fork(close_connections)
         after_fork(close_connections)
+        global _time_zone
+        zone = getattr(settings, "TIME_ZONE", None)
+        if zone and os.environ.get("TZ") == zone:  # Django put it there (tzset systems)
+            _time_zone = zone
+            after_fork(_keep_time_zone)
         commands = get_commands()
         for name in WARM_COMMANDS:
             if name in commands:
@@ -166,6 +173,18 @@ def _become_reloader(argv: list[str]) -> NoReturn:
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
     os.execv(sys.executable, [sys.executable, "-I", django_reloader.__file__, *argv])
+
+
+#: The TIME_ZONE Django's settings put into TZ when the phase set Django up (None: it did not).
+_time_zone: str | None = None
+
+
+def _keep_time_zone() -> None:
+    """In each command, after it took the client's environment: TZ as Django's settings set it
+    at start-up, overriding a TZ of the user's shell, as under manage.py."""
+    if _time_zone is not None and os.environ.get("TZ") != _time_zone:
+        os.environ["TZ"] = _time_zone
+        time.tzset()
 
 
 def _managed(root: Path, argv: list[str]) -> int | None:

@@ -325,6 +325,8 @@ IGNORABLE = frozenset({
 #: The world entry listing the signals the client inherited ignored. Its key is empty, which no
 #: environment variable's can be, so a shim that does not know it drops it as malformed.
 IGNORED_ENTRY = b"=ignored:"
+#: The world entry of the client's file mode creation mask (octal).
+UMASK_ENTRY = b"=umask:"
 
 
 class World(NamedTuple):
@@ -334,16 +336,22 @@ class World(NamedTuple):
     cwd: bytes
     environ: dict[bytes, bytes]
     ignored: frozenset[int] = frozenset()
+    #: Its umask (None: not sent, as by older clients).
+    umask: int | None = None
 
 
-def encode_world(cwd: bytes, environ: dict[bytes, bytes], ignored: Iterable[int] = ()) -> str:
+def encode_world(cwd: bytes, environ: dict[bytes, bytes], ignored: Iterable[int] = (),
+                 umask: int | None = None) -> str:
     """The client's world as it travels: hex of ``cwd NUL KEY=VALUE NUL ...``, then, when the
-    client inherited signals ignored, ``NUL =ignored:N,N`` (their numbers; hex: no NUL, no ``:``
-    or ``;``, so it fits any message). The client builds the same bytes by hand."""
+    client inherited signals ignored, ``NUL =ignored:N,N`` (their numbers), then ``NUL
+    =umask:OOO`` (its umask, octal) (hex: no NUL, no ``:`` or ``;``, so it fits any message).
+    The client builds the same bytes by hand."""
     entries = [cwd, *(key + b"=" + value for key, value in environ.items())]
     numbers = sorted(set(ignored))
     if numbers:
         entries.append(IGNORED_ENTRY + b",".join(b"%d" % number for number in numbers))
+    if umask is not None:
+        entries.append(UMASK_ENTRY + b"%o" % umask)
     return b"\0".join(entries).hex()
 
 
@@ -359,13 +367,23 @@ def decode_world(text: str) -> World:
         raise ProtocolError("the client's working directory is not absolute")
     environ: dict[bytes, bytes] = {}
     ignored: frozenset[int] = frozenset()
+    umask: int | None = None
     for entry in entries:
         key, sep, value = entry.partition(b"=")
         if sep and key:
             environ[key] = value
         elif entry.startswith(IGNORED_ENTRY):
             ignored = _signal_numbers(entry[len(IGNORED_ENTRY):].decode("ascii", "replace"))
-    return World(cwd, environ, ignored)
+        elif entry.startswith(UMASK_ENTRY):
+            umask = _umask(entry[len(UMASK_ENTRY):])
+    return World(cwd, environ, ignored, umask)
+
+
+def _umask(text: bytes) -> int:
+    """A umask in octal, 0 to 777; :class:`ProtocolError` otherwise."""
+    if not 1 <= len(text) <= 3 or text.strip(b"01234567"):
+        raise ProtocolError(f"the client's umask is not 1-3 octal digits: {text[:8]!r}")
+    return int(text, 8)
 
 
 def _signal_numbers(text: str) -> frozenset[int]:

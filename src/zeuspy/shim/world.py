@@ -240,8 +240,9 @@ def enter(world: World) -> None:
     """Become the client's world: its environment (plus what the plan's phases set that it
     lacks), its working directory (if it can be entered; otherwise say so and stay), and the
     signals it was started with ignored, ignored (SIGINT then raises no KeyboardInterrupt, as
-    in a python started so)."""
-    cwd, environ, ignored = world
+    in a python started so), and its umask (the files it creates get the modes the user's
+    shell would give them)."""
+    cwd, environ, ignored = world.cwd, world.environ, world.ignored
     final = dict(environ)
     for key, value in os.environb.items():
         if _boot_environ.get(key) != value:
@@ -260,6 +261,8 @@ def enter(world: World) -> None:
               f"running in {os.getcwd()}", file=sys.stderr)
     for signum in ignored:
         signal.signal(signum, signal.SIG_IGN)
+    if world.umask is not None:
+        os.umask(world.umask)
 
 
 def _follow_runtime_variables(before: dict[bytes, bytes], after: dict[bytes, bytes]) -> None:
