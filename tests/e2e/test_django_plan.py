@@ -747,6 +747,19 @@ def test_other_settings_by_option_are_refused(migrated: DjangoProject) -> None:
     assert b"asks for settings 'mysite.other_settings'" in refused.stdout + refused.stderr, refused
 
 
+def test_pytest_django_chooses_the_settings_as_under_plain_pytest(migrated: DjangoProject) -> None:
+    """The command's DJANGO_SETTINGS_MODULE came from the phases, not from the user's shell:
+    pytest-django chooses as under plain pytest (here from pytest.ini, and says so), and
+    other settings named there are refused, not silently replaced by the phases'."""
+    result = migrated.run("pytest", *PYTEST_ARGS, "-v", timeout=COMMAND_TIMEOUT)
+    assert result.returncode == 0, result
+    assert b"settings: mysite.settings (from ini)" in result.stdout, result.stdout
+    refused = migrated.run("pytest", "-o", "DJANGO_SETTINGS_MODULE=mysite.other_settings",
+                           *PYTEST_ARGS, timeout=COMMAND_TIMEOUT)
+    assert refused.returncode == 4, refused
+    assert b"asks for settings 'mysite.other_settings'" in refused.stdout + refused.stderr, refused
+
+
 # -- 8. zeus init ---------------------------------------------------------------------------------
 
 

@@ -162,6 +162,9 @@ class DjangoPlan(PythonPlan):
 
     def pytest(self, argv: list[str]) -> int:
         """``pytest ARGS``, refused when pytest-django would pick other settings."""
+        from zeuspy.plans import django_pytest  # imports pytest: only where pytest runs
+
+        django_pytest.choose_like_pytest_django()
         return pytest_support.run(["-p", "zeuspy.plans.django_pytest", *argv])
 
 

@@ -12,13 +12,34 @@ import pytest
 
 from zeuspy.plans import django_settings
 
+#: The settings module the command had from the phases rather than from the client (None:
+#: the client set it, or nobody did).
+_from_phases: str | None = None
+
+
+def choose_like_pytest_django() -> None:
+    """Before pytest runs: a ``DJANGO_SETTINGS_MODULE`` the command has only because the phases
+    set it (the client's shell has none) leaves the environment, so that pytest-django chooses
+    as under plain pytest (``--ds``, then the environment, then pytest.ini) and says where it
+    found its choice; :func:`pytest_load_initial_conftests` refuses a choice the phases did not
+    set up, and puts the phases' value back when pytest-django chose nothing."""
+    global _from_phases
+    from zeuspy.shim import world
+
+    _from_phases = None
+    if django_settings.SETTINGS_ENV in world.kept_from_phases:
+        _from_phases = os.environ.pop(django_settings.SETTINGS_ENV, None)
+
 
 @pytest.hookimpl(trylast=True)
 def pytest_load_initial_conftests() -> None:
     """After pytest-django (``tryfirst``) has put its choice in the environment."""
     if "django.conf" not in sys.modules:
         return
-    problem = django_settings.mismatch(os.environ.get(django_settings.SETTINGS_ENV),
-                                       "pytest's configuration (--ds or pytest.ini)")
+    chosen = os.environ.get(django_settings.SETTINGS_ENV)
+    if chosen is None and _from_phases is not None:
+        os.environ[django_settings.SETTINGS_ENV] = _from_phases
+        return
+    problem = django_settings.mismatch(chosen, "pytest's configuration (--ds or pytest.ini)")
     if problem:
         raise pytest.UsageError(problem)

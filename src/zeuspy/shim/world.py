@@ -236,6 +236,11 @@ def _shown(value: bytes | None) -> str:
     return "unset" if value is None else repr(os.fsdecode(value))
 
 
+#: The variables the command has from the plan's phases, not from the client's environment
+#: (:func:`enter`): a plan may stand aside for a program that reads them its own way.
+kept_from_phases: set[str] = set()
+
+
 def enter(world: World) -> None:
     """Become the client's world: its environment (plus what the plan's phases set that it
     lacks), its working directory (if it can be entered; otherwise say so and stay), and the
@@ -244,9 +249,11 @@ def enter(world: World) -> None:
     shell would give them)."""
     cwd, environ, ignored = world.cwd, world.environ, world.ignored
     final = dict(environ)
+    kept_from_phases.clear()
     for key, value in os.environb.items():
-        if _boot_environ.get(key) != value:
-            final.setdefault(key, value)  # set by the plan's phases, not by the user
+        if _boot_environ.get(key) != value and key not in final:
+            final[key] = value  # set by the plan's phases, not by the user
+            kept_from_phases.add(os.fsdecode(key))
     current = dict(os.environb)
     for key in current.keys() - final.keys():
         del os.environb[key]
