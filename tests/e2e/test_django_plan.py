@@ -739,6 +739,15 @@ def test_other_settings_by_option_are_refused(migrated: DjangoProject) -> None:
         assert refused.returncode == 1, refused
         assert b"asks for settings 'mysite.other_settings'" in refused.stderr, refused
         assert b"System check" not in refused.stdout + refused.stderr, refused
+    # manage.py run as a script is refused alike.
+    for args in (("run", "manage.py", "check", "--settings=mysite.other_settings"),
+                 ("python", "manage.py", "check", "--settings", "mysite.other_settings")):
+        refused = migrated.run(*args, timeout=COMMAND_TIMEOUT)
+        assert refused.returncode == 1, refused
+        assert b"asks for settings 'mysite.other_settings'" in refused.stderr, refused
+    same = migrated.run("run", "manage.py", "check", "--settings=mysite.settings",
+                        timeout=COMMAND_TIMEOUT)
+    assert same.returncode == 0, same
     same = migrated.run("manage", "check", "--settings=mysite.settings", timeout=COMMAND_TIMEOUT)
     assert same.returncode == 0, same
     refused = migrated.run("pytest", "--ds", "mysite.other_settings", *PYTEST_ARGS,

@@ -128,6 +128,19 @@ class DjangoPlan(PythonPlan):
             return self.runserver(argv[1:])
         return _managed(self._root, list(argv))
 
+    def run(self, argv: list[str]) -> int | None:
+        """``python ARGS``; ``python manage.py ... --settings OTHER`` is refused as ``zeus
+        manage`` refuses it (a running Django cannot switch)."""
+        if argv and not argv[0].startswith("-"):
+            script = (self._root / "manage.py").resolve()
+            if Path(argv[0]).resolve() == script:
+                problem = django_settings.mismatch(django_settings.from_arguments(argv[1:]),
+                                                   "--settings")
+                if problem:
+                    print(problem, file=sys.stderr)
+                    return 1
+        return super().run(argv)
+
     def runserver(self, argv: list[str]) -> int | None:
         """``manage.py runserver``. Django's reloader watches what the server loaded (modules,
         templates) from inside this process, in the mode it gives its own serving child (a
