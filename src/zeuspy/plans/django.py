@@ -133,12 +133,8 @@ class DjangoPlan(PythonPlan):
         manage`` refuses it (a running Django cannot switch)."""
         if argv and not argv[0].startswith("-"):
             script = (self._root / "manage.py").resolve()
-            if Path(argv[0]).resolve() == script:
-                problem = django_settings.mismatch(django_settings.from_arguments(argv[1:]),
-                                                   "--settings")
-                if problem:
-                    print(problem, file=sys.stderr)
-                    return 1
+            if Path(argv[0]).resolve() == script and _other_settings(argv[1:]):
+                return 1
         return super().run(argv)
 
     def runserver(self, argv: list[str]) -> int | None:
@@ -206,13 +202,20 @@ def _keep_time_zone() -> None:
 def _managed(root: Path, argv: list[str]) -> int | None:
     """``manage.py ARGV`` (the project's, in ``root``), or status 1 with a message when
     ``--settings`` asks for settings other than the phases set up."""
-    problem = django_settings.mismatch(django_settings.from_arguments(argv), "--settings")
-    if problem:
-        print(problem, file=sys.stderr)
+    if _other_settings(argv):
         return 1
     _as_manage_py(root, argv)
     manage(*argv)
     return None
+
+
+def _other_settings(argv: list[str]) -> bool:
+    """True, with the message on stderr, when ``--settings`` in a management command line asks
+    for settings other than the phases set up."""
+    problem = django_settings.mismatch(django_settings.from_arguments(argv), "--settings")
+    if problem:
+        print(problem, file=sys.stderr)
+    return problem is not None
 
 
 def _as_manage_py(root: Path, argv: list[str]) -> None:
@@ -220,10 +223,10 @@ def _as_manage_py(root: Path, argv: list[str]) -> None:
     the client's folder has them (manage.py by its path from there), not the shim's: a program
     that starts itself again from them starts manage.py."""
     script = root / "manage.py"
-    typed = os.path.relpath(script) if script.is_file() else "manage.py"
-    sys.argv = [typed, *argv]
-    sys.orig_argv = [sys.executable, typed, *argv]
-    pyrun.fresh_main(str(script) if script.is_file() else None)
+    if script.is_file():
+        pyrun.become_script(os.path.relpath(script), str(script), argv)
+    else:
+        pyrun.become_script("manage.py", None, argv)
 
 
 __all__ = ["DjangoPlan", "close_connections", "manage"]

@@ -43,6 +43,14 @@ def fresh_main(file: str | None) -> dict[str, object]:
     return module.__dict__
 
 
+def become_script(typed: str, file: str | None, argv: list[str]) -> None:
+    """What ``python TYPED ARGV`` gives a program: ``sys.argv``, ``sys.orig_argv`` (the
+    interpreter by its path) and a fresh ``__main__`` for ``file`` (the script's path)."""
+    sys.argv = [typed, *argv]
+    sys.orig_argv = [sys.executable, typed, *argv]
+    fresh_main(file)
+
+
 def _keep_source(source: str, filename: str) -> None:
     """What ``python -c`` does with its code since 3.13: the source goes into ``linecache``
     under its file name, so that tracebacks show its lines."""

@@ -142,9 +142,7 @@ def run(argv: list[str]) -> int:
     # As the `pytest` script runs: argv[0] the script's path, and the interpreter's command
     # line the script's `#!` line makes (the script of this environment's interpreter).
     script = _pytest_script()
-    sys.argv = [script, *argv]
-    sys.orig_argv = [sys.executable, script, *argv]
-    pyrun.fresh_main(script)  # the script is __main__ (multiprocessing's spawn reads it)
+    pyrun.become_script(script, script, argv)  # __main__ too: multiprocessing's spawn reads it
     from _pytest import config
 
     from zeuspy.plans import pytest_workers
