@@ -75,6 +75,8 @@ def session_log():
     if os.environ.get("ZW_BARRIER"):
         wait_for_every_worker()
     yield
+    # Longer than the controller's INTERRUPT_GRACE: ^C must not cut this short.
+    time.sleep(float(os.environ.get("ZW_TEARDOWN_SLEEP", "0")))
     log("teardown")
 
 
@@ -376,6 +378,68 @@ def test_a_failure_drawn_its_own_way_matches_serial(fx: PytestProject, color: st
         assert "\x1b[31mE       fixture 'no_such_fixture' not found" in got.out, got.out
 
 
+SUBTESTS = """
+import unittest
+
+
+def test_fixture_subtests(subtests):
+    for i in range(3):
+        with subtests.test(msg="part", i=i):
+            assert i != 1
+
+
+def test_passes():
+    pass
+
+
+class TestCase(unittest.TestCase):
+    def test_method(self):
+        for i in range(3):
+            with self.subTest(i=i):
+                self.assertNotEqual(i, 2)
+"""
+
+
+@pytest.mark.skipif(importlib.util.find_spec("_pytest.subtests") is None,
+                    reason="pytest < 9 has no subtests")
+def test_subtests_match_serial(fx: PytestProject) -> None:
+    """Failing subtests (the ``subtests`` fixture, unittest's ``subTest``): the test that holds
+    them fails or passes as serially (pytest counts a fixture subtest's failure in the
+    worker's config), and each subtest is named with its parameters as serially (``i=1``)."""
+    path = fx.root / "tests" / "test_subtests.py"
+    path.write_text(SUBTESTS.lstrip())
+    try:
+        args = ("-p", "no:cacheprovider", "-v", "tests/test_subtests.py")
+        serial = zeus(fx, *args)
+        got = zeus(fx, *args, "-n", "2")
+    finally:
+        path.unlink()
+    assert got.code == serial.code == 1, got.out
+    assert "FAILED tests/test_subtests.py::test_fixture_subtests - contains 1 failed subtest" \
+        in serial.out, serial.out
+    assert "SUBFAILED[part] (i=1) tests/test_subtests.py::test_fixture_subtests" in serial.out
+    assert got.counts == serial.counts, got.out
+    assert report_tail(got) == report_tail(serial)
+
+
+def test_keyboard_interrupt_in_a_test_matches_serial(fx: PytestProject) -> None:
+    """A test that raises KeyboardInterrupt: the run ends as serially (status 2), and pytest's
+    closing line names the test's line, not the controller's."""
+    path = fx.root / "tests" / "test_raises_interrupt.py"
+    path.write_text("def test_interrupts():\n    raise KeyboardInterrupt\n")
+    try:
+        args = ("-p", "no:cacheprovider", "tests/test_raises_interrupt.py")
+        serial = zeus(fx, *args)
+        got = zeus(fx, *args, "-n", "2")
+    finally:
+        path.unlink()
+    assert got.code == serial.code == 2, got.out + got.err
+    line = "tests/test_raises_interrupt.py:2: KeyboardInterrupt"
+    assert line in serial.out, serial.out
+    assert line in got.out, got.out
+    assert report_tail(got) == report_tail(serial)
+
+
 def test_load_distribution_matches_serial(fx: PytestProject) -> None:
     """The default ``-n 2`` (``--dist load``, one test at a time from the queue), ``-v``: every
     test reported once with its serial outcome. (test_module_second needs test_module_first's
@@ -430,6 +494,44 @@ def test_last_failed_matches_serial(fx: PytestProject) -> None:
     assert (got.code, got.counts) == (serial.code, serial.counts) == (
         1, {"failed": FULL_COUNTS["failed"], "errors": FULL_COUNTS["errors"]})
     assert report_tail(got) == report_tail(serial)
+
+
+STEPWISE = """
+def test_first():
+    assert False
+
+
+def test_second():
+    assert False
+
+
+def test_third():
+    pass
+"""
+
+
+@pytest.mark.parametrize("skip", [False, True], ids=["sw", "sw-skip"])
+def test_stepwise_restarts_where_serial_does(fx: PytestProject, skip: bool) -> None:
+    """``--sw`` (``--sw-skip``): the next run starts at the test a serial run stopped at, the
+    first failing one in collection order (the second under ``--sw-skip``), although the worker
+    ran, and reported last, the failing test after it (it knew its next test already)."""
+    path = fx.root / "tests" / "test_stepwise.py"
+    path.write_text(STEPWISE.lstrip())
+    stepwise = fx.root / ".pytest_cache" / "v" / "cache" / "stepwise"
+    args = ("--sw-skip" if skip else "--sw", "tests/test_stepwise.py")
+    try:
+        serial = zeus(fx, *args)
+        expected = json.loads(stepwise.read_text())["last_failed"]
+        reset_cache(fx.root)
+        got = zeus(fx, *args, "-n", "1")
+        restart = json.loads(stepwise.read_text())["last_failed"]
+        again = zeus(fx, *args, "-n", "1")
+    finally:
+        path.unlink()
+    assert serial.code == got.code == 2, got.out  # stepwise stops the run: "Interrupted"
+    assert expected == f"tests/test_stepwise.py::{'test_second' if skip else 'test_first'}"
+    assert restart == expected, got.out
+    assert f"FAILED {expected}" in again.out, again.out
 
 
 def test_n0_is_plain_pytest(fx: PytestProject) -> None:
@@ -632,11 +734,13 @@ def test_xdist_only_options_refused(fx: PytestProject, args: tuple[str, ...]) ->
 # -- ^C -------------------------------------------------------------------------------------------
 def test_interrupt_on_terminal(fx: PytestProject, log: Path) -> None:
     """^C on the terminal: pytest's partial report and status 2; each worker tore its session
-    fixture down, and none is left."""
+    fixture down (a teardown slower than the controller's grace runs to its end, as serially),
+    and none is left."""
     child = pexpect.spawn(ZEUS, ["pytest", "-p", "no:cacheprovider", "-n", "2",
                                  "workers/test_slow.py"],
                           cwd=str(fx.root),
-                          env=fx.env(TERM="xterm", ZW_LOG=str(log), ZW_BARRIER="1"),
+                          env=fx.env(TERM="xterm", ZW_LOG=str(log), ZW_BARRIER="1",
+                                     ZW_TEARDOWN_SLEEP="1.5"),
                           timeout=RUN_TIMEOUT, dimensions=(24, 80))
     try:
         child.expect(rb"collected \d+ items")

@@ -304,6 +304,21 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     return True
 
 
+class WorkerInterruption:
+    """Registered when the run ends with a worker's ^C: pytest's closing ``KeyboardInterrupt``
+    line then names where that worker was interrupted (the test's line, as serially), not
+    where the controller was waiting for the workers."""
+
+    def __init__(self, reporter: Any, where: bytes) -> None:
+        self.reporter = reporter
+        self.where = where
+
+    @pytest.hookimpl(trylast=True)  # after the terminal reporter's own memo
+    def pytest_keyboard_interrupt(self) -> None:
+        with contextlib.suppress(Exception):
+            self.reporter._keyboardinterrupt_memo = pickle.loads(self.where)
+
+
 def in_collection_order(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Sort the terminal reporter's reports by item, as a serial run has them: the failures,
     errors and short summary then come in the serial order, whichever worker finished first."""
@@ -446,7 +461,8 @@ class Forwarder:
 
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
         data = self.config.hook.pytest_report_to_serializable(config=self.config, report=report)
-        self.events.append(("report", (data, _flattened_longrepr(report))))
+        self.events.append(("report", (data, _flattened_longrepr(report),
+                                       failed_subtests(self.config, report))))
 
     def pytest_warning_recorded(self, warning_message: warnings.WarningMessage, when: str,
                                 nodeid: str, location: tuple[str, int, str] | None) -> None:
@@ -475,6 +491,23 @@ def _flattened_longrepr(report: pytest.TestReport) -> bytes | None:
         return pickle.dumps(longrepr, protocol=pickle.HIGHEST_PROTOCOL)
     except Exception:
         return None
+
+
+def _subtests_stash(config: pytest.Config) -> Any | None:
+    """pytest's count of failed subtests by test (``subtests`` fixture, pytest >= 9), or None."""
+    module = sys.modules.get("_pytest.subtests")
+    key = getattr(module, "failed_subtests_key", None)
+    return config.stash.get(key, None) if key is not None else None
+
+
+def failed_subtests(config: pytest.Config, report: pytest.TestReport) -> int:
+    """How many subtests of ``report``'s test failed in this worker: pytest fails a test that
+    passed but holds failed subtests when its report is *shown* (``pytest_report_teststatus``,
+    in the controller), from a count its subtests kept in the worker's own config."""
+    counts = _subtests_stash(config)
+    if counts is None or report.when != "call" or not hasattr(report, "id"):
+        return 0
+    return int(counts.get(report.id, 0))
 
 
 def keep_only(config: pytest.Config, plugin: object) -> None:
@@ -598,10 +631,24 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
         send(sock, ("exit", events, (exc.msg, exc.returncode)))
     except KeyboardInterrupt:
         forwarder.take()  # the interrupted item's partial events: it did not run to the end
-        with contextlib.suppress(BaseException):
-            session._setupstate.teardown_exact(None)
+        # Said before the teardown, which may take long: the controller then leaves this worker
+        # to finish it (as pytest does serially) instead of interrupting it again.
         with contextlib.suppress(OSError):
-            send(sock, ("interrupted", []))
+            send(sock, ("interrupted", [], interruption()))
+        with contextlib.suppress(BaseException):  # a second ^C cuts it short, as serially
+            session._setupstate.teardown_exact(None)
+
+
+def interruption() -> bytes | None:
+    """The KeyboardInterrupt being handled, as pytest shows it at the end of the run (where it
+    landed: the test's line, not the controller's), pickled; None if it does not pickle."""
+    from _pytest._code import ExceptionInfo
+
+    try:
+        return pickle.dumps(ExceptionInfo.from_current().getrepr(funcargs=True),
+                            protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception:
+        return None
 
 
 # -- controller -----------------------------------------------------------------------------------
@@ -639,6 +686,10 @@ class Controller:
         self.config = session.config
         self.items = session.items
         self.by_nodeid = {item.nodeid: item for item in self.items}
+        self.index_of = {item.nodeid: index for index, item in enumerate(self.items)}
+        #: The items that ran to their end, and those with a failed report (in any phase).
+        self.ran: set[int] = set()
+        self.failed: set[int] = set()
         self.queue = Queue(self.items, settings.mode)
         self.count = min(settings.workers, len(self.queue.groups))
         self.max_restarts = self.restarts_left = settings.max_restarts
@@ -649,6 +700,8 @@ class Controller:
         self.run_uid = uuid.uuid4().hex
         self.stopping = False
         self.interrupted = False
+        #: The first interrupted worker's KeyboardInterrupt, as :func:`interruption` sends it.
+        self.interruption: bytes | None = None
         self.hurry = False
 
     # -- life --
@@ -674,7 +727,13 @@ class Controller:
             if self.workers:
                 self.shut_down()
             self.selector.close()
+        if not self.interrupted:
+            self.stepwise_in_collection_order()
         if self.interrupted:
+            reporter = self.config.pluginmanager.get_plugin("terminalreporter")
+            if self.interruption is not None and hasattr(reporter, "_keyboardinterrupt_memo"):
+                self.config.pluginmanager.register(WorkerInterruption(reporter,
+                                                                      self.interruption))
             raise KeyboardInterrupt
         if self.exit is not None:
             raise pytest.exit.Exception(*self.exit)
@@ -683,6 +742,31 @@ class Controller:
             raise self.session.Interrupted(
                 f"zeus: workers kept crashing (--max-worker-restart {self.max_restarts}); "
                 f"{left} test{'s' if left != 1 else ''} not run")
+
+    def stepwise_in_collection_order(self) -> None:
+        """``--sw``: where the next run starts is where a serial run would have stopped: the
+        first item, in collection order, that failed (the first failure passed over under
+        ``--sw-skip``) or did not run. pytest's stepwise plugin saw the reports in the order
+        the workers finished, and would name the last failure replayed, which may come after
+        a test that still fails or never ran."""
+        plugin = self.config.pluginmanager.get_plugin("stepwiseplugin")
+        if plugin is None:
+            return
+        skip = bool(self.config.getoption("stepwise_skip", False))
+        restart: pytest.Item | None = None
+        for index, item in enumerate(self.items):
+            if index in self.ran and index not in self.failed:
+                continue
+            if index in self.failed and skip:
+                skip = False
+                continue
+            restart = item
+            break
+        cached = getattr(plugin, "cached_info", None)
+        if cached is not None and hasattr(cached, "last_failed"):
+            cached.last_failed = getattr(restart, "id", None) if restart is not None else None
+        elif hasattr(plugin, "lastfailed"):  # pytest < 9
+            plugin.lastfailed = restart.nodeid if restart is not None else None
 
     def fork(self) -> None:
         name = f"gw{self.started}"
@@ -748,6 +832,7 @@ class Controller:
             self.replay(message[1])
             if verb == "interrupted":
                 self.interrupted = self.stopping = True  # one ^C ends the run, as serially
+                self.interruption = self.interruption or message[2]
             elif verb == "exit" and self.exit is None:
                 self.exit = message[2]  # pytest.exit() in a test: the run ends with it
                 self.stopping = True
@@ -810,10 +895,13 @@ class Controller:
             time.sleep(0.01)
 
     def shut_down(self) -> None:
-        """^C (or an error): stop handing out, let the workers stop (they got the terminal's
-        SIGINT too), SIGINT those that have not after :data:`INTERRUPT_GRACE`, SIGKILL those
-        left after :data:`STOP_TIMEOUT`; replay what arrives meanwhile; reap every one. A second
-        ^C skips the waiting."""
+        """^C (or an error): stop handing out and let the workers stop. They got the terminal's
+        SIGINT too; those that have not said so after :data:`INTERRUPT_GRACE` get SIGINT from
+        here, and SIGKILL if still silent after :data:`STOP_TIMEOUT`. A worker that said it
+        stopped is tearing its fixtures down: as pytest does serially, that may take as long
+        as it takes, until a second ^C, after which every worker left gets
+        :data:`INTERRUPT_GRACE` to exit before SIGKILL. What arrives meanwhile is replayed;
+        every worker is reaped."""
         self.stopping = True
         previous = signal.getsignal(signal.SIGINT)
 
@@ -824,10 +912,19 @@ class Controller:
             signal.signal(signal.SIGINT, hurry)
         try:
             self.wait_workers(INTERRUPT_GRACE)
-            for worker in list(self.workers.values()):
+            for worker in self.silent():
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signal.SIGINT)
-            self.wait_workers(STOP_TIMEOUT)
+            deadline = time.monotonic() + STOP_TIMEOUT
+            while self.workers and not self.hurry:
+                self.wait_workers(TICK)
+                if time.monotonic() >= deadline:
+                    for worker in self.silent():  # their EOF reaps them
+                        with contextlib.suppress(ProcessLookupError):
+                            os.kill(worker.pid, signal.SIGKILL)
+            if self.hurry:
+                self.hurry = False
+                self.wait_workers(INTERRUPT_GRACE)
         finally:
             for worker in list(self.workers.values()):
                 with contextlib.suppress(ProcessLookupError):
@@ -837,7 +934,12 @@ class Controller:
             with contextlib.suppress(ValueError, TypeError):
                 signal.signal(signal.SIGINT, previous)
 
+    def silent(self) -> list[Worker]:
+        """The workers that have not said they stopped."""
+        return [worker for worker in self.workers.values() if not worker.finished]
+
     def wait_workers(self, timeout: float) -> None:
+        """Replay what the workers send until all are gone, ^C (:attr:`hurry`) or ``timeout``."""
         deadline = time.monotonic() + timeout
         while self.workers and not self.hurry and time.monotonic() < deadline:
             try:
@@ -856,6 +958,9 @@ class Controller:
         """Each event through the controller's hooks, as if the item had run here."""
         hook = self.config.hook
         for kind, payload in events:
+            index = self.index_of.get(payload[0] if kind in ("logstart", "logfinish") else "")
+            if kind == "logfinish" and index is not None:
+                self.ran.add(index)
             if kind == "logstart":
                 self.item_hook(payload[0]).pytest_runtest_logstart(nodeid=payload[0],
                                                                    location=payload[1])
@@ -863,14 +968,33 @@ class Controller:
                 self.item_hook(payload[0]).pytest_runtest_logfinish(nodeid=payload[0],
                                                                     location=payload[1])
             elif kind == "report":
-                data, longrepr = payload
+                data, longrepr, subtests_failed = payload
                 report = hook.pytest_report_from_serializable(config=self.config, data=data)
                 if longrepr is not None:
                     with contextlib.suppress(Exception):  # else the text, as xdist has it
                         report.longrepr = pickle.loads(longrepr)
+                self.as_in_worker(report, data, subtests_failed)
+                if report.failed and report.nodeid in self.index_of:
+                    self.failed.add(self.index_of[report.nodeid])
                 self.item_hook(report.nodeid).pytest_runtest_logreport(report=report)
             elif kind == "warning":
                 self.replay_warning(payload)
+
+    def as_in_worker(self, report: pytest.TestReport, data: dict[str, Any],
+                     subtests_failed: int) -> None:
+        """What pytest's subtests keep outside a report's serialized form: the worker's count
+        of a test's failed subtests (its report then shows as failed, as serially), and a
+        subtest's parameters, which pytest's deserialization would repr a second time
+        (``i='1'`` for ``i=1``)."""
+        if subtests_failed:
+            counts = _subtests_stash(self.config)
+            if counts is not None:
+                counts[report.id] = subtests_failed
+        context = getattr(report, "context", None)
+        kwargs = data.get("_subtest.context", {}).get("kwargs")
+        if context is not None and isinstance(kwargs, dict):
+            with contextlib.suppress(Exception):
+                object.__setattr__(context, "kwargs", kwargs)
 
     def replay_warning(self, data: dict[str, Any]) -> None:
         category = warning_category(*data["category"])
@@ -885,6 +1009,8 @@ class Controller:
 
         report = TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
                             "failed", message, "call")
+        self.ran.add(self.index_of[item.nodeid])
+        self.failed.add(self.index_of[item.nodeid])
         hook = item.ihook
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         hook.pytest_runtest_logreport(report=report)
