@@ -30,9 +30,9 @@ the deselection for attrs):
   pytest             the venv's pytest script
   zeus pytest        through a master started in the project (the built-in plan)
   pytest -n 2        pytest-xdist, two workers
-  zeus pytest -n 2   the same through zeus (``-n`` is zeus's to implement: today it hands it to
-                     xdist, whose workers start cold; a change that forks warm workers instead is
-                     measured by this same column)
+  zeus pytest -n 2   the same through zeus: two workers forked from the command after it
+                     collected the suite once in the warm test phase (not xdist's, which start
+                     cold: docs/plans.md, "zeus pytest -n N")
   pytest --fast      pytest-fast, as its documentation has users run it: ``pytest --fast`` starts
                      a resident daemon at the first run (here at PYTEST_FAST_ADDRESS, in the work
                      dir), which collects the suite once in a forkserver and lives ttl 600 s; each

@@ -612,6 +612,52 @@ def test_auto_asks_the_plugins_hook(fx: PytestProject, log: Path,
         assert spread_workers(log) == {"gw0", "gw1", "gw2"}
 
 
+TAIL = """
+import os
+import time
+
+import pytest
+
+
+def ran(n):
+    with open(os.environ["ZW_LOG"], "a") as f:
+        f.write(f"ran {os.environ['PYTEST_XDIST_WORKER']} {n}\\n")
+
+
+def quick_ones_done():
+    with open(os.environ["ZW_LOG"]) as f:
+        return len(f.readlines())
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_tail(n):
+    if n == 0:
+        # The long test: it ends once the other worker ran three quick ones (bounded).
+        deadline = time.monotonic() + 10
+        while quick_ones_done() < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    ran(n)
+"""
+
+
+def test_no_worker_holds_tests_back_at_the_end(fx: PytestProject, log: Path) -> None:
+    """Six tests on two workers, the first one long: the worker that runs it is handed only
+    the test after it (which it needs for its fixtures' teardown); the other worker runs the
+    other four, instead of idling while the long test's worker holds two more."""
+    path = fx.root / "tests" / "test_tail.py"
+    path.write_text(TAIL.lstrip())
+    log.touch()
+    try:
+        run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/test_tail.py",
+                   env={"ZW_LOG": str(log)})
+    finally:
+        path.unlink()
+    assert (run.code, run.counts) == (0, {"passed": 6}), run.out + run.err
+    workers = {n: worker for _, worker, n in log_lines(log)}
+    long_worker = workers[0]
+    assert sum(worker == long_worker for worker in workers.values()) <= 2, workers
+
+
 def test_exitfirst_stops_every_worker(fx: PytestProject, tmp_path: Path) -> None:
     """``-x``: the failure (the first test) stops every worker after at most the tests they
     had been handed (the others wait until the failure is reported: 3 at most), and the report

@@ -14,13 +14,16 @@ How a run goes:
 * A worker always knows the item after the one it runs, so that it runs each with the right
   ``nextitem`` (fixtures of a scope that goes on stay up; ``None`` for its last item tears the
   session down once per worker): as it starts an item it asks for one more index, and the answer
-  arrives while the item runs (no round trip between two tests). Its reporting hooks are cut
-  down to a forwarder: the reports of an item go to the controller together, after the item.
+  arrives while the item runs (no round trip between two tests), except near the end of the
+  queue, where the answer waits until the worker has run its item (no worker holds tests back
+  while another idles). Its reporting hooks are cut down to a forwarder: the reports of an item
+  go to the controller together, after the item.
 * Only the controller reports: it replays each item's events through its own hooks (terminal,
   junitxml, cache, user conftest hooks), so there is one report with serial counts and tracebacks.
 * A worker that dies mid-test fails that test with a line saying how it died, and a replacement is
-  forked (at most ``--max-worker-restart``). ^C stops every worker, waits (bounded), kills what
-  is left, reaps all, and ends like pytest does (partial report, status 2).
+  forked (at most ``--max-worker-restart``). ^C stops every worker (one that says it stopped
+  may tear its fixtures down as long as serially; a silent one is interrupted, then killed),
+  reaps all, and ends like pytest does (partial report, status 2).
 
 Wire: one socketpair per worker; each message is a 4-byte length and a pickle (see "wire").
 
@@ -374,6 +377,10 @@ class Queue:
             group = self.current[worker] = self.groups.popleft()
         return group.popleft()
 
+    def new_group_for(self, worker: str) -> bool:
+        """Whether ``worker``'s next :meth:`take` starts a group (its own has no test left)."""
+        return not self.current.get(worker)
+
     def give_back(self, worker: str, indices: list[int]) -> None:
         """``worker`` is gone: ``indices`` (handed out, not started) and the rest of its group
         go first to whoever asks next."""
@@ -389,8 +396,12 @@ class Queue:
 #       now (None: none yet); ``stop``: why a hook stopped the session in the worker, or None;
 #       ``want``: it asks for one more index (the reply comes while it runs ``index``: a worker
 #       always knows the item after the one it runs, without waiting for the controller).
+#   ("ran", events, stop)  it ran the item it started (its events), and will start the next
+#       one it was handed once it has the answer to its last ``want``: the controller holds
+#       that answer back while tests are scarce (see Controller.scarce) until this message.
 #   ("bye", events)  done (or stopped); the events of its last item.
-#   ("interrupted", events)  ^C reached it; it is exiting.
+#   ("interrupted", events, where)  ^C reached it (``where``: :func:`interruption`); it tears its
+#       fixtures down and exits.
 #   ("exit", events, (reason, status))  a test called pytest.exit().
 # Controller -> worker, one per ``want``:  ("next", index) | ("end", None) | ("stop", None)
 Event = tuple[str, Any]
@@ -600,6 +611,10 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
         stop = session.shouldfail or session.shouldstop or None
         send(sock, ("start", index, forwarder.take(), stop and str(stop), want))
 
+    def ran() -> None:
+        stop = session.shouldfail or session.shouldstop or None
+        send(sock, ("ran", forwarder.take(), stop and str(stop)))
+
     def answer() -> tuple[str, int | None]:
         reply: tuple[str, int | None] = receive(sock)
         return reply
@@ -619,6 +634,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
                 items[following] if more and following is not None else None))
             if not more:
                 break
+            ran()
             current = following
             verb, following = answer()
         if verb == "stop":
@@ -665,6 +681,8 @@ class Worker:
     assigned: list[int] = dataclasses.field(default_factory=list)
     #: Said goodbye (done, stopped or interrupted): its exit is not a crash.
     finished: bool = False
+    #: Its request for a test is answered when it has run the one it is running (scarce).
+    waiting: bool = False
 
 
 def describe_status(status: int) -> str:
@@ -818,12 +836,21 @@ class Controller:
         if verb == "start":
             _, index, events, stop, want = message
             self.replay(events)
-            if stop and not (self.session.shouldfail or self.session.shouldstop):
-                self.session.shouldstop = stop
+            self.stop_as(stop)
             worker.running = index
             if index is not None and index in worker.assigned:
                 worker.assigned.remove(index)
-            if want:
+            if want and self.scarce(worker):
+                worker.waiting = True
+            elif want:
+                self.answer(worker)
+        elif verb == "ran":
+            _, events, stop = message
+            self.replay(events)
+            self.stop_as(stop)
+            worker.running = None
+            if worker.waiting:
+                worker.waiting = False
                 self.answer(worker)
         else:  # bye, interrupted, exit
             worker.finished = True
@@ -836,6 +863,24 @@ class Controller:
             elif verb == "exit" and self.exit is None:
                 self.exit = message[2]  # pytest.exit() in a test: the run ends with it
                 self.stopping = True
+
+    def stop_as(self, stop: str | None) -> None:
+        """A hook stopped the session in a worker (``stop``: why): the run stops here too."""
+        if stop and not (self.session.shouldfail or self.session.shouldstop):
+            self.session.shouldstop = stop
+
+    def scarce(self, worker: Worker) -> bool:
+        """Whether ``worker``'s request for the test after its next one waits until it has run
+        the one it is running: near the end of the queue (no more groups left than two per
+        worker), a worker that took a test ahead could hold it while another worker idles. A
+        request that the worker's own group answers, or that would end or stop it, does not
+        wait."""
+        if worker.running is None or self.stopping or self.interrupted:
+            return False
+        if self.session.shouldfail or self.session.shouldstop:
+            return False
+        return self.queue.new_group_for(worker.name) and \
+            0 < len(self.queue.groups) <= 2 * len(self.workers)
 
     def answer(self, worker: Worker) -> None:
         if self.session.shouldfail or self.session.shouldstop:
