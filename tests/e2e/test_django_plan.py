@@ -486,15 +486,38 @@ def test_test_runs_djangos_runner_like_manage_py(migrated: DjangoProject) -> Non
 SUMMARY = re.compile(rb"^(\d+ passed)\b.* in [\d.]+s", re.MULTILINE)
 
 
+def summary(stdout: bytes) -> bytes:
+    """pytest's closing line (counts of outcomes and warnings) without its duration."""
+    lines = stdout.rstrip().splitlines()
+    return re.sub(rb" in [\d.]+s\b.*", b"", lines[-1]) if lines else b""
+
+
 def test_pytest_with_pytest_django_like_plain_pytest(migrated: DjangoProject) -> None:
     zeus = migrated.run("pytest", *PYTEST_ARGS, timeout=COMMAND_TIMEOUT)
     plain = migrated.plain("-m", "pytest", *PYTEST_ARGS)
     assert plain.returncode == 0, plain
     assert zeus.returncode == plain.returncode, (zeus, plain)
     expected = SUMMARY.search(plain.stdout)
-    found = SUMMARY.search(zeus.stdout)
     assert expected and expected.group(1) == b"3 passed", plain.stdout
-    assert found and found.group(1) == expected.group(1), zeus.stdout
+    # No warning of zeus's own among pytest's (one that it cannot rewrite a plugin of zeus's).
+    assert summary(zeus.stdout) == summary(plain.stdout), (zeus.stdout, plain.stdout)
+
+
+def test_pytest_sees_the_command_line_plain_pytest_sees(migrated: DjangoProject) -> None:
+    """The plugin zeus adds in a Django project reaches pytest without a ``-p`` in the command
+    line: a test sees the arguments it sees under plain pytest."""
+    probe = migrated.root / "polls" / "test_zeus_args.py"
+    probe.write_text("import sys\n\n\ndef test_args(request):\n"
+                     "    print('ARGS', request.config.invocation_params.args, sys.argv[1:])\n")
+    try:
+        args = ("-q", "-s", "-p", "no:cacheprovider", "polls/test_zeus_args.py")
+        zeus = migrated.run("pytest", *args, timeout=COMMAND_TIMEOUT)
+        plain = migrated.plain("-m", "pytest", *args)
+    finally:
+        probe.unlink()
+    line = re.compile(rb"^ARGS .*$", re.M)
+    assert plain.returncode == zeus.returncode == 0, (zeus, plain)
+    assert line.findall(zeus.stdout) == line.findall(plain.stdout), (zeus.stdout, plain.stdout)
 
 
 # -- 3. runserver ---------------------------------------------------------------------------------
@@ -791,3 +814,156 @@ def test_init_writes_the_django_plan(site: DjangoProject, tmp_path: Path) -> Non
     plan = namespace[classes[0].name]
     assert issubclass(plan, DjangoPlan) and plan is not DjangoPlan
     assert not (copy / ".zeus").exists()  # no master ran there
+
+
+# -- 9. manage.py's own code ----------------------------------------------------------------------
+
+#: A manage.py with code of its own, as projects write them: it says something, sets a variable
+#: a command reads, and chooses test settings for a command line that holds "test" (named first,
+#: so that the first match in its text is not the settings of most commands).
+CUSTOM_MANAGE_PY = """
+    #!/usr/bin/env python
+    import os
+    import sys
+
+
+    def main():
+        print("manage.py: loading .env")
+        os.environ.setdefault("MANAGE_PY_MARK", "set by manage.py")
+        if "test" in sys.argv:
+            os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.test_settings")
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mysite.settings")
+        from django.core.management import execute_from_command_line
+
+        execute_from_command_line(sys.argv)
+
+
+    if __name__ == "__main__":
+        main()
+    """
+CUSTOM_FILES = {
+    "manage.py": CUSTOM_MANAGE_PY,
+    "mysite/test_settings.py": "from mysite.settings import *  # noqa: F403\n",
+    # What manage.py set, and the settings the command runs with.
+    "polls/management/commands/mark.py": """
+        import os
+
+        from django.conf import settings
+        from django.core.management.base import BaseCommand
+
+
+        class Command(BaseCommand):
+            def add_arguments(self, parser):
+                parser.add_argument("words", nargs="*")
+
+            def handle(self, *args, **options):
+                print("mark:", os.environ.get("MANAGE_PY_MARK"))
+                print("settings:", settings.SETTINGS_MODULE,
+                      os.environ.get("DJANGO_SETTINGS_MODULE"))
+        """,
+    # Passes where nothing put the variable in the environment (pytest-django puts pytest.ini's).
+    "pytests/test_environment.py": """
+        import os
+
+
+        def test_no_settings_variable():
+            assert os.environ.get("DJANGO_SETTINGS_MODULE") is None
+        """,
+    "polls/management/commands/explode.py": """
+        from django.core.management.base import BaseCommand
+
+
+        class Command(BaseCommand):
+            def handle(self, *args, **options):
+                raise RuntimeError("boom from a management command")
+        """,
+}
+
+
+@pytest.fixture(scope="module")
+def custom_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DjangoProject]:
+    """A second project, whose manage.py has code of its own (CUSTOM_FILES)."""
+    for project in new_site(tmp_path_factory, "django-custom"):
+        for rel, body in CUSTOM_FILES.items():
+            (project.root / rel).write_text(textwrap.dedent(body).lstrip())
+        yield project
+
+
+@pytest.fixture(scope="module")
+def custom_master(custom_site: DjangoProject) -> Iterator[Master]:
+    yield from site_master(custom_site)
+
+
+def same_as_plain(project: DjangoProject, zeus_args: tuple[str, ...],
+                  plain_args: tuple[str, ...]) -> subprocess.CompletedProcess[bytes]:
+    """Run ``zeus ZEUS_ARGS`` and ``python PLAIN_ARGS``; assert the same status and bytes on
+    stdout and stderr; the plain run."""
+    zeus = project.run(*zeus_args, timeout=COMMAND_TIMEOUT)
+    plain = project.plain(*plain_args)
+    assert (zeus.returncode, zeus.stderr.decode(errors="replace"),
+            zeus.stdout.decode(errors="replace")) == (
+        plain.returncode, plain.stderr.decode(errors="replace"),
+        plain.stdout.decode(errors="replace")), (zeus_args, zeus, plain)
+    return plain
+
+
+SHOW_MARK = "import os; print('shell:', os.environ.get('MANAGE_PY_MARK'))"
+
+
+def test_manage_pys_own_code_runs_as_under_python(custom_master: Master,
+                                                  custom_site: DjangoProject) -> None:
+    """zeus manage, shell and run manage.py run the project's manage.py, not a stand-in: what
+    its code prints and sets is there, and the boot chose the settings manage.py chooses for
+    these command lines (of the two it names)."""
+    plain = same_as_plain(custom_site, ("manage", "mark"), ("manage.py", "mark"))
+    assert plain.stdout == (b"manage.py: loading .env\nmark: set by manage.py\n"
+                            b"settings: mysite.settings mysite.settings\n"), plain
+    same_as_plain(custom_site, ("run", "manage.py", "mark"), ("manage.py", "mark"))
+    plain = same_as_plain(custom_site, ("shell", "-c", SHOW_MARK),
+                          ("manage.py", "shell", "-c", SHOW_MARK))
+    # (Django 5.2's shell says how many objects it imported, between the two.)
+    assert plain.stdout.startswith(b"manage.py: loading .env\n"), plain
+    assert plain.stdout.endswith(b"shell: set by manage.py\n"), plain
+
+
+def test_a_failing_commands_traceback_is_manage_pys(custom_master: Master,
+                                                    custom_site: DjangoProject) -> None:
+    """The traceback of a command that raises starts in manage.py (<module>, main), as
+    python's does, and ends with the error."""
+    plain = same_as_plain(custom_site, ("manage", "explode"), ("manage.py", "explode"))
+    assert plain.returncode == 1, plain
+    assert re.search(rb'^  File "[^"]*manage\.py", line \d+, in <module>\n', plain.stderr,
+                     re.MULTILINE), plain.stderr
+    assert re.search(rb'manage\.py", line \d+, in main\n', plain.stderr), plain.stderr
+    assert plain.stderr.endswith(b"RuntimeError: boom from a management command\n"), plain
+
+
+def test_settings_manage_py_chooses_by_argv_are_refused(custom_master: Master,
+                                                        custom_site: DjangoProject) -> None:
+    """manage.py chooses test settings when its command line holds "test": zeus, whose phases
+    set up the others, refuses with a message instead of running with the wrong settings."""
+    plain = custom_site.plain("manage.py", "mark", "test")
+    assert plain.returncode == 0, plain
+    assert b"settings: mysite.test_settings mysite.test_settings\n" in plain.stdout, plain
+    for args in (("manage", "mark", "test"), ("run", "manage.py", "mark", "test"),
+                 ("test", "polls")):
+        refused = custom_site.run(*args, timeout=COMMAND_TIMEOUT)
+        assert refused.returncode == 1, (args, refused)
+        assert refused.stdout == b"manage.py: loading .env\n", (args, refused)
+        assert refused.stderr.startswith(b"zeus: manage.py (DJANGO_SETTINGS_MODULE) asks for "
+                                         b"settings 'mysite.test_settings', but the phases set "
+                                         b"up Django with 'mysite.settings'"), (args, refused)
+        assert b"cannot switch" in refused.stderr, refused
+
+
+def test_pytest_without_pytest_django_like_plain_pytest(custom_master: Master,
+                                                        custom_site: DjangoProject) -> None:
+    """``-p no:django``: nothing puts pytest.ini's settings, nor the phases', in the
+    environment, as under plain pytest (the phases' Django stays set up: docs/plans.md)."""
+    args = ("-p", "no:django", *PYTEST_ARGS, "pytests/test_environment.py")
+    zeus = custom_site.run("pytest", *args, timeout=COMMAND_TIMEOUT)
+    plain = custom_site.plain("-m", "pytest", *args)
+    assert plain.returncode == 0, plain
+    assert zeus.returncode == plain.returncode, (zeus, plain)
+    assert summary(plain.stdout) == b"1 passed, 1 warning", plain.stdout  # pytest.ini's key
+    assert summary(zeus.stdout) == summary(plain.stdout), (zeus.stdout, plain.stdout)

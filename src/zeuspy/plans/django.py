@@ -1,6 +1,7 @@
 """The built-in plan for a Django project (a ``manage.py`` that sets ``DJANGO_SETTINGS_MODULE``).
 
-``boot`` (settings module chosen as ``manage.py`` chooses it, Django imported) → ``django``
+``boot`` (settings module chosen as ``manage.py`` chooses it for a command line without a
+command, Django imported) → ``django``
 (``django.setup()``: apps, models, management commands) → ``test_environment``. Database
 connections are closed in a phase before it forks and in every fork, so no two processes share
 one. docs/plans.md shows how to extend it.
@@ -123,18 +124,19 @@ class DjangoPlan(PythonPlan):
 
     # -- commands -------------------------------------------------------------------------------
     def manage(self, argv: list[str]) -> int | None:
-        """``python manage.py ARGS`` (``manage runserver`` as the ``runserver`` command)."""
+        """``python manage.py ARGS``: the project's manage.py run as the script
+        (``manage runserver`` as the ``runserver`` command)."""
         if argv and argv[0] == "runserver":
             return self.runserver(argv[1:])
         return _managed(self._root, list(argv))
 
     def run(self, argv: list[str]) -> int | None:
-        """``python ARGS``; ``python manage.py ... --settings OTHER`` is refused as ``zeus
-        manage`` refuses it (a running Django cannot switch)."""
+        """``python ARGS``; ``python manage.py ARGS`` (the project's) runs as ``zeus manage
+        ARGS`` does, other settings refused alike (a running Django cannot switch)."""
         if argv and not argv[0].startswith("-"):
             script = (self._root / "manage.py").resolve()
-            if Path(argv[0]).resolve() == script and _other_settings(argv[1:]):
-                return 1
+            if Path(argv[0]).resolve() == script:
+                return _run_manage_py(argv)
         return super().run(argv)
 
     def runserver(self, argv: list[str]) -> int | None:
@@ -174,7 +176,7 @@ class DjangoPlan(PythonPlan):
         from zeuspy.plans import django_pytest  # imports pytest: only where pytest runs
 
         django_pytest.choose_like_pytest_django()
-        return pytest_support.run(["-p", "zeuspy.plans.django_pytest", *argv])
+        return pytest_support.run(argv, plugins=(django_pytest.__name__,))
 
 
 def _become_reloader(argv: list[str]) -> NoReturn:
@@ -200,13 +202,33 @@ def _keep_time_zone() -> None:
 
 
 def _managed(root: Path, argv: list[str]) -> int | None:
-    """``manage.py ARGV`` (the project's, in ``root``), or status 1 with a message when
-    ``--settings`` asks for settings other than the phases set up."""
+    """``python manage.py ARGV`` typed in the client's folder: the project's manage.py (in
+    ``root``) run as the script, its own code included; or, without one, Django's
+    ``execute_from_command_line`` as a stand-in. Other settings than the phases set up end it
+    with status 1 and a message."""
+    script = root / "manage.py"
+    if script.is_file():
+        return _run_manage_py([os.path.relpath(script), *argv])
     if _other_settings(argv):
         return 1
-    _as_manage_py(root, argv)
+    pyrun.become_script("manage.py", None, argv)
     manage(*argv)
     return None
+
+
+def _run_manage_py(args: list[str]) -> int | None:
+    """``python ARGS`` for ``ARGS[0]``, the project's manage.py (``sys.argv``, ``sys.orig_argv``,
+    ``__main__`` and ``sys.path[0]`` as python gives them; tracebacks with its frames). Its
+    own code chooses the settings as under python (a ``DJANGO_SETTINGS_MODULE`` only the
+    phases set leaves the environment first), and its call of ``execute_from_command_line``
+    is refused when that choice is not the phases' (:func:`django_settings.
+    guard_management_utility`). Django is set up already: the command's ``django.setup()`` is
+    cheap. ``SystemExit`` (runserver's status 3 among them) propagates."""
+    undo = django_settings.guard_management_utility(django_settings.leave_to_program())
+    try:
+        return pyrun.main(args)
+    finally:
+        undo()
 
 
 def _other_settings(argv: list[str]) -> bool:
@@ -216,17 +238,6 @@ def _other_settings(argv: list[str]) -> bool:
     if problem:
         print(problem, file=sys.stderr)
     return problem is not None
-
-
-def _as_manage_py(root: Path, argv: list[str]) -> None:
-    """``sys.argv``, ``sys.orig_argv`` and ``__main__`` as ``python manage.py ARGV`` typed in
-    the client's folder has them (manage.py by its path from there), not the shim's: a program
-    that starts itself again from them starts manage.py."""
-    script = root / "manage.py"
-    if script.is_file():
-        pyrun.become_script(os.path.relpath(script), str(script), argv)
-    else:
-        pyrun.become_script("manage.py", None, argv)
 
 
 __all__ = ["DjangoPlan", "close_connections", "manage"]

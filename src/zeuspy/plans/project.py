@@ -3,8 +3,10 @@ whether it is a Django project. Standard library only: the master reads this too
 
 from __future__ import annotations
 
+import ast
 import re
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,6 +18,7 @@ SKIP_DIRS = frozenset({"tests", "test", "docs", "doc", "build", "dist", "example
                        "env", "node_modules", "site-packages"})
 #: ``manage.py``'s ``os.environ.setdefault("DJANGO_SETTINGS_MODULE", "project.settings")``.
 _SETTINGS = re.compile(r"""DJANGO_SETTINGS_MODULE['"]\s*,\s*['"]([\w.]+)['"]""")
+_SETTINGS_ENV = "DJANGO_SETTINGS_MODULE"
 
 
 def source_dirs(root: Path) -> list[Path]:
@@ -53,8 +56,85 @@ def django_settings(root: Path) -> str | None:
     except (OSError, ConfigError):  # none, or not a file we could read: not a Django project
         return None
     text = raw.decode("utf-8", errors="replace")
-    found = _SETTINGS.search(text)
-    return found.group(1) if found else None
+    named = list(dict.fromkeys(_SETTINGS.findall(text)))
+    if len(named) <= 1:
+        return named[0] if named else None
+    return _settings_without_command(text) or named[0]
+
+
+def _settings_without_command(source: str) -> str | None:
+    """For a manage.py that names several settings modules: the one it chooses when its
+    command line has no command (``python manage.py``), or None when that is not clear.
+
+    Read from its syntax, in the order it runs: a branch of an ``if`` that tests ``sys.argv``
+    is taken as not run (such a branch chooses settings for one command, ``test`` say: its
+    ``else`` runs), a branch of any other ``if``, a loop or an ``except`` may or may not run;
+    the first ``setdefault`` certain to run chooses, an assignment certain to run overrides.
+    A guess: a command whose manage.py chooses otherwise is refused when it runs
+    (:mod:`zeuspy.plans.django_settings`)."""
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return None
+    chosen = None
+    for value, certain, overrides in _settings_set(tree.body, True):
+        if certain and (chosen is None or overrides):
+            chosen = value
+    return chosen
+
+
+def _settings_set(body: list[ast.stmt], certain: bool) -> Iterator[tuple[str, bool, bool]]:
+    """(module, certain to run, overrides an earlier choice) for each statement of ``body``
+    and the statements in it that sets ``DJANGO_SETTINGS_MODULE`` to a literal."""
+    for statement in body:
+        if isinstance(statement, ast.If):
+            if _tests_argv(statement.test):
+                yield from _settings_set(statement.orelse, certain)
+            else:
+                yield from _settings_set(statement.body + statement.orelse, False)
+        elif isinstance(statement, (ast.FunctionDef, ast.With)):  # manage.py's main(), called
+            yield from _settings_set(statement.body, certain)
+        elif isinstance(statement, ast.Try):
+            yield from _settings_set(statement.body, certain)
+            for handler in statement.handlers:
+                yield from _settings_set(handler.body, False)
+            yield from _settings_set(statement.orelse + statement.finalbody, certain)
+        elif isinstance(statement, (ast.For, ast.While)):
+            yield from _settings_set(statement.body + statement.orelse, False)
+        else:
+            for node in ast.walk(statement):
+                found = _settings_literal(node)
+                if found is not None:
+                    yield found[0], certain, found[1]
+
+
+def _tests_argv(test: ast.expr) -> bool:
+    """Whether an ``if``'s test reads ``sys.argv`` (or a name ``argv``)."""
+    return any((isinstance(node, ast.Attribute) and node.attr == "argv")
+               or (isinstance(node, ast.Name) and node.id == "argv")
+               for node in ast.walk(test))
+
+
+def _settings_literal(node: ast.AST) -> tuple[str, bool] | None:
+    """(module, overrides) when ``node`` is ``<mapping>.setdefault("DJANGO_SETTINGS_MODULE",
+    "module")`` (False) or ``<mapping>["DJANGO_SETTINGS_MODULE"] = "module"`` (True)."""
+    if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "setdefault" and len(node.args) == 2
+            and _literal(node.args[0]) == _SETTINGS_ENV):
+        value = _literal(node.args[1])
+        return None if value is None else (value, False)
+    if isinstance(node, ast.Assign):
+        value = _literal(node.value)
+        if value is not None and any(isinstance(target, ast.Subscript)
+                                     and _literal(target.slice) == _SETTINGS_ENV
+                                     for target in node.targets):
+            return value, True
+    return None
+
+
+def _literal(node: ast.AST) -> str | None:
+    """The string ``node`` is a literal of, else None."""
+    return node.value if isinstance(node, ast.Constant) and isinstance(node.value, str) else None
 
 
 @dataclass(frozen=True)

@@ -131,9 +131,10 @@ def _pytest_script() -> str:
     return script if os.path.isfile(script) else "pytest"
 
 
-def run(argv: list[str]) -> int:
+def run(argv: list[str], plugins: tuple[str, ...] = ()) -> int:
     """``pytest ARGS``, as the ``pytest`` script runs it (its entry point: exit status, output
-    flushed, a closed pipe handled). Status 1 with a message when pytest is not installed."""
+    flushed, a closed pipe handled), with the plugin modules ``plugins`` of zeus's loaded as
+    ``PYTEST_PLUGINS`` loads them. Status 1 with a message when pytest is not installed."""
     if not installed():
         print(f"zeus: pytest is not installed for {sys.executable}; install it in this "
               "environment (pip install pytest) and the test_environment phase loads it",
@@ -149,7 +150,7 @@ def run(argv: list[str]) -> int:
 
     # `-n N` on warm workers: pytest imports the plugin named there after the entry-point
     # plugins (so it sees whether pytest-xdist is loaded); it puts the user's value back at once.
-    pytest_workers.install()
+    pytest_workers.install(plugins)
     try:
         # The `pytest` script's own entry point: `_console_main` since pytest 9.1,
         # `console_main` before (9.1 deprecated calling that one), `main` as a last resort.

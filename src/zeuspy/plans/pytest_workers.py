@@ -81,12 +81,14 @@ Mode = Literal["load", "loadfile", "loadscope", "loadgroup"]
 
 
 # -- PYTEST_PLUGINS: ours only until pytest imported us -------------------------------------------
-def install() -> None:
-    """Put this module in ``PYTEST_PLUGINS`` (before the user's own list, kept for later)."""
+def install(plugins: tuple[str, ...] = ()) -> None:
+    """Put this module and ``plugins`` (more modules of zeus's) in ``PYTEST_PLUGINS``, before
+    the user's own list, kept for later: pytest imports them as it imports the user's, without a
+    ``-p`` in the command line that tests would see (``sys.argv``, ``invocation_params``)."""
     global _user_plugins, _armed
     _user_plugins = os.environ.get(PLUGINS_ENV)
     _armed = True
-    os.environ[PLUGINS_ENV] = ",".join(filter(None, (__name__, _user_plugins)))
+    os.environ[PLUGINS_ENV] = ",".join(filter(None, (__name__, *plugins, _user_plugins)))
 
 
 def restore_env() -> None:
