@@ -649,13 +649,125 @@ def test_no_worker_holds_tests_back_at_the_end(fx: PytestProject, log: Path) -> 
     log.touch()
     try:
         run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/test_tail.py",
-                   env={"ZW_LOG": str(log)})
+                   env=fx.env(ZW_LOG=str(log)))
     finally:
         path.unlink()
     assert (run.code, run.counts) == (0, {"passed": 6}), run.out + run.err
     workers = {n: worker for _, worker, n in log_lines(log)}
     long_worker = workers[0]
     assert sum(worker == long_worker for worker in workers.values()) <= 2, workers
+
+
+CHILDREN = {
+    "test_fork.py": """
+import os
+import sys
+
+
+def test_before():
+    pass
+
+
+def test_fork_whose_child_goes_on():
+    pid = os.fork()
+    if pid == 0:
+        sys.exit(3)  # the child does not os._exit: it goes on in pytest
+    os.waitpid(pid, 0)
+
+
+def test_after():
+    pass
+""",
+    "test_daemon.py": """
+import multiprocessing
+import time
+
+
+def test_leaves_a_daemonic_child():
+    multiprocessing.Process(target=time.sleep, args=(600,), daemon=True).start()
+
+
+def test_other():
+    pass
+""",
+}
+
+
+def test_children_of_tests_neither_hang_nor_outlive_the_run(fx: PytestProject) -> None:
+    """A test's forked child that goes on past its test ends there with a line, instead of
+    taking the worker's next test and leaving the worker waiting forever; a daemonic
+    multiprocessing child a test left is terminated when its worker ends (as python's exit
+    does) and does not hold the run open. Bounded by the run's timeout; the fixture checks
+    that no worker-titled process (the children carry the title) is left."""
+    folder = fx.root / "tests" / "children"
+    folder.mkdir()
+    for name, text in CHILDREN.items():
+        (folder / name).write_text(text.lstrip())
+    try:
+        run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/children")
+    finally:
+        shutil.rmtree(folder)
+    assert (run.code, run.counts) == (0, {"passed": 5}), run.out + run.err
+    assert "a process forked by a test went on past the end of its test" in run.err, run.err
+
+
+SESSION_STATE = {
+    "conftest.py": """
+import os
+import threading
+
+import pytest
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    report.lock = threading.Lock()  # a plugin's attribute that does not pickle
+    return report
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_state(request, tmp_path_factory):
+    yield
+    with open(os.environ["ZW_LOG"], "a") as f:
+        f.write(f"{request.session.testsfailed} {tmp_path_factory.getbasetemp().name} "
+                f"{tmp_path_factory.getbasetemp().parent}\\n")
+""",
+    "test_state.py": """
+import pytest
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_some_fail(n):
+    assert n % 2
+""",
+}
+
+
+def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
+    """What a worker's own session holds is what an xdist worker's does: the failures it ran
+    (``request.session.testsfailed``), a basetemp ``popen-gwN`` inside the run's own folder
+    (xdist's recipe for a fixture run once per run keys a file there), and reports whose
+    unpicklable attributes are dropped, not fatal to the worker."""
+    folder = fx.root / "tests" / "state"
+    folder.mkdir()
+    for name, text in SESSION_STATE.items():
+        (folder / name).write_text(text.lstrip())
+    try:
+        run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/state",
+                   env=fx.env(ZW_LOG=str(log)))
+        again = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/state",
+                     env=fx.env(ZW_LOG=str(log)))
+    finally:
+        shutil.rmtree(folder)
+    assert (run.code, run.counts) == (1, {"failed": 2, "passed": 2}), run.out + run.err
+    assert again.counts == run.counts, again.out + again.err
+    lines = [line.split() for line in log.read_text().splitlines()]
+    assert len(lines) == 4, lines
+    assert sum(int(failed) for failed, _, _ in lines) == 2 * 2, lines
+    assert sorted(name for _, name, _ in lines) == ["popen-gw0", "popen-gw0", "popen-gw1",
+                                                    "popen-gw1"], lines
+    assert len({parent for _, _, parent in lines}) == 2, lines  # one folder per run
 
 
 def test_exitfirst_stops_every_worker(fx: PytestProject, tmp_path: Path) -> None:

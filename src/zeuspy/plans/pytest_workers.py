@@ -71,6 +71,12 @@ INTERRUPT_GRACE = 0.5
 STOP_TIMEOUT = 5.0
 #: How long a worker whose socket closed may take to exit before it is killed.
 REAP_TIMEOUT = 2.0
+#: How long a worker that said goodbye may take to exit (saving coverage data) before SIGKILL.
+FINISH_TIMEOUT = 30.0
+#: How long a worker waits for a daemonic multiprocessing child it ends, as python's exit does.
+CHILD_TIMEOUT = 1.0
+#: How often the controller looks for the exit of workers that said goodbye (they exit at once).
+EXIT_POLL = 0.002
 #: How often the controller's loop wakes up when nothing arrives (checks deadlines only).
 TICK = 0.1
 HEADER = struct.Struct(">I")
@@ -78,6 +84,8 @@ HEADER = struct.Struct(">I")
 GC_FREEZE_ENV = "ZEUSPY_GC_FREEZE"
 
 Mode = Literal["load", "loadfile", "loadscope", "loadgroup"]
+#: In a worker, its pid: a process a test forked from it must not speak on its socket.
+_worker_pid: int | None = None
 
 
 # -- PYTEST_PLUGINS: ours only until pytest imported us -------------------------------------------
@@ -292,7 +300,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
         return None
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is not None:
-        factory.getbasetemp()  # one basetemp for all workers, made (and cleaned) here only
+        factory.getbasetemp()  # the run's, made (and cleaned) here; workers use popen-gwN in it
     reporter = config.pluginmanager.get_plugin("terminalreporter")
     if reporter is not None and hasattr(reporter, "showfspath"):
         # As xdist does: workers finish items of several files at once, so a progress line per
@@ -410,12 +418,14 @@ Event = tuple[str, Any]
 
 
 def send(sock: socket.socket, message: object) -> None:
+    _only_the_worker()
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
     sock.sendall(HEADER.pack(len(data)) + data)
 
 
 def receive(sock: socket.socket) -> Any:
     """The next message (blocking); EOFError when the other side closed."""
+    _only_the_worker()
     size = HEADER.unpack(_exactly(sock, HEADER.size))[0]
     return pickle.loads(_exactly(sock, size))
 
@@ -429,6 +439,38 @@ def _exactly(sock: socket.socket, size: int) -> bytes:
         chunks.append(chunk)
         size -= len(chunk)
     return b"".join(chunks)
+
+
+def _only_the_worker() -> None:
+    """In a process a test forked from a worker, that reached the end of its test (it did not
+    ``os._exit``): end it here. Serially such a child runs the rest of the session itself;
+    here it would take the worker's next tests and answers, and the worker would wait forever."""
+    if _worker_pid is None or os.getpid() == _worker_pid:
+        return
+    print("zeus: a process forked by a test went on past the end of its test; under -n it "
+          "ends there (status 1)", file=sys.stderr)
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(1)
+
+
+def picklable(events: list[Event]) -> list[Event]:
+    """``events`` without the report attributes that do not pickle (a plugin's lock, an item
+    that a hook put on a report): the rest of each report still reaches the controller."""
+    kept: list[Event] = []
+    for kind, payload in events:
+        if kind == "report":
+            data = {}
+            for key, value in payload[0].items():
+                try:
+                    pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+                except Exception:
+                    continue
+                data[key] = value
+            payload = (data, *payload[1:])
+        kept.append((kind, payload))
+    return kept
 
 
 class ProtocolError(Exception):
@@ -523,12 +565,12 @@ def failed_subtests(config: pytest.Config, report: pytest.TestReport) -> int:
     return int(counts.get(report.id, 0))
 
 
-def keep_only(config: pytest.Config, plugin: object) -> None:
-    """Cut each reporting hook down to ``plugin``'s implementation, in place: the callers that
-    pytest made for conftest folders (subset callers) read this same list."""
+def keep_only(config: pytest.Config, *plugins: object) -> None:
+    """Cut each reporting hook down to the implementations of ``plugins``, in place: the callers
+    that pytest made for conftest folders (subset callers) read this same list."""
     for name in REPORT_HOOKS:
         impls = getattr(config.hook, name)._hookimpls
-        impls[:] = [impl for impl in impls if impl.plugin is plugin]
+        impls[:] = [impl for impl in impls if any(impl.plugin is plugin for plugin in plugins)]
 
 
 def fresh_capture(config: pytest.Config) -> None:
@@ -552,6 +594,8 @@ def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: 
     """The worker's life: ask, run what was handed out, send its events; never returns."""
     from zeuspy.shim import process
 
+    global _worker_pid
+    _worker_pid = os.getpid()
     code = 0
     try:
         process.set_title(f"zeus pytest worker {name}")
@@ -562,9 +606,12 @@ def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: 
         config.workerinput = {"workerid": name, "workercount": count,  # type: ignore[attr-defined]
                               "testrunuid": run_uid, "mainargv": list(sys.argv)}
         fresh_capture(config)
+        own_basetemp(config, name)
+        forgotten_children()
         forwarder = Forwarder(config)
         config.pluginmanager.register(forwarder, f"zeus-worker-{name}")
-        keep_only(config, forwarder)
+        # The session's own count stays: a fixture reads request.session.testsfailed.
+        keep_only(config, forwarder, session)
         forwarder.armed = True
         run_items(session, sock, forwarder)
     except (EOFError, ConnectionError):
@@ -577,10 +624,47 @@ def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: 
     finally:
         with contextlib.suppress(BaseException):
             save_coverage(session.config, name)
+        with contextlib.suppress(BaseException):
+            end_daemonic_children()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
         os._exit(code)
+
+
+def own_basetemp(config: pytest.Config, name: str) -> None:
+    """``popen-NAME`` in the run's basetemp becomes this worker's, as under xdist: tmp_path
+    folders of two workers never collide, and ``getbasetemp().parent`` is the run's own folder
+    (xdist's recipe for a session fixture run once across workers keys a lock file there)."""
+    factory = getattr(config, "_tmp_path_factory", None)
+    base = getattr(factory, "_basetemp", None)
+    if base is None:
+        return
+    own = base / f"popen-{name}"
+    own.mkdir(mode=0o700, exist_ok=True)
+    factory._basetemp = own  # type: ignore[union-attr]
+
+
+def forgotten_children() -> None:
+    """Forget the controller's multiprocessing children (not this worker's to end)."""
+    module = sys.modules.get("multiprocessing.process")
+    children = getattr(module, "_children", None)
+    if isinstance(children, set):
+        children.clear()
+
+
+def end_daemonic_children() -> None:
+    """What python's exit does with the multiprocessing children a test left (``os._exit``
+    skips it): terminate the daemonic ones. Else they would outlive the run, and hold its
+    worker's socket open."""
+    if "multiprocessing" not in sys.modules:
+        return
+    import multiprocessing
+
+    for child in multiprocessing.active_children():
+        if child.daemon:
+            child.terminate()
+            child.join(CHILD_TIMEOUT)
 
 
 def coverage_of_run(config: pytest.Config) -> Any | None:
@@ -611,11 +695,20 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
 
     def start(index: int | None, want: bool) -> None:
         stop = session.shouldfail or session.shouldstop or None
-        send(sock, ("start", index, forwarder.take(), stop and str(stop), want))
+        tell("start", index, forwarder.take(), stop and str(stop), want)
 
     def ran() -> None:
         stop = session.shouldfail or session.shouldstop or None
-        send(sock, ("ran", forwarder.take(), stop and str(stop)))
+        tell("ran", forwarder.take(), stop and str(stop))
+
+    def tell(verb: str, *rest: Any) -> None:
+        """Send (verb, index?, events, ...); events that do not pickle lose what does not."""
+        at = 1 if verb == "start" else 0
+        try:
+            send(sock, (verb, *rest))
+        except (pickle.PicklingError, TypeError, AttributeError):
+            events = picklable(rest[at])
+            send(sock, (verb, *rest[:at], events, *rest[at + 1:]))
 
     def answer() -> tuple[str, int | None]:
         reply: tuple[str, int | None] = receive(sock)
@@ -641,7 +734,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
             verb, following = answer()
         if verb == "stop":
             session._setupstate.teardown_exact(None)
-        send(sock, ("bye", forwarder.take()))
+        tell("bye", forwarder.take())
     except pytest.exit.Exception as exc:
         events = forwarder.take()
         with contextlib.suppress(Exception):
@@ -685,6 +778,8 @@ class Worker:
     finished: bool = False
     #: Its request for a test is answered when it has run the one it is running (scarce).
     waiting: bool = False
+    #: Let go (:meth:`Controller.let_go`): SIGKILL if it has not exited by then.
+    deadline: float | None = None
 
 
 def describe_status(status: int) -> str:
@@ -813,6 +908,10 @@ class Controller:
         self.selector.register(ours, selectors.EVENT_READ, worker)
 
     def step(self, timeout: float) -> None:
+        self.reap_finished()
+        if not self.selector.get_map():  # only workers let go: wait for their exits
+            time.sleep(min(timeout, EXIT_POLL))
+            return
         for key, _ in self.selector.select(timeout):
             worker: Worker = key.data
             try:
@@ -859,6 +958,8 @@ class Controller:
             worker.running = None
             worker.assigned.clear()
             self.replay(message[1])
+            if verb != "interrupted":
+                self.let_go(worker)
             if verb == "interrupted":
                 self.interrupted = self.stopping = True  # one ^C ends the run, as serially
                 self.interruption = self.interruption or message[2]
@@ -897,6 +998,29 @@ class Controller:
             send(worker.sock, reply)
         except OSError:
             pass  # it died: its EOF comes next
+
+    def let_go(self, worker: Worker) -> None:
+        """``worker`` said its last word: stop listening (a process its tests started may hold
+        its socket open long after it exited) and wait for its exit in :meth:`step`."""
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sock)
+        worker.sock.close()
+        worker.deadline = time.monotonic() + FINISH_TIMEOUT
+
+    def reap_finished(self) -> None:
+        """Reap the workers let go that exited; SIGKILL those past their deadline."""
+        for worker in list(self.workers.values()):
+            if worker.deadline is None:
+                continue
+            if time.monotonic() >= worker.deadline:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(worker.pid, signal.SIGKILL)
+            try:
+                pid, _ = os.waitpid(worker.pid, os.WNOHANG)
+            except ChildProcessError:
+                pid = worker.pid
+            if pid:
+                self.workers.pop(worker.pid, None)
 
     def gone(self, worker: Worker) -> None:
         """``worker``'s socket closed: reap it; a crash fails the test it was running, and a
