@@ -726,6 +726,20 @@ def pytest_runtest_makereport(item, call):
     return report
 
 
+def pytest_configure(config):
+    config.zw_written = open(os.environ["ZW_LOG"] + ".written", "a")  # buffered
+
+
+def pytest_unconfigure(config):
+    config.zw_written.close()
+
+
+@pytest.fixture(autouse=True)
+def write_each(request):
+    yield
+    request.config.zw_written.write(request.node.name + "\\n")
+
+
 @pytest.fixture(scope="session", autouse=True)
 def session_state(request, tmp_path_factory):
     yield
@@ -747,8 +761,9 @@ def test_some_fail(n):
 def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     """What a worker's own session holds is what an xdist worker's does: the failures it ran
     (``request.session.testsfailed``), a basetemp ``popen-gwN`` inside the run's own folder
-    (xdist's recipe for a fixture run once per run keys a file there), and reports whose
-    unpicklable attributes are dropped, not fatal to the worker."""
+    (xdist's recipe for a fixture run once per run keys a file there), reports whose
+    unpicklable attributes are dropped, not fatal to the worker, and a conftest's
+    ``pytest_unconfigure`` at its end (it closes, so flushes, a file its tests wrote)."""
     folder = fx.root / "tests" / "state"
     folder.mkdir()
     for name, text in SESSION_STATE.items():
@@ -768,6 +783,8 @@ def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     assert sorted(name for _, name, _ in lines) == ["popen-gw0", "popen-gw0", "popen-gw1",
                                                     "popen-gw1"], lines
     assert len({parent for _, _, parent in lines}) == 2, lines  # one folder per run
+    written = Path(f"{log}.written").read_text().split()
+    assert sorted(written) == sorted([f"test_some_fail[{n}]" for n in range(4)] * 2), written
 
 
 def test_exitfirst_stops_every_worker(fx: PytestProject, tmp_path: Path) -> None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import io
 import os
 import pickle
 import selectors
@@ -734,6 +735,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
             verb, following = answer()
         if verb == "stop":
             session._setupstate.teardown_exact(None)
+        finish_conftests(session)
         tell("bye", forwarder.take())
     except pytest.exit.Exception as exc:
         events = forwarder.take()
@@ -748,6 +750,28 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
             send(sock, ("interrupted", [], interruption()))
         with contextlib.suppress(BaseException):  # a second ^C cuts it short, as serially
             session._setupstate.teardown_exact(None)
+
+
+def finish_conftests(session: pytest.Session) -> None:
+    """The ``pytest_sessionfinish`` and ``pytest_unconfigure`` hooks of the conftest files, as
+    an xdist worker runs them at its end (a conftest that opened a file in
+    ``pytest_configure``, written by the worker's tests, closes it there). Only conftests': the
+    plugins' would report (terminal, junitxml), which the controller alone does. What they
+    print is dropped, as an xdist worker's output is: the controller prints its own."""
+    config = session.config
+    manager = config.pluginmanager
+    others = [plugin for plugin in manager.get_plugins()
+              if os.path.basename(str(getattr(plugin, "__file__", ""))) != "conftest.py"]
+    status = pytest.ExitCode.TESTS_FAILED if session.testsfailed else pytest.ExitCode.OK
+    for name, kwargs in (("pytest_sessionfinish", {"session": session, "exitstatus": status}),
+                         ("pytest_unconfigure", {"config": config})):
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                manager.subset_hook_caller(name, remove_plugins=others)(**kwargs)
+        except Exception:
+            import traceback
+
+            traceback.print_exc()
 
 
 def interruption() -> bytes | None:
