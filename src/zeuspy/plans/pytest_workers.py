@@ -421,7 +421,15 @@ Event = tuple[str, Any]
 def send(sock: socket.socket, message: object) -> None:
     _only_the_worker()
     data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
-    sock.sendall(HEADER.pack(len(data)) + data)
+    if _worker_pid is None:
+        sock.sendall(HEADER.pack(len(data)) + data)
+        return
+    # In a worker, ^C waits until the frame is whole: half a frame reads as a broken worker.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        sock.sendall(HEADER.pack(len(data)) + data)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
 
 
 def receive(sock: socket.socket) -> Any:
@@ -457,8 +465,9 @@ def _only_the_worker() -> None:
 
 
 def picklable(events: list[Event]) -> list[Event]:
-    """``events`` without the report attributes that do not pickle (a plugin's lock, an item
-    that a hook put on a report): the rest of each report still reaches the controller."""
+    """``events`` with each report attribute that does not pickle (a plugin's lock, an item
+    that a hook put on a report) replaced by its repr: the report still reaches the
+    controller."""
     kept: list[Event] = []
     for kind, payload in events:
         if kind == "report":
@@ -467,7 +476,7 @@ def picklable(events: list[Event]) -> list[Event]:
                 try:
                     pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
                 except Exception:
-                    continue
+                    value = repr(value)
                 data[key] = value
             payload = (data, *payload[1:])
         kept.append((kind, payload))
@@ -561,9 +570,14 @@ def failed_subtests(config: pytest.Config, report: pytest.TestReport) -> int:
     passed but holds failed subtests when its report is *shown* (``pytest_report_teststatus``,
     in the controller), from a count its subtests kept in the worker's own config."""
     counts = _subtests_stash(config)
-    if counts is None or report.when != "call" or not hasattr(report, "id"):
+    if counts is None or report.when != "call":
         return 0
-    return int(counts.get(report.id, 0))
+    return int(counts.get(subtests_key(report), 0))
+
+
+def subtests_key(report: pytest.TestReport) -> Any:
+    """How pytest's subtests count a test: its NodeId since pytest 9.2, its node id before."""
+    return getattr(report, "id", None) or report.nodeid
 
 
 def keep_only(config: pytest.Config, *plugins: object) -> None:
@@ -623,6 +637,8 @@ def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: 
         traceback.print_exc()
         code = 1
     finally:
+        if os.getpid() != _worker_pid:  # a test's forked child: nothing here is its own
+            os._exit(1)
         with contextlib.suppress(BaseException):
             save_coverage(session.config, name)
         with contextlib.suppress(BaseException):
@@ -707,7 +723,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
         at = 1 if verb == "start" else 0
         try:
             send(sock, (verb, *rest))
-        except (pickle.PicklingError, TypeError, AttributeError):
+        except Exception:
             events = picklable(rest[at])
             send(sock, (verb, *rest[:at], events, *rest[at + 1:]))
 
@@ -768,6 +784,8 @@ def finish_conftests(session: pytest.Session) -> None:
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 manager.subset_hook_caller(name, remove_plugins=others)(**kwargs)
+        except pytest.exit.Exception:
+            raise
         except Exception:
             import traceback
 
@@ -842,6 +860,7 @@ class Controller:
         #: The first interrupted worker's KeyboardInterrupt, as :func:`interruption` sends it.
         self.interruption: bytes | None = None
         self.hurry = False
+        self.exit_poll = EXIT_POLL
 
     # -- life --
     def run(self) -> None:
@@ -903,7 +922,9 @@ class Controller:
             break
         cached = getattr(plugin, "cached_info", None)
         if cached is not None and hasattr(cached, "last_failed"):
-            cached.last_failed = getattr(restart, "id", None) if restart is not None else None
+            # A NodeId since pytest 9.2 (Item.id), the node id's text before.
+            cached.last_failed = (getattr(restart, "id", restart.nodeid)
+                                  if restart is not None else None)
         elif hasattr(plugin, "lastfailed"):  # pytest < 9
             plugin.lastfailed = restart.nodeid if restart is not None else None
 
@@ -934,7 +955,8 @@ class Controller:
     def step(self, timeout: float) -> None:
         self.reap_finished()
         if not self.selector.get_map():  # only workers let go: wait for their exits
-            time.sleep(min(timeout, EXIT_POLL))
+            time.sleep(min(timeout, self.exit_poll))
+            self.exit_poll = min(self.exit_poll * 2, TICK)  # they exit at once, or take long
             return
         for key, _ in self.selector.select(timeout):
             worker: Worker = key.data
@@ -1006,8 +1028,9 @@ class Controller:
             return False
         if self.session.shouldfail or self.session.shouldstop:
             return False
-        return self.queue.new_group_for(worker.name) and \
-            0 < len(self.queue.groups) <= 2 * len(self.workers)
+        running = len(self.silent())
+        return running > 1 and self.queue.new_group_for(worker.name) and \
+            0 < len(self.queue.groups) <= 2 * running
 
     def answer(self, worker: Worker) -> None:
         if self.session.shouldfail or self.session.shouldstop:
@@ -1030,26 +1053,52 @@ class Controller:
             self.selector.unregister(worker.sock)
         worker.sock.close()
         worker.deadline = time.monotonic() + FINISH_TIMEOUT
+        self.exit_poll = EXIT_POLL
 
     def reap_finished(self) -> None:
-        """Reap the workers let go that exited; SIGKILL those past their deadline."""
+        """Reap every worker that exited, whether or not its socket closed (a process its
+        tests started may hold it open): what it sent last is replayed, and one that did not
+        say goodbye is :meth:`gone`. SIGKILL those let go and past their deadline."""
         for worker in list(self.workers.values()):
-            if worker.deadline is None:
-                continue
-            if time.monotonic() >= worker.deadline:
+            if worker.deadline is not None and time.monotonic() >= worker.deadline:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signal.SIGKILL)
             try:
-                pid, _ = os.waitpid(worker.pid, os.WNOHANG)
+                pid, status = os.waitpid(worker.pid, os.WNOHANG)
             except ChildProcessError:
-                pid = worker.pid
-            if pid:
-                self.workers.pop(worker.pid, None)
+                pid, status = worker.pid, -1
+            if not pid:
+                continue
+            if worker.deadline is None:  # still listened to: its last frames
+                self.drain(worker)
+            if worker.pid in self.workers:
+                self.gone(worker, status)
 
-    def gone(self, worker: Worker) -> None:
-        """``worker``'s socket closed: reap it; a crash fails the test it was running, and a
-        replacement takes the rest of its work."""
-        status = self.reap(worker)
+    def drain(self, worker: Worker) -> None:
+        """Replay the whole messages left in ``worker``'s socket (it exited)."""
+        with contextlib.suppress(OSError):
+            while data := worker.sock.recv(1 << 20, socket.MSG_DONTWAIT):
+                worker.buffer += data
+        with contextlib.suppress(ProtocolError):
+            for message in frames(worker.buffer):
+                self.handle(worker, message)
+
+    def forget(self, worker: Worker) -> None:
+        """Stop tracking ``worker`` and close its socket."""
+        self.workers.pop(worker.pid, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(worker.sock)
+        worker.sock.close()
+
+    def gone(self, worker: Worker, status: int | None = None) -> None:
+        """``worker``'s socket closed, or it exited (``status``, -1 when it was reaped
+        elsewhere): reap it; a crash fails the test it was running, and a replacement takes the
+        rest of its work."""
+        if status is None:
+            status = self.reap(worker)
+        else:
+            self.forget(worker)
+            status = None if status == -1 else status
         if worker.finished:
             return
         how = describe_status(status) if status is not None else "vanished"
@@ -1062,16 +1111,13 @@ class Controller:
         if self.restarts_left > 0:
             self.restarts_left -= 1
             self.fork()
-        elif not self.workers:
+        elif not self.silent():
             print(f"zeus: worker {worker.name} {how}; no restarts left "
                   "(--max-worker-restart)", file=sys.stderr)
 
     def reap(self, worker: Worker, timeout: float = REAP_TIMEOUT) -> int | None:
         """Close ``worker``'s socket and wait for it (killed after ``timeout``); its status."""
-        self.workers.pop(worker.pid, None)
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(worker.sock)
-        worker.sock.close()
+        self.forget(worker)
         deadline = time.monotonic() + timeout
         while True:
             try:
@@ -1114,9 +1160,11 @@ class Controller:
             while self.workers and not self.hurry:
                 self.wait_workers(TICK)
                 if time.monotonic() >= deadline:
-                    for worker in self.silent():  # their EOF reaps them
+                    for worker in self.silent():
                         with contextlib.suppress(ProcessLookupError):
                             os.kill(worker.pid, signal.SIGKILL)
+                        worker.finished = True
+                        self.reap(worker)
             if self.hurry:
                 self.hurry = False
                 self.wait_workers(INTERRUPT_GRACE)
@@ -1184,7 +1232,7 @@ class Controller:
         if subtests_failed:
             counts = _subtests_stash(self.config)
             if counts is not None:
-                counts[report.id] = subtests_failed
+                counts[subtests_key(report)] = subtests_failed
         context = getattr(report, "context", None)
         kwargs = data.get("_subtest.context", {}).get("kwargs")
         if context is not None and isinstance(kwargs, dict):
