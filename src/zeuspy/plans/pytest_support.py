@@ -80,6 +80,11 @@ def _rewriting_hook() -> tuple[Any, Any]:
         from _pytest.config import get_config
 
         config = get_config()
+        if not hasattr(config, "_inicfg"):
+            # pytest before 9.2 reads no ini file until it parses a command line, and its
+            # rewriting hook asks for python_files at once: the defaults answer (the phase
+            # rewrites plugins, not test files).
+            config._inicfg = {}
         return config, install_importhook(config)
     except Exception as exc:
         print(f"zeus: preloading pytest without assertion rewriting: {exc!r}", file=sys.stderr)

@@ -265,7 +265,13 @@ def _record_rewrite_names(config: Any) -> list[str]:
 
 
 def _editable_plugin() -> bool:
-    from _pytest.config import _is_editable_install
+    """Whether a plugin is installed editable (its modules can change without its metadata),
+    or, with a pytest before 9.2 (no ``_is_editable_install``), whether that cannot be told:
+    then the names are not held, and each command's pytest finds them itself."""
+    try:
+        from _pytest.config import _is_editable_install
+    except ImportError:
+        return True
 
     for dist in importlib.metadata.distributions():
         if any(ep.group == "pytest11" for ep in dist.entry_points) and _is_editable_install(dist):
