@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar, NoReturn
 
@@ -209,35 +210,33 @@ def _managed(root: Path, argv: list[str]) -> int | None:
     script = root / "manage.py"
     if script.is_file():
         return _run_manage_py([os.path.relpath(script), *argv])
-    if _other_settings(argv):
-        return 1
-    pyrun.become_script("manage.py", None, argv)
-    manage(*argv)
-    return None
+
+    def stand_in() -> None:
+        pyrun.become_script("manage.py", None, argv)
+        manage(*argv)
+
+    return _settings_guarded(stand_in)
 
 
 def _run_manage_py(args: list[str]) -> int | None:
     """``python ARGS`` for ``ARGS[0]``, the project's manage.py (``sys.argv``, ``sys.orig_argv``,
     ``__main__`` and ``sys.path[0]`` as python gives them; tracebacks with its frames). Its
-    own code chooses the settings as under python (a ``DJANGO_SETTINGS_MODULE`` only the
-    phases set leaves the environment first), and its call of ``execute_from_command_line``
-    is refused when that choice is not the phases' (:func:`django_settings.
-    guard_management_utility`). Django is set up already: the command's ``django.setup()`` is
-    cheap. ``SystemExit`` (runserver's status 3 among them) propagates."""
+    own code chooses the settings as under python. Django is set up already: the command's
+    ``django.setup()`` is cheap. ``SystemExit`` (runserver's status 3 among them)
+    propagates."""
+    return _settings_guarded(lambda: pyrun.main(args))
+
+
+def _settings_guarded(program: Callable[[], int | None]) -> int | None:
+    """``program()``, a management command line, with a ``DJANGO_SETTINGS_MODULE`` only the
+    phases set out of the environment (the program chooses as under python), and its call of
+    ``execute_from_command_line`` refused when that choice, or ``--settings``, is not the
+    phases' (:func:`django_settings.guard_management_utility`)."""
     undo = django_settings.guard_management_utility(django_settings.leave_to_program())
     try:
-        return pyrun.main(args)
+        return program()
     finally:
         undo()
-
-
-def _other_settings(argv: list[str]) -> bool:
-    """True, with the message on stderr, when ``--settings`` in a management command line asks
-    for settings other than the phases set up."""
-    problem = django_settings.mismatch(django_settings.from_arguments(argv), "--settings")
-    if problem:
-        print(problem, file=sys.stderr)
-    return problem is not None
 
 
 __all__ = ["DjangoPlan", "close_connections", "manage"]

@@ -710,22 +710,23 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
     hook = session.config.hook
     items = session.items
 
+    def stopped() -> str | None:
+        """Why a hook stopped the worker's session (``-x``, ``--sw``, ...), or None."""
+        stop = session.shouldfail or session.shouldstop
+        return str(stop) if stop else None
+
     def start(index: int | None, want: bool) -> None:
-        stop = session.shouldfail or session.shouldstop or None
-        tell("start", index, forwarder.take(), stop and str(stop), want)
+        tell(("start", index), forwarder.take(), stopped(), want)
 
     def ran() -> None:
-        stop = session.shouldfail or session.shouldstop or None
-        tell("ran", forwarder.take(), stop and str(stop))
+        tell(("ran",), forwarder.take(), stopped())
 
-    def tell(verb: str, *rest: Any) -> None:
-        """Send (verb, index?, events, ...); events that do not pickle lose what does not."""
-        at = 1 if verb == "start" else 0
+    def tell(head: tuple[Any, ...], events: list[Event], *tail: Any) -> None:
+        """Send ``(*head, events, *tail)``; report values that do not pickle go as their repr."""
         try:
-            send(sock, (verb, *rest))
+            send(sock, (*head, events, *tail))
         except Exception:
-            events = picklable(rest[at])
-            send(sock, (verb, *rest[:at], events, *rest[at + 1:]))
+            send(sock, (*head, picklable(events), *tail))
 
     def answer() -> tuple[str, int | None]:
         reply: tuple[str, int | None] = receive(sock)
@@ -752,7 +753,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
         if verb == "stop":
             session._setupstate.teardown_exact(None)
         finish_conftests(session)
-        tell("bye", forwarder.take())
+        tell(("bye",), forwarder.take())
     except pytest.exit.Exception as exc:
         events = forwarder.take()
         with contextlib.suppress(Exception):
@@ -842,7 +843,6 @@ class Controller:
         self.session = session
         self.config = session.config
         self.items = session.items
-        self.by_nodeid = {item.nodeid: item for item in self.items}
         self.index_of = {item.nodeid: index for index, item in enumerate(self.items)}
         #: The items that ran to their end, and those with a failed report (in any phase).
         self.ran: set[int] = set()
@@ -1049,9 +1049,7 @@ class Controller:
     def let_go(self, worker: Worker) -> None:
         """``worker`` said its last word: stop listening (a process its tests started may hold
         its socket open long after it exited) and wait for its exit in :meth:`step`."""
-        with contextlib.suppress(KeyError, ValueError):
-            self.selector.unregister(worker.sock)
-        worker.sock.close()
+        self.hang_up(worker)
         worker.deadline = time.monotonic() + FINISH_TIMEOUT
         self.exit_poll = EXIT_POLL
 
@@ -1083,12 +1081,16 @@ class Controller:
             for message in frames(worker.buffer):
                 self.handle(worker, message)
 
-    def forget(self, worker: Worker) -> None:
-        """Stop tracking ``worker`` and close its socket."""
-        self.workers.pop(worker.pid, None)
+    def hang_up(self, worker: Worker) -> None:
+        """Stop listening to ``worker`` and close its socket."""
         with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(worker.sock)
         worker.sock.close()
+
+    def forget(self, worker: Worker) -> None:
+        """Stop tracking ``worker`` and close its socket."""
+        self.workers.pop(worker.pid, None)
+        self.hang_up(worker)
 
     def gone(self, worker: Worker, status: int | None = None) -> None:
         """``worker``'s socket closed, or it exited (``status``, -1 when it was reaped
@@ -1194,22 +1196,21 @@ class Controller:
     def item_hook(self, nodeid: str) -> Any:
         """The hooks pytest calls for the item ``nodeid``'s reports (``item.ihook``: plugins,
         and the conftest files of its folders only, not those of other folders)."""
-        item = self.by_nodeid.get(nodeid)
-        return item.ihook if item is not None else self.config.hook
+        index = self.index_of.get(nodeid)
+        return self.items[index].ihook if index is not None else self.config.hook
 
     def replay(self, events: list[Event]) -> None:
         """Each event through the controller's hooks, as if the item had run here."""
         hook = self.config.hook
         for kind, payload in events:
-            index = self.index_of.get(payload[0] if kind in ("logstart", "logfinish") else "")
-            if kind == "logfinish" and index is not None:
-                self.ran.add(index)
             if kind == "logstart":
                 self.item_hook(payload[0]).pytest_runtest_logstart(nodeid=payload[0],
                                                                    location=payload[1])
             elif kind == "logfinish":
                 self.item_hook(payload[0]).pytest_runtest_logfinish(nodeid=payload[0],
                                                                     location=payload[1])
+                if payload[0] in self.index_of:
+                    self.ran.add(self.index_of[payload[0]])
             elif kind == "report":
                 data, longrepr, subtests_failed = payload
                 report = hook.pytest_report_from_serializable(config=self.config, data=data)
