@@ -247,7 +247,7 @@ def test_kill_spare(project: Project, master: Master, resting: Resting, role: st
         victim = _signal_one(project, role, signal.SIGKILL)
         started = time.monotonic()
         # Dead before the request (a request racing the kill itself may find a spare that has
-        # taken it and then dies: the client is then told nothing ran, with status 1).
+        # taken it and then dies: the request is then placed again).
         _timed_gone([victim], DEATH_SEEN, "the killed process to die")
         result = run_raw(resting.sock, "hello", ["next"])
         figures.latencies.append(time.monotonic() - started)

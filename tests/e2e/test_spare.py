@@ -198,6 +198,64 @@ def test_a_request_handed_to_a_spare_survives_a_restart_of_its_phase(project: Pr
     assert (proc.returncode, out) == (0, b"hello x\n"), err
 
 
+def test_a_request_whose_spare_dies_before_the_command_starts_is_placed_again(
+        project: Project) -> None:
+    """A spare killed after the phase handed it the request, before its command registered
+    (SIGSTOP holds it there): its phase reports the death on the runner socket, nothing of the
+    command ran, so the master places the request again, and it runs once, in a new process."""
+    with client_master(project):
+        spare = warm_spare(project)
+        os.kill(spare, signal.SIGSTOP)
+        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                     what="the phase to hand the request over")
+        finally:
+            kill_quietly(spare, signal.SIGKILL)
+        try:
+            out, err = proc.communicate(timeout=20)
+        finally:
+            proc.kill()  # a no-op once reaped
+            proc.communicate(timeout=5)
+        log = project.log
+    assert (proc.returncode, out, err) == (0, b"hello x\n", b""), err
+    assert "nothing ran for hello: placing it again" in log, log
+
+
+def test_a_request_whose_phase_ends_before_the_command_starts_runs_once(
+        project: Project) -> None:
+    """The phase hands the request to a spare that does not run (SIGSTOP) and is restarted:
+    STATUS_GRACE after it died the master shuts the runner socket for reading and places the
+    request again, with the new phase. When the old spare runs at last, its registration
+    fails and it ends without running the command: the output is there once."""
+    with client_master(project) as master:
+        spare = warm_spare(project)
+        os.kill(spare, signal.SIGSTOP)
+        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
+                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE)
+        try:
+            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                     what="the phase to hand the request over")
+            assert project.run("restart", timeout=30).returncode == 0
+            wait_for(lambda: "nothing ran for hello: placing it again" in project.log,
+                     timeout=10, what="the request to be placed again")
+            # The client is answered by the new phase's command, while the old spare still waits.
+            assert proc.wait(timeout=10) == 0
+        finally:
+            kill_quietly(spare, signal.SIGCONT)
+        try:
+            out, err = proc.communicate(timeout=20)  # EOF: once the old spare closed it too
+        finally:
+            proc.kill()
+            proc.communicate(timeout=5)
+        wait_for(lambda: is_dead(spare), timeout=5, what="the old spare to end")
+        master.wait_ready("boot", "app")
+    assert (proc.returncode, out, err) == (0, b"hello x\n", b""), err
+
+
 #: A plan whose app phase makes each child it forks itself (a runner, a spare; not theirs, such as
 #: a spare's guard) wait right after the fork, before a spare's setsid, while the marker file
 #: exists (5 s at most; also once the phase is gone): a spare the scheduler has not run yet.

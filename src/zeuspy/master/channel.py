@@ -63,6 +63,8 @@ class Channel:
         #: True once the peer was dropped for passing a bound or breaking the framing (logged).
         self.dropped = False
         self.error: str | None = None
+        #: True once :meth:`refuse_more` shut the reading side down.
+        self.refusing = False
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
         # What a peer sent before we looked (a client's whole handshake, usually) is taken now,
@@ -75,7 +77,9 @@ class Channel:
     def _on_readable(self) -> None:
         reader = self._reader
         try:
-            for _ in range(MAX_READS_PER_CALLBACK):
+            # Shut down for reading, nothing more comes: take all that is queued at once.
+            reads = MAX_QUEUED_MESSAGES + 1 if self.refusing else MAX_READS_PER_CALLBACK
+            for _ in range(reads):
                 try:
                     data, fds = wire.receive(self.sock)
                 except (BlockingIOError, InterruptedError):
@@ -86,6 +90,8 @@ class Channel:
                 if self.datagram and data and not data.endswith(wire.NUL):
                     data += wire.NUL  # legacy shims may send datagrams without the NUL
                 if self.datagram and not data and not fds:
+                    if self.refusing:
+                        break  # shut down for reading: what was queued is taken
                     continue  # an empty datagram is not EOF
                 reader.feed(data, fds)
                 if reader.fds:
@@ -215,6 +221,23 @@ class Channel:
             self._mark_closed(str(exc))
             self._wake()
             raise ChannelClosed(f"cannot send: {exc}") from None
+
+    def refuse_more(self) -> None:
+        """Shut the reading side down and take what the peer sent before: the messages queued
+        stay for :meth:`message`, which then ends with :class:`ChannelClosed`. A peer's later
+        send fails (on Linux a datagram peer's at once, with ``EPIPE``), so after this returns
+        nothing it sends can be missed unread."""
+        if self.closed:
+            return
+        self.refusing = True
+        try:
+            self.sock.shutdown(socket.SHUT_RD)
+        except OSError as exc:
+            self._mark_closed(str(exc))
+            return
+        self._on_readable()
+        self._mark_closed("shut down for reading")
+        self._wake()
 
     def close(self) -> None:
         """Stop reading, close the socket and every fd nobody took."""

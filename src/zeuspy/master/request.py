@@ -77,6 +77,15 @@ LEGACY_DRAIN_POLL = 0.002
 #: yet (a thread per stream, in the Go client): this much more for that write (measured: 1 of
 #: 300 lines still lost without it).
 LEGACY_WRITE_GRACE = 0.005
+#: How many times a request is placed with a phase process when nothing ran: the phase ended
+#: (restarted for a reload, crashed) between taking the request and its command's start, or
+#: the spare that took it was killed. A command registers before it runs anything of its own,
+#: so placing the request again never runs it twice.
+MAX_PLACEMENTS = 3
+#: Whether shutting a runner socket for reading makes the runner's later send fail at once
+#: (Linux: ``EPIPE``), so that a late registration can never go unread after the last look.
+#: Elsewhere a request whose phase ended unregistered is not placed again.
+REFUSAL_IS_FINAL = sys.platform.startswith("linux")
 #: What a client reads when the process meant to run its command died (or never answered) before
 #: the command started: a spare killed a moment ago, a runner that failed.
 _NOT_STARTED = ("zeus: the process that was to run the command ended before the command started "
@@ -180,15 +189,23 @@ class Request:
         if handshake is None:
             return
         request, extended = handshake
-        ready = await self._wait_for_phase(request, extended)
-        if ready is None:
-            return
-        runner_sock, process, handed_over = ready
-        runner = Channel(runner_sock, datagram=True, name="runner")
         try:
-            await self._run_command(request, extended, process, runner, handed_over)
+            for placement in range(MAX_PLACEMENTS):
+                ready = await self._wait_for_phase(request, extended)
+                if ready is None:
+                    return
+                runner_sock, process, handed_over = ready
+                runner = Channel(runner_sock, datagram=True, name="runner")
+                try:
+                    last = placement == MAX_PLACEMENTS - 1
+                    if await self._run_command(request, extended, process, runner, handed_over,
+                                               last):
+                        return
+                finally:
+                    runner.close()
+                log.info("nothing ran for %s: placing it again", request.command)
         finally:
-            runner.close()
+            self.close_fds()
 
     def _header(self, request: CommandRequest, extended: bool,
                 process: PhaseProcess) -> RunnerHeader:
@@ -327,36 +344,45 @@ class Request:
         return f"{text}\nAvailable commands: {', '.join(names)}.\n"
 
     async def _run_command(self, request: CommandRequest, extended: bool,
-                           process: PhaseProcess, runner: Channel, handed_over: bool) -> None:
+                           process: PhaseProcess, runner: Channel, handed_over: bool,
+                           last: bool) -> bool:
+        """Have the runner (or spare) run the command and answer the client. False: nothing
+        ran and nothing can run from this placement any more (:class:`_NotStarted`), the
+        client is not answered yet and its fds are kept, so the request may be placed again;
+        unless ``last``, then the client hears that nothing ran."""
         channel = self.channel
         extended = extended and process.extensions
-        if not handed_over:
-            try:
-                runner.send(self._header(request, extended, process).format())
-                for fd in self.fds:
-                    runner.send_fd(fd)
-            except ChannelClosed:
-                send_quietly(channel, "0")
-                send_quietly(channel, "1")
-                return
+        first: str | None = None
+        try:
+            if not handed_over:
+                try:
+                    runner.send(self._header(request, extended, process).format())
+                    for fd in self.fds:
+                        runner.send_fd(fd)
+                except ChannelClosed as exc:
+                    # Nobody holds the runner's end: the runner is gone with the header unread
+                    # or before it could pass its socket on.
+                    raise _NotStarted(f"its runner is gone ({exc})") from None
+            first = await _first_message(runner, process)
+            registration = parse_registration(first)
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError, _NotStarted) as exc:
+            if isinstance(exc, wire.ProtocolError) and _reaped_unregistered(first):
+                exc = _NotStarted("the process that took it died before its command started")
+            log.warning("runner for %s did not report its command: %s", request.command,
+                        exc or type(exc).__name__)
+            if isinstance(exc, _NotStarted) and not last:
+                return False
+            send_quietly(channel, "0")
+            if self.extended:
+                send_quietly(channel, Note(_NOT_STARTED).format())
+            send_quietly(channel, "1")
+            return True
         # A legacy client's output streams, kept to see that it read them all (see
         # LEGACY_DRAIN_TIMEOUT); the master's copies of everything else go now: keeping them
         # would leak and block EOF.
         outputs = [] if self.extended else _dup_all(self.fds[1:])
         self.close_fds()
         try:
-            try:
-                first = await _first_message(runner, process)
-                registration = parse_registration(first)
-            except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError,
-                    _PhaseEnded) as exc:
-                log.warning("runner for %s did not report its command: %s", request.command,
-                            exc or type(exc).__name__)
-                send_quietly(channel, "0")
-                if self.extended:
-                    send_quietly(channel, Note(_NOT_STARTED).format())
-                send_quietly(channel, "1")
-                return
             self.command_pid = registration.pid
             flags = ""
             if extended and "t" in registration.flags:
@@ -370,6 +396,7 @@ class Request:
             send_quietly(channel, status.format(with_signal=self.extended))
         finally:
             wire.close_fds(outputs)
+        return True
 
     async def _await_status(self, request: CommandRequest, runner: Channel,
                             pid: int) -> ExitStatus:
@@ -518,30 +545,56 @@ def _dup_all(fds: list[int]) -> list[int]:
     return copies
 
 
+class _NotStarted(Exception):
+    """Nothing ran, and nothing can run from this placement of the request any more."""
+
+
 class _PhaseEnded(Exception):
-    """The phase asked for the command ended, and no registration came after it."""
+    """The phase asked for the command ended, and no registration came after it (where a late
+    one cannot be refused for sure: :data:`REFUSAL_IS_FINAL`)."""
 
     def __str__(self) -> str:
         return f"its phase ended and nothing registered within {STATUS_GRACE:.0f} s"
 
 
+def _reaped_unregistered(first: str | None) -> bool:
+    """Whether the runner socket's first message is an exit status, not a registration: the
+    phase reaped the process that took the request before its command registered (a spare
+    killed while it took it), and a command runs nothing of its own before it registers."""
+    if first is None:
+        return False
+    try:
+        parse_exit_status(first)
+    except wire.ProtocolError:
+        return False
+    return True
+
+
 async def _first_message(runner: Channel, process: PhaseProcess) -> str:
     """The runner's first message (its command's registration), within
-    :data:`COMMAND_START_TIMEOUT`; raises :class:`_PhaseEnded` once ``process``, the phase asked
-    for the command, is dead and :data:`STATUS_GRACE` more went by without it. A phase that
-    ends between handing over the runner's socket and forking the runner (or handing the
-    request to its spare), restarted or crashed, leaves nobody to write on that socket, and a
-    datagram socket has no EOF to say so. A runner or spare that does register later finds the
-    socket closed and ends without running the command."""
+    :data:`COMMAND_START_TIMEOUT`. A phase that ends between handing over the runner's socket
+    and forking the runner (or handing the request to its spare), restarted or crashed, leaves
+    nobody to write on that socket, and a datagram socket has no EOF to say so: once
+    ``process``, the phase asked for the command, is dead and :data:`STATUS_GRACE` more went by
+    without a message, the socket is shut for reading (a runner or spare that registers later
+    fails to, and ends without running the command) and :class:`_NotStarted` is raised, or
+    :class:`_PhaseEnded` where that refusal is not known to be final."""
     message = asyncio.ensure_future(runner.message(COMMAND_START_TIMEOUT))
     dead = asyncio.ensure_future(process.dead.wait())
     try:
         await asyncio.wait({message, dead}, return_when=asyncio.FIRST_COMPLETED)
         if not message.done():
             await asyncio.wait({message}, timeout=STATUS_GRACE)
-        if not message.done():
-            raise _PhaseEnded
-        return message.result()
+        if message.done():
+            return message.result()
+        message.cancel()
+        runner.refuse_more()
+        late = runner.pending_messages()
+        if late:  # it registered between the wait and the shut-down
+            return late[0]
+        if REFUSAL_IS_FINAL:
+            raise _NotStarted(str(_PhaseEnded()))
+        raise _PhaseEnded
     finally:
         dead.cancel()
         message.cancel()

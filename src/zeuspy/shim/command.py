@@ -165,7 +165,12 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         if ctty is not None:
             _foreground(ctty)
         flags = "t" if ctty is not None else ""
-        wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
+        try:
+            wire.send_message(local, Registration(os.getpid(), phase_pid, "", flags).format())
+        except OSError:
+            # The master let go of the request (its phase ended before this registered) and
+            # may have placed it again: run nothing, not even the phase's exit handlers.
+            os._exit(1)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
