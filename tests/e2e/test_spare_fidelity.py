@@ -5,19 +5,28 @@ an exec, with children of its own, asking for a group of its own."""
 from __future__ import annotations
 
 import copy
+import os
 import signal
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
-from tests.harness.clients import sleeping_client, warm_spare
+from tests.harness.clients import job_client, sleeping_client, warm_spare
 from tests.harness.master import Master, running_master
 from tests.harness.plans import CLIENT_TREE, plan_source
-from tests.harness.processes import check_no_leftovers, cmdline, is_dead, kill_quietly, proc_state
+from tests.harness.processes import (
+    check_no_leftovers,
+    cmdline,
+    is_dead,
+    kill_quietly,
+    proc_state,
+    titled,
+)
 from tests.harness.project import Project
-from tests.harness.waits import wait_for
+from tests.harness.waits import read_until, wait_for
 
 EXTRA = r"""
     def exec_sleep(self, argv):
@@ -87,6 +96,43 @@ def test_sigtstp_stops_a_spare_command_that_execd(project: Project) -> None:
     with review_master(project), execd_sleep(project) as (proc, pid):
         proc.send_signal(signal.SIGTSTP)  # forwarded to the command, as for a runner's
         wait_for(lambda: proc_state(pid) == "T", timeout=10, what="the command to stop")
+
+
+def test_sigtstp_before_the_pid_stops_the_command_once_the_pid_comes(
+        project: Project) -> None:
+    """The command's output can reach the client before its pid does (the pid comes through
+    the master, the output straight from the command). A SIGTSTP then was dropped: the client
+    stopped alone and the command ran on. Here the master is held stopped while the command
+    registers, prints and execs; the client, sent SIGTSTP, stops the command once the pid
+    comes."""
+    with review_master(project) as master:
+        spare = warm_spare(project)
+        os.kill(spare, signal.SIGSTOP)
+        stopped_master = False
+        try:
+            with job_client(project, "exec_sleep", "30") as proc:
+                wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                         what="the phase to hand the request over")
+                os.kill(master.proc.pid, signal.SIGSTOP)
+                stopped_master = True
+                os.kill(spare, signal.SIGCONT)
+                assert proc.stdout is not None
+                pid = int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+                assert pid == spare
+                wait_for(lambda: "sleep" in cmdline(pid), timeout=5, what="the exec")
+                proc.send_signal(signal.SIGTSTP)
+                time.sleep(0.2)  # the client handles it meanwhile, without the pid
+                os.kill(master.proc.pid, signal.SIGCONT)
+                stopped_master = False
+                wait_for(lambda: proc_state(pid) == "T", timeout=10, what="the command to stop")
+                wait_for(lambda: proc_state(proc.pid) == "T", timeout=5,
+                         what="the client to stop")
+                kill_quietly(pid)
+                kill_quietly(pid, signal.SIGCONT)
+        finally:
+            if stopped_master:
+                os.kill(master.proc.pid, signal.SIGCONT)
+            kill_quietly(spare, signal.SIGCONT)
 
 
 def test_master_death_ends_a_spare_command_that_execd(project: Project) -> None:

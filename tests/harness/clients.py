@@ -39,20 +39,27 @@ def client_pid_under(shell_pid: int, timeout: float = 5) -> int:
 
 
 @contextmanager
-def sleeping_client(project: Project, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``zeus ARGS`` (a command that prints ``sleeping PID``) on pipes: the client and the pid of
-    its command; the client is killed and reaped on the way out."""
+def job_client(project: Project, *args: str) -> Iterator[subprocess.Popen[bytes]]:
+    """``zeus ARGS`` on pipes, as a job of its own; killed and reaped on the way out."""
     # A process group of its own, as a shell gives each job: in the test runner's group, which
     # may be orphaned, the kernel would discard the client's SIGTSTP (as it would python's).
     proc = subprocess.Popen([ZEUS, *args], cwd=project.root, env=project.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, preexec_fn=os.setpgrp)
     try:
-        assert proc.stdout is not None
-        yield proc, int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
+        yield proc
     finally:
         proc.kill()
         proc.communicate(timeout=5)
+
+
+@contextmanager
+def sleeping_client(project: Project, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus ARGS`` (a command that prints ``sleeping PID``) on pipes: the client and the pid of
+    its command; the client is killed and reaped on the way out."""
+    with job_client(project, *args) as proc:
+        assert proc.stdout is not None
+        yield proc, int(read_until(proc.stdout.fileno(), rb"sleeping \d+\n").split()[1])
 
 
 def suspend_and_resume(shell: pexpect.spawn, pid: int, client: int) -> None:

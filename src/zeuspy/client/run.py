@@ -218,6 +218,8 @@ class ClientSession:
         self.term_status = 1
         self.queued: list[int] = []
         self.abort_deadline: float | None = None
+        #: SIGTSTP came before the pid: stop the command, then ourselves, once it comes.
+        self.stop_on_pid = False
         #: The wakeup pipe's reading end, and signal numbers read from it not handled yet.
         self.wake_r = -1
         self.wakeups = bytearray()
@@ -369,6 +371,11 @@ class ClientSession:
             self._resume()
             self._deliver(signum)
         elif signum == _signal.SIGTSTP:
+            if not self.got_pid:
+                # The command may run already (its output can come before its pid): stopping
+                # only ourselves would leave it running.
+                self.stop_on_pid = True
+                return None
             self._deliver(signum)
             self._suspend()
         elif self.pid <= 0:
@@ -510,6 +517,10 @@ class ClientSession:
                         if signum in (_signal.SIGTERM, _signal.SIGHUP):
                             self._leave_soon(128 + signum)
                 self.queued.clear()
+                if self.stop_on_pid:
+                    self.stop_on_pid = False
+                    self._deliver(_signal.SIGTSTP)
+                    self._suspend()
             else:
                 self.status = value
                 try:
