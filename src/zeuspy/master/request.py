@@ -80,7 +80,8 @@ LEGACY_WRITE_GRACE = 0.005
 #: How many times a request is placed with a phase process when nothing ran: the phase ended
 #: (restarted for a reload, crashed) between taking the request and its command's start, or
 #: the spare that took it was killed. A command registers before it runs anything of its own,
-#: so placing the request again never runs it twice.
+#: so placing the request again never runs it twice. After a death the master did not cause,
+#: the request is placed once more only.
 MAX_PLACEMENTS = 3
 #: Whether shutting a runner socket for reading makes the runner's later send fail at once
 #: (Linux: ``EPIPE``), so that a late registration can never go unread after the last look.
@@ -190,20 +191,26 @@ class Request:
             return
         request, extended = handshake
         try:
-            for placement in range(MAX_PLACEMENTS):
+            for placement in range(1, MAX_PLACEMENTS + 1):
                 ready = await self._wait_for_phase(request, extended)
                 if ready is None:
                     return
                 runner_sock, process, handed_over = ready
                 runner = Channel(runner_sock, datagram=True, name="runner")
                 try:
-                    last = placement == MAX_PLACEMENTS - 1
-                    if await self._run_command(request, extended, process, runner, handed_over,
-                                               last):
-                        return
+                    not_started = await self._run_command(request, extended, process, runner,
+                                                          handed_over)
                 finally:
                     runner.close()
-                log.info("nothing ran for %s: placing it again", request.command)
+                if not_started is None:
+                    return
+                log.warning("nothing ran for %s: %s", request.command, not_started)
+                # A death the master did not decide on may have been caused by this very
+                # request: place it once more only, never let it end phase after phase.
+                if placement == MAX_PLACEMENTS or (placement > 1 and not not_started.expected):
+                    self._answer_not_started()
+                    return
+                log.info("placing %s again", request.command)
         finally:
             self.close_fds()
 
@@ -344,12 +351,11 @@ class Request:
         return f"{text}\nAvailable commands: {', '.join(names)}.\n"
 
     async def _run_command(self, request: CommandRequest, extended: bool,
-                           process: PhaseProcess, runner: Channel, handed_over: bool,
-                           last: bool) -> bool:
-        """Have the runner (or spare) run the command and answer the client. False: nothing
-        ran and nothing can run from this placement any more (:class:`_NotStarted`), the
-        client is not answered yet and its fds are kept, so the request may be placed again;
-        unless ``last``, then the client hears that nothing ran."""
+                           process: PhaseProcess, runner: Channel,
+                           handed_over: bool) -> _NotStarted | None:
+        """Have the runner (or spare) run the command and answer the client; or, when nothing
+        ran and nothing can run from this placement any more, say why without answering (the
+        client's fds are kept, so the request may be placed again)."""
         channel = self.channel
         extended = extended and process.extensions
         first: str | None = None
@@ -365,18 +371,16 @@ class Request:
                     raise _NotStarted(f"its runner is gone ({exc})") from None
             first = await _first_message(runner, process)
             registration = parse_registration(first)
-        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError, _NotStarted) as exc:
-            if isinstance(exc, wire.ProtocolError) and _reaped_unregistered(first):
-                exc = _NotStarted("the process that took it died before its command started")
+        except _NotStarted as exc:
+            return exc
+        except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError, _PhaseEnded) as exc:
+            if isinstance(exc, wire.ProtocolError) and _killed_unregistered(first):
+                return _NotStarted("the process that took it was killed before its command "
+                                   "started")
             log.warning("runner for %s did not report its command: %s", request.command,
                         exc or type(exc).__name__)
-            if isinstance(exc, _NotStarted) and not last:
-                return False
-            send_quietly(channel, "0")
-            if self.extended:
-                send_quietly(channel, Note(_NOT_STARTED).format())
-            send_quietly(channel, "1")
-            return True
+            self._answer_not_started()
+            return None
         # A legacy client's output streams, kept to see that it read them all (see
         # LEGACY_DRAIN_TIMEOUT); the master's copies of everything else go now: keeping them
         # would leak and block EOF.
@@ -396,7 +400,7 @@ class Request:
             send_quietly(channel, status.format(with_signal=self.extended))
         finally:
             wire.close_fds(outputs)
-        return True
+        return None
 
     async def _await_status(self, request: CommandRequest, runner: Channel,
                             pid: int) -> ExitStatus:
@@ -468,6 +472,14 @@ class Request:
             return parse_exit_status(status_task.result())
         except wire.ProtocolError:
             return ExitStatus(1)
+
+    def _answer_not_started(self) -> None:
+        """Tell the client that nothing ran: pid 0, one line (a client that offered the
+        extensions), status 1."""
+        send_quietly(self.channel, "0")
+        if self.extended:
+            send_quietly(self.channel, Note(_NOT_STARTED).format())
+        send_quietly(self.channel, "1")
 
     def _crash_text(self, crashed: Phase) -> str:
         error = crashed.error or f"zeus: phase {crashed.name} crashed"
@@ -546,7 +558,13 @@ def _dup_all(fds: list[int]) -> list[int]:
 
 
 class _NotStarted(Exception):
-    """Nothing ran, and nothing can run from this placement of the request any more."""
+    """Nothing ran, and nothing can run from this placement of the request any more.
+    ``expected``: the master caused it (it restarted the phase), so the request itself cannot
+    have."""
+
+    def __init__(self, reason: str, expected: bool = False) -> None:
+        super().__init__(reason)
+        self.expected = expected
 
 
 class _PhaseEnded(Exception):
@@ -557,17 +575,18 @@ class _PhaseEnded(Exception):
         return f"its phase ended and nothing registered within {STATUS_GRACE:.0f} s"
 
 
-def _reaped_unregistered(first: str | None) -> bool:
-    """Whether the runner socket's first message is an exit status, not a registration: the
-    phase reaped the process that took the request before its command registered (a spare
-    killed while it took it), and a command runs nothing of its own before it registers."""
+def _killed_unregistered(first: str | None) -> bool:
+    """Whether the runner socket's first message is the status of a process killed by a
+    signal, not a registration: the phase reaped the process that took the request (a spare
+    killed while it took it) before its command registered, and a command runs nothing of its
+    own before it registers. A process that exited by itself there refused the request (its
+    fds or arguments were unusable): placing it again would only fail again."""
     if first is None:
         return False
     try:
-        parse_exit_status(first)
+        return parse_exit_status(first).signal != 0
     except wire.ProtocolError:
         return False
-    return True
 
 
 async def _first_message(runner: Channel, process: PhaseProcess) -> str:
@@ -593,7 +612,7 @@ async def _first_message(runner: Channel, process: PhaseProcess) -> str:
         if late:  # it registered between the wait and the shut-down
             return late[0]
         if REFUSAL_IS_FINAL:
-            raise _NotStarted(str(_PhaseEnded()))
+            raise _NotStarted(str(_PhaseEnded()), expected=process.doomed)
         raise _PhaseEnded
     finally:
         dead.cancel()
