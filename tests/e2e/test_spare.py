@@ -13,6 +13,7 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pexpect
 import pytest
@@ -170,90 +171,84 @@ def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> N
             wait_for(lambda: is_dead(pid), timeout=5, what="the keeper to end the command")
 
 
+@contextmanager
+def held_request(project: Project) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus hello x`` on pipes, handed by its phase to a spare held stopped (SIGSTOP stands for
+    a spare the scheduler has not run yet, or one still preparing: forked 15 ms after the
+    previous request, it may get the next one before it reads): the client and the spare's pid.
+    The spare is continued on the way out, if it still can."""
+    spare = warm_spare(project)
+    os.kill(spare, signal.SIGSTOP)
+    proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    try:
+        # The phase handed the request over: it forks the next spare 15 ms later.
+        wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                 what="the phase to hand the request over")
+        yield proc, spare
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=5)
+        raise
+    finally:
+        kill_quietly(spare, signal.SIGCONT)
+
+
+def outcome(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, bytes]:
+    """The client's status and output (EOF: once every process holding its pipes closed them)."""
+    try:
+        out, err = proc.communicate(timeout=20)
+    finally:
+        proc.kill()  # a no-op once reaped (its pid may be another process's by then)
+        proc.communicate(timeout=5)
+    return proc.returncode, out, err
+
+
 def test_a_request_handed_to_a_spare_survives_a_restart_of_its_phase(project: Project) -> None:
     """A runner, forked at the request, outlives its phase; so must a spare that was handed the
-    request. SIGSTOP stands for a spare the scheduler has not run yet (or one still preparing:
-    forked 15 ms after the previous request, it may get the next one before it reads)."""
+    request."""
     with client_master(project) as master:
-        spare = warm_spare(project)
-        os.kill(spare, signal.SIGSTOP)
-        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            # The phase handed the request over: it forks the next spare 15 ms later.
-            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
-                     what="the phase to hand the request over")
+        with held_request(project) as (proc, _):
             app = master.phase_pid("app")
             assert project.run("restart", timeout=30).returncode == 0
             wait_for(lambda: is_dead(app), timeout=5, what="the old app phase to die")
-        finally:
-            kill_quietly(spare, signal.SIGCONT)  # now let it run, if it still can
-        try:
-            out, err = proc.communicate(timeout=20)
-        finally:
-            proc.kill()  # a no-op once reaped (its pid may be another process's by then)
-            proc.communicate(timeout=5)
+        got = outcome(proc)
         master.wait_ready("boot", "app")
-    assert (proc.returncode, out) == (0, b"hello x\n"), err
+    assert got[:2] == (0, b"hello x\n"), got
 
 
 def test_a_request_whose_spare_dies_before_the_command_starts_is_placed_again(
         project: Project) -> None:
-    """A spare killed after the phase handed it the request, before its command registered
-    (SIGSTOP holds it there): its phase reports the death on the runner socket, nothing of the
-    command ran, so the master places the request again, and it runs once, in a new process."""
+    """A spare killed after the phase handed it the request, before its command registered:
+    its phase reports the death on the runner socket, nothing of the command ran, so the
+    master places the request again, and it runs once, in a new process."""
     with client_master(project):
-        spare = warm_spare(project)
-        os.kill(spare, signal.SIGSTOP)
-        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
-                     what="the phase to hand the request over")
-        finally:
+        with held_request(project) as (proc, spare):
             kill_quietly(spare, signal.SIGKILL)
-        try:
-            out, err = proc.communicate(timeout=20)
-        finally:
-            proc.kill()  # a no-op once reaped
-            proc.communicate(timeout=5)
+        got = outcome(proc)
         log = project.log
-    assert (proc.returncode, out, err) == (0, b"hello x\n", b""), err
+    assert got == (0, b"hello x\n", b""), got
     assert "placing hello again" in log, log
 
 
 def test_a_request_whose_phase_ends_before_the_command_starts_runs_once(
         project: Project) -> None:
-    """The phase hands the request to a spare that does not run (SIGSTOP) and is restarted:
-    STATUS_GRACE after it died the master shuts the runner socket for reading and places the
-    request again, with the new phase. When the old spare runs at last, its registration
-    fails and it ends without running the command: the output is there once."""
+    """The phase that handed the request to the held spare is restarted: STATUS_GRACE after it
+    died the master shuts the runner socket for reading and places the request again, with the
+    new phase. When the old spare runs at last, its registration fails and it ends without
+    running the command: the output is there once."""
     with client_master(project) as master:
-        spare = warm_spare(project)
-        os.kill(spare, signal.SIGSTOP)
-        proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
-                                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE)
-        try:
-            wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
-                     what="the phase to hand the request over")
+        with held_request(project) as (proc, spare):
             assert project.run("restart", timeout=30).returncode == 0
             wait_for(lambda: "placing hello again" in project.log,
                      timeout=10, what="the request to be placed again")
-            # The client is answered by the new phase's command, while the old spare still waits.
+            # The client is answered by the new phase's command, while the old spare waits.
             assert proc.wait(timeout=10) == 0
-        finally:
-            kill_quietly(spare, signal.SIGCONT)
-        try:
-            out, err = proc.communicate(timeout=20)  # EOF: once the old spare closed it too
-        finally:
-            proc.kill()
-            proc.communicate(timeout=5)
+        got = outcome(proc)
         wait_for(lambda: is_dead(spare), timeout=5, what="the old spare to end")
         master.wait_ready("boot", "app")
-    assert (proc.returncode, out, err) == (0, b"hello x\n", b""), err
+    assert got == (0, b"hello x\n", b""), got
 
 
 #: A plan whose app phase makes each child it forks itself (a runner, a spare; not theirs, such as
