@@ -222,6 +222,11 @@ class Channel:
             self._wake()
             raise ChannelClosed(f"cannot send: {exc}") from None
 
+    @property
+    def exhausted(self) -> bool:
+        """True once the channel is closed and every message it received was taken."""
+        return self.closed and not self._messages
+
     def refuse_more(self) -> None:
         """Shut the reading side down and take what the peer sent before: the messages queued
         stay for :meth:`message`, which then ends with :class:`ChannelClosed`. A peer's later

@@ -407,9 +407,13 @@ class Request:
         """The command's status: from its runner socket, from the master's own reaping, or 1
         when it is gone without one; stops the command when the client leaves first."""
         channel = self.channel
-        status_task = asyncio.ensure_future(runner.message())
+        loop = asyncio.get_running_loop()
+        # A runner socket shut for reading after a late registration (_first_message) brings
+        # no status: the master's own reaping does (its phase is gone).
+        status_task: asyncio.Future[str] = (loop.create_future() if runner.exhausted
+                                             else asyncio.ensure_future(runner.message()))
         gone = asyncio.ensure_future(channel.wait_closed())
-        self.reaped = asyncio.get_running_loop().create_future()
+        self.reaped = loop.create_future()
         vanished = asyncio.ensure_future(self._watch_command(pid))
         waits: set[asyncio.Future[Any]] = {status_task, gone, self.reaped, vanished}
         await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
@@ -608,9 +612,8 @@ async def _first_message(runner: Channel, process: PhaseProcess) -> str:
             return message.result()
         message.cancel()
         runner.refuse_more()
-        late = runner.pending_messages()
-        if late:  # it registered between the wait and the shut-down
-            return late[0]
+        with contextlib.suppress(ChannelClosed):  # else it registered between wait and shut-down
+            return await runner.message()
         if REFUSAL_IS_FINAL:
             raise _NotStarted(str(_PhaseEnded()), expected=process.doomed)
         raise _PhaseEnded
