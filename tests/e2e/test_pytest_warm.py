@@ -12,6 +12,9 @@ for the master and for plain pytest alike) without any phase restarting.
 One master serves the module. ``tests/test_probe.py`` writes, in a zeus run, which prepared
 pieces the command took (``pytest_warm.used``) to the file named by WARM_PROBE; in a plain run
 it writes nothing, and both outputs are the same.
+
+With a pytest that lacks the API of a piece (tests.harness.pytest_api: before pytest 9.2) that
+piece is never taken, which the tests assert, and the comparison with plain pytest is the same.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from tests.e2e.test_pytest_plan import (
     reset_cache,
     zeus,
 )
+from tests.harness import pytest_api
 from tests.harness.master import running_master
 from tests.harness.processes import new_mark
 from tests.harness.project import write_files
@@ -192,16 +196,27 @@ def compare(proj: WarmProject, *args: str, autoload: bool = False,
     return got, {piece for piece in taken if piece}
 
 
+# The sets below hold only the pieces whose API this pytest has (pytest_api.usable): a piece
+# without one is never taken, pytest doing that work itself (the documented fallback).
+
+#: Without plugin autoloading pytest looks the entry points up only for plugins named by ``-p``
+#: or, where it does (pytest_api.PLUGINS_ENV_ENTRY_POINTS), by ``PYTEST_PLUGINS``: zeus names
+#: its own plugin there in every command, so then in every run.
+LOOKED_UP = {"entry-points"} if pytest_api.PLUGINS_ENV_ENTRY_POINTS else set()
 #: What a command takes when nothing changed: the configuration, the rewrite names, the
-#: entry points (pytest looks them up with autoloading off too, for plugins named by ``-p`` or
-#: ``PYTEST_PLUGINS``) and the narrowed fixture scan of the preloaded plugin modules.
-BOTH = {"config", "rewrite-names", "entry-points", "fixture-scan"}
-SCAN = {"entry-points", "fixture-scan"}
+#: entry points and the narrowed fixture scan of the preloaded plugin modules.
+BOTH = pytest_api.usable({"config", "rewrite-names", "entry-points", "fixture-scan"})
+#: A default plugin blocked, or the environment read changed: no prebuilt configuration.
+SCAN = pytest_api.usable({"fixture-scan"}) | LOOKED_UP
 #: Without plugin autoloading pytest marks no distribution for rewriting: nothing to replay.
-CONFIG = {"config", "entry-points", "fixture-scan"}
+CONFIG = pytest_api.usable({"config", "fixture-scan"}) | LOOKED_UP
+#: As CONFIG, with a plugin named by ``-p``: every pytest looks the entry points up for it.
+NAMED = CONFIG | pytest_api.usable({"entry-points"})
 #: After a distribution changed: neither the rewrite names nor the entry points are replayed.
-CHANGED = {"config", "fixture-scan"}
+CHANGED = pytest_api.usable({"config", "fixture-scan"})
 AUTOLOAD_OFF = "PYTEST_DISABLE_PLUGIN_AUTOLOAD"
+#: What the phase writes to the master's log when it cannot prebuild the configuration.
+NOT_PREPARED = "zeus: pytest's configuration is not prepared ahead"
 
 
 def test_prepared_pieces_are_taken(proj: WarmProject) -> None:
@@ -212,6 +227,10 @@ def test_prepared_pieces_are_taken(proj: WarmProject) -> None:
     assert "At index 2 diff: 3 != 4" in got.out  # the test module's asserts are rewritten
     assert "plugins: " in got.out  # the venv's entry-point plugins
     assert taken == BOTH
+    # The one fallback the phase reports: pytest's get_config() without prog= (before 9.2).
+    said = [line for line in proj.log.splitlines() if NOT_PREPARED in line]
+    assert bool(said) == ("config" in pytest_api.MISSING), proj.log[-3000:]
+    assert all("prog" in line for line in said), said
     got, taken = compare(proj)
     assert "plugins: " not in got.out
     assert taken == CONFIG
@@ -259,7 +278,7 @@ def test_root_conftest_adds_then_removes_a_plugin(proj: WarmProject) -> None:
 
 
 @pytest.mark.parametrize(("args", "pieces"), [
-    pytest.param(("-p", "localplug"), CONFIG, id="plugin-named"),
+    pytest.param(("-p", "localplug"), NAMED, id="plugin-named"),
     pytest.param(("-p", "no:cacheprovider"), SCAN, id="default-plugin-blocked"),
     pytest.param(("-pno:warnings",), SCAN, id="default-plugin-blocked-joined"),
 ])
@@ -300,11 +319,15 @@ def test_pytest_main_inside_a_test(proj: WarmProject) -> None:
 
 
         def test_inner_script_run(monkeypatch):
-            from _pytest.config import _console_main
+            import _pytest.config
 
+            # The `pytest` script's entry point: _console_main since pytest 9.1 (which
+            # deprecated calling console_main), console_main before.
+            entry = (getattr(_pytest.config, "_console_main", None)
+                     or _pytest.config.console_main)
             monkeypatch.setattr(sys, "argv", ["pytest", "-q", "--rootdir", {str(proj.root)!r},
                                               {str(proj.root / "inner")!r}])
-            assert _console_main() == 1
+            assert entry() == 1
         """})
     try:
         got, taken = compare(proj, "tests/test_inner.py", "tests/test_probe.py")
@@ -380,4 +403,4 @@ def test_pyproject_edit(proj: WarmProject) -> None:
     got, taken = compare(proj, "tests/test_probe.py", "tests/test_main.py::test_root")
     assert "PASSED tests/test_probe.py::test_probe" in got.out  # -rA
     assert "localplug: loaded" in got.out
-    assert taken == CONFIG
+    assert taken == NAMED  # addopts names localplug with -p

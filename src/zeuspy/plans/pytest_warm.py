@@ -257,10 +257,12 @@ def _record_rewrite_names(config: Any) -> list[str]:
         mark(config, recorder, False)
     finally:
         config.pluginmanager.rewrite_hook = saved
-    if not _editable_plugin():
-        _rewrite_plugins = _plugin_folders()
-        _rewrite_key = metadata_key(_rewrite_plugins)
-        _rewrite_names = list(recorder.names) if _rewrite_key is not None else None
+    # The plugins' folders key the held entry points too (their metadata is held): recorded
+    # even when the names are not held.
+    _rewrite_plugins = _plugin_folders()
+    _rewrite_key = metadata_key(_rewrite_plugins)
+    held = _rewrite_key is not None and not _editable_plugin()
+    _rewrite_names = list(recorder.names) if held else None
     return recorder.names
 
 
@@ -331,13 +333,18 @@ def _held(dist: Any) -> Any:
 def _record_entry_points() -> None:
     """In the phase: the ``pytest11`` entry points as pluggy would walk them (with their
     distributions' metadata held), and their key."""
-    global _entry_points, _entry_key
+    global _entry_points, _entry_key, _rewrite_plugins, _key_now
     found = []
     for dist in list(importlib.metadata.distributions()):
         plugins = [ep for ep in dist.entry_points if ep.group == "pytest11"]
         if plugins:
             held = _held(dist)
             found += [(held, entry_point) for entry_point in plugins]
+    if not _rewrite_plugins and found:
+        # No rewrite names were recorded (no rewriting hook): the key must still see a held
+        # distribution's metadata change in place.
+        _rewrite_plugins = _plugin_folders()
+        _key_now = None
     key = _current_key()
     if key is not None:
         _entry_points, _entry_key = found, key
@@ -427,7 +434,12 @@ def prepare() -> None:
         print(f"zeus: pytest's configuration is not prepared ahead: {exc!r}", file=sys.stderr)
     if pytest_fixture_scan.install():
         pytest_fixture_scan.index(_plugin_modules())
-    pytest_rewrite.install()
+    else:
+        print("zeus: the plugins' fixtures are not indexed ahead: this pytest's fixture "
+              "manager is not the one zeus knows (pytest < 9.2?)", file=sys.stderr)
+    if not pytest_rewrite.install():
+        print("zeus: test modules' rewritten code is not held: this pytest's assertion "
+              "rewrite is not the one zeus knows (pytest < 9.2?)", file=sys.stderr)
     if _config is not None:
         _original_get_config = _pytest.config.get_config
         _pytest.config.get_config = _get_config
