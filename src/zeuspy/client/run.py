@@ -218,8 +218,9 @@ class ClientSession:
         self.term_status = 1
         self.queued: list[int] = []
         self.abort_deadline: float | None = None
-        #: SIGTSTP came before the pid: stop the command, then ourselves, once it comes.
-        self.stop_on_pid = False
+        #: SIGTSTP came before the pid: stop the command, then ourselves, once it comes, or
+        #: only ourselves at this time (PID_GRACE; a phase still booting, say); None: no stop due.
+        self.stop_deadline: float | None = None
         #: The wakeup pipe's reading end, and signal numbers read from it not handled yet.
         self.wake_r = -1
         self.wakeups = bytearray()
@@ -368,13 +369,14 @@ class ClientSession:
             if not self.ctty:
                 self._deliver(signum)
         elif signum == _signal.SIGCONT:
+            self.stop_deadline = None  # continued before the stop was carried out
             self._resume()
             self._deliver(signum)
         elif signum == _signal.SIGTSTP:
             if not self.got_pid:
                 # The command may run already (its output can come before its pid): stopping
                 # only ourselves would leave it running.
-                self.stop_on_pid = True
+                self.stop_deadline = time.monotonic() + PID_GRACE
                 return None
             self._deliver(signum)
             self._suspend()
@@ -517,8 +519,8 @@ class ClientSession:
                         if signum in (_signal.SIGTERM, _signal.SIGHUP):
                             self._leave_soon(128 + signum)
                 self.queued.clear()
-                if self.stop_on_pid:
-                    self.stop_on_pid = False
+                if self.stop_deadline is not None:
+                    self.stop_deadline = None
                     self._deliver(_signal.SIGTSTP)
                     self._suspend()
             else:
@@ -595,6 +597,10 @@ class ClientSession:
             now = time.monotonic()
             if self.term_deadline is not None and now >= self.term_deadline:
                 return self.status if self.status is not None else self.term_status
+            if self.stop_deadline is not None and now >= self.stop_deadline:
+                self.stop_deadline = None
+                self._suspend()  # no command to stop yet: only ourselves, as before
+                continue
             if self.abort_deadline is not None and now >= self.abort_deadline:
                 return 128 + self.queued[0]
             watch = self.watch if not self.got_pid and self.master_open else None
@@ -619,7 +625,7 @@ class ClientSession:
                 timeout = DRAIN_IDLE
             if self.wakeups:
                 timeout = 0.0  # signals read while suspending, to handle now
-            for deadline in (self.term_deadline, self.abort_deadline,
+            for deadline in (self.term_deadline, self.abort_deadline, self.stop_deadline,
                              watch.deadline if watch is not None else None):
                 if deadline is not None:
                     left = max(0.0, deadline - now)

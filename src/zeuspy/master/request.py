@@ -128,6 +128,10 @@ class Request:
     peer_pid: int = -1
     #: Set when the master reaped the command itself (its phase was restarted meanwhile).
     reaped: asyncio.Future[ExitStatus] | None = None
+    #: Lines written on the client's stderr while it waited for a phase (BOOT_NOTE_LINES), and
+    #: whether it was told of a fallback: once per request, however often it is placed.
+    notes: int = 0
+    detoured: bool = False
 
     @property
     def stderr(self) -> int | None:
@@ -190,6 +194,7 @@ class Request:
         if handshake is None:
             return
         request, extended = handshake
+        unexpected = False  # a death the master did not cause ended a placement already
         try:
             for placement in range(1, MAX_PLACEMENTS + 1):
                 ready = await self._wait_for_phase(request, extended)
@@ -207,9 +212,10 @@ class Request:
                 log.warning("nothing ran for %s: %s", request.command, not_started)
                 # A death the master did not decide on may have been caused by this very
                 # request: place it once more only, never let it end phase after phase.
-                if placement == MAX_PLACEMENTS or (placement > 1 and not not_started.expected):
+                if placement == MAX_PLACEMENTS or (unexpected and not not_started.expected):
                     self._answer_not_started()
                     return
+                unexpected = unexpected or not not_started.expected
                 log.info("placing %s again", request.command)
         finally:
             self.close_fds()
@@ -252,9 +258,7 @@ class Request:
         channel = self.channel
         loop = asyncio.get_running_loop()
         started = loop.time()
-        notes = 0  # lines written on the client's stderr while it waits (BOOT_NOTE_LINES)
         next_note = started + BOOT_NOTE_DELAY
-        detoured = False
         while True:
             tree = self.server.tree
             spec = tree.command(request.command)
@@ -280,8 +284,9 @@ class Request:
                 return None
             if _ready(phase):
                 if not await self._refresh_stale(phase):
-                    if crashed is not None and not detoured and phase.process is not None:
-                        detoured = True  # one line per request, written as the command starts
+                    if (crashed is not None and not self.detoured
+                            and phase.process is not None):
+                        self.detoured = True  # one line per request, as the command starts
                         await self._write_error(
                             self._command_stderr(request, extended, phase.process),
                             fallback.note(crashed, spec.name, phase))
@@ -300,7 +305,7 @@ class Request:
                         continue
                 if _ready(phase):
                     continue  # only touched, not changed: run now
-            wait = None if notes >= BOOT_NOTE_LINES else max(0.0, next_note - loop.time())
+            wait = None if self.notes >= BOOT_NOTE_LINES else max(0.0, next_note - loop.time())
             waits = {asyncio.ensure_future(tree.changed()),
                      asyncio.ensure_future(channel.wait_closed()),
                      asyncio.ensure_future(self.server.closed.wait())}
@@ -308,10 +313,10 @@ class Request:
                                                return_when=asyncio.FIRST_COMPLETED)
             for task in pending:
                 task.cancel()
-            if not done and notes < BOOT_NOTE_LINES:
-                text = (f"zeus: waiting for phase {phase.name} to boot...\n" if notes == 0
+            if not done and self.notes < BOOT_NOTE_LINES:
+                text = (f"zeus: waiting for phase {phase.name} to boot...\n" if self.notes == 0
                         else _still_booting(phase, loop.time() - started))
-                notes += 1
+                self.notes += 1
                 next_note += BOOT_NOTE_INTERVAL
                 assert self.stderr is not None  # the handshake brought the fds
                 await self._write_error(self.stderr, text)
@@ -368,13 +373,14 @@ class Request:
                 except ChannelClosed as exc:
                     # Nobody holds the runner's end: the runner is gone with the header unread
                     # or before it could pass its socket on.
-                    raise _NotStarted(f"its runner is gone ({exc})") from None
+                    raise _NotStarted(f"its runner is gone ({exc})", process.doomed) from None
             first = await _first_message(runner, process)
             registration = parse_registration(first)
         except _NotStarted as exc:
             return exc
         except (asyncio.TimeoutError, ChannelClosed, wire.ProtocolError, _PhaseEnded) as exc:
-            if isinstance(exc, wire.ProtocolError) and _killed_unregistered(first):
+            if (isinstance(exc, wire.ProtocolError) and process.extensions
+                    and _killed_unregistered(first)):
                 return _NotStarted("the process that took it was killed before its command "
                                    "started")
             log.warning("runner for %s did not report its command: %s", request.command,
@@ -611,10 +617,14 @@ async def _first_message(runner: Channel, process: PhaseProcess) -> str:
         if message.done():
             return message.result()
         message.cancel()
+        # A cancel that comes as the registration does may be swallowed (wait_for, 3.11): the
+        # task then ends with ChannelClosed, which nobody needs.
+        message.add_done_callback(lambda task: task.cancelled() or task.exception())
         runner.refuse_more()
         with contextlib.suppress(ChannelClosed):  # else it registered between wait and shut-down
             return await runner.message()
-        if REFUSAL_IS_FINAL:
+        # Only a zeuspy shim's command is known to run nothing when its registration fails.
+        if REFUSAL_IS_FINAL and process.extensions:
             raise _NotStarted(str(_PhaseEnded()), expected=process.doomed)
         raise _PhaseEnded
     finally:

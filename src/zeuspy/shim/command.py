@@ -150,13 +150,16 @@ def rehearse(plan: Plan) -> None:
     world.enter(client)
 
 
-def command_process(plan: Plan, command: str, arguments: list[str], local: socket.socket,
+def command_process(plan: Plan, command: str, args_fd: int, local: socket.socket,
                     fds: Stdio, status_w: int, ctty: int | None, phase_pid: int,
                     header: RunnerHeader, prepared: bool = False) -> None:
-    """The command: enters the client's world, runs the plan's method on the client's streams
-    (``fds``: stdin, stdout, stderr; ``ctty``: the one of them it took as its controlling
-    terminal) and reports on ``local``. ``prepared``: :func:`prepare_command_process` was called
-    already (a spare command does it while it waits). Never returns."""
+    """The command: registers, reads its arguments from ``args_fd``, enters the client's world,
+    runs the plan's method on the client's streams (``fds``: stdin, stdout, stderr; ``ctty``:
+    the one of them it took as its controlling terminal) and reports on ``local``.
+    ``prepared``: :func:`prepare_command_process` was called already (a spare command does it
+    while it waits). Nothing of the request is used up before the registration (the arguments
+    can be read once only): the master may place a request whose command never registered
+    again. Never returns."""
     status = ExitStatus(1)
     signals = SIGNALS_FLAG in header.flags
     try:
@@ -171,6 +174,11 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
             # The master let go of the request (its phase ended before this registered) and
             # may have placed it again: run nothing, not even the phase's exit handlers.
             os._exit(1)
+        try:
+            arguments = read_arguments(args_fd, header.argc)
+        except (OSError, wire.ProtocolError) as exc:
+            _tell(fds[2], f"zeus: cannot start {command}: {exc}\n")
+            finish(status, local, status_w, signals)
         for stream in (sys.stdout, sys.stderr):
             try:
                 stream.flush()
@@ -206,6 +214,14 @@ def command_process(plan: Plan, command: str, arguments: list[str], local: socke
         except BaseException:
             pass
     finish(status, local, status_w, signals)
+
+
+def _tell(fd: int, text: str) -> None:
+    """One line on the client's stream ``fd``, if it takes it."""
+    try:
+        os.write(fd, text.encode("utf-8", "replace"))
+    except OSError:
+        pass
 
 
 def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: bool) -> None:

@@ -17,7 +17,6 @@ import os
 import select
 import signal
 import socket
-import sys
 import time
 
 from zeuspy import procs
@@ -29,7 +28,6 @@ from zeuspy.shim.command import (
     REPORTED,
     Stdio,
     command_process,
-    read_arguments,
     status_message,
     stdio_of,
     take_terminal,
@@ -110,23 +108,17 @@ def run_runner(plan: Plan, work: Work, phase_pid: int) -> None:
 
 def _fork_command(plan: Plan, command: str, header: RunnerHeader, local: socket.socket,
                   args_fd: int, stdio: Stdio, ctty: int | None, phase_pid: int) -> None:
-    """In a runner: read the arguments, fork the command, make sure its status is reported,
-    exit. Never returns."""
-    try:
-        arguments = read_arguments(args_fd, header.argc)
-    except (OSError, wire.ProtocolError) as exc:
-        print(f"zeus: cannot start {command}: {exc}", file=sys.stderr, flush=True)
-        wire.send_message(local, "1")
-        os._exit(1)
+    """In a runner: fork the command (which reads the arguments), make sure its status is
+    reported, exit. Never returns."""
     status_r, status_w = os.pipe()
     process.prepare_fork()
     pid = os.fork()
     if pid == 0:
         os.close(status_r)
-        command_process(plan, command, arguments, local, stdio, status_w, ctty, phase_pid,
+        command_process(plan, command, args_fd, local, stdio, status_w, ctty, phase_pid,
                         header)
     os.close(status_w)
-    wire.close_fds(set(stdio))
+    wire.close_fds({args_fd, *stdio})
     _report_unless_reported(local, pid, status_r, header)
     os._exit(0)
 

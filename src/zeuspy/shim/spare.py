@@ -35,7 +35,6 @@ from zeuspy.shim import guard, process
 from zeuspy.shim.command import (
     command_process,
     prepare_command_process,
-    read_arguments,
     rehearse,
     stdio_of,
     take_terminal,
@@ -96,12 +95,11 @@ def spare_command(plan: Plan, sock: socket.socket, status_w: int, phase_pid: int
         request = parse_spare_work(message)
         command, header = request.command, request.header
         args_fd, stdio = stdio_of(header, fds)
-        arguments = read_arguments(args_fd, header.argc)
     except (OSError, ValueError, IndexError, wire.ProtocolError) as exc:
         print(f"zeus: cannot start the command: {exc}", file=sys.stderr, flush=True)
         os._exit(1)  # the phase reports status 1
     guard.wait_ready(guard_ready)
     ctty = take_terminal(header, stdio)
-    command_process(plan, command, arguments, local, stdio, status_w, ctty, phase_pid, header,
+    command_process(plan, command, args_fd, local, stdio, status_w, ctty, phase_pid, header,
                     prepared=True)
 
