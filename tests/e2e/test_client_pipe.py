@@ -13,10 +13,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.harness.clients import client_master
+from tests.harness.clients import client_master, job_client
 from tests.harness.master import Master, running_master
 from tests.harness.plans import BIG_BYTES
-from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly
+from tests.harness.processes import check_no_leftovers, is_dead, kill_quietly, proc_state
 from tests.harness.project import ZEUS, Project
 from tests.harness.waits import read_until, wait_for
 
@@ -543,6 +543,49 @@ def test_command_of_booting_phase_waits_then_runs(project: Project) -> None:
     finally:
         master.stop()
 
+
+
+HELD_BOOT_PLAN = """
+import os, time
+import zeuspy
+
+class P(zeuspy.Plan):
+    def boot(self):
+        pass
+
+    def slow(self):
+        deadline = time.monotonic() + 10
+        while os.path.exists("hold-boot") and time.monotonic() < deadline:
+            time.sleep(0.02)
+
+    def later(self, argv):
+        print("later ran", *argv)
+        return 4
+"""
+
+
+def test_sigtstp_while_the_phase_boots_stops_the_client(project: Project) -> None:
+    """A SIGTSTP before the command's pid waits for it (the command may run already), but not
+    for a phase that is still booting: after PID_GRACE the client stops alone, as python would
+    have; continued, it gets its command run."""
+    project.write(tree={"boot": {"slow": {"later": None}}}, plan=HELD_BOOT_PLAN)
+    marker = project.root / "hold-boot"
+    marker.write_text("")
+    master = Master(project)
+    try:
+        wait_for(lambda: (project.root / ".zeus.sock").exists() or master.proc.poll() is not None,
+                 timeout=10, what="the master's socket")
+        with job_client(project, "later", "x") as proc:
+            time.sleep(0.2)  # connected and waiting for the phase
+            proc.send_signal(signal.SIGTSTP)
+            wait_for(lambda: proc_state(proc.pid) == "T", timeout=5, what="the client to stop")
+            marker.unlink()
+            proc.send_signal(signal.SIGCONT)
+            out, err = proc.communicate(timeout=15)
+        assert (proc.returncode, out) == (4, b"later ran x\n"), err
+    finally:
+        marker.unlink(missing_ok=True)
+        master.stop()
 
 
 def test_sigterm_before_pid_message_still_reaches_command(project: Project) -> None:
