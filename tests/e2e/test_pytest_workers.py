@@ -10,6 +10,7 @@ test no worker of the project may be left.
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -851,20 +852,269 @@ def test_conftest_hooks_see_their_folders_items(fx: PytestProject, log: Path,
     assert sorted(reports.read_text().splitlines()) == expected
 
 
+# -- what plugins and conftests see of the workers, as under xdist --------------------------------
+#: xdist's recipe for data a worker sends its controller: a conftest's pytest_configure_node adds
+#: to a worker's input, its pytest_sessionfinish fills the worker's output, which
+#: pytest_testnodedown reads in the controller.
+NODE_HOOKS = {
+    "conftest.py": """
+import pytest
+
+RAN = []
+DOWN = []
+
+
+@pytest.fixture(autouse=True)
+def count_test():
+    RAN.append(1)
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    node.workerinput["zw_extra"] = "for-" + node.gateway.id
+
+
+def pytest_sessionfinish(session):
+    if hasattr(session.config, "workerinput"):
+        session.config.workeroutput["zw_ran"] = len(RAN)
+        session.config.workeroutput["zw_extra"] = session.config.workerinput["zw_extra"]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node, error):
+    DOWN.append((node.gateway.id, node.workeroutput["zw_extra"], node.workeroutput["zw_ran"],
+                 error))
+
+
+def pytest_terminal_summary(terminalreporter):
+    down = sorted(DOWN)
+    terminalreporter.write_line(f"zw nodes {[node[:2] for node in down]} ran "
+                                f"{sum(node[2] for node in down)} {[node[3] for node in down]}")
+""",
+    "test_nodes.py": """
+import pytest
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_sees_its_input(request, n):
+    workerinput = request.config.workerinput
+    assert workerinput["zw_extra"] == "for-" + workerinput["workerid"]
+""",
+}
+
+
+def test_conftest_node_hooks_as_under_xdist(fx: PytestProject) -> None:
+    """xdist's recipe for sending data between the controller and its workers works as under
+    xdist: what a conftest's ``pytest_configure_node`` adds to ``node.workerinput`` a worker
+    reads in ``config.workerinput``, and what its ``pytest_sessionfinish`` puts in
+    ``config.workeroutput`` reaches ``pytest_testnodedown`` in the command, once per worker."""
+    folder = fx.root / "tests" / "nodes"
+    folder.mkdir()
+    for name, text in NODE_HOOKS.items():
+        (folder / name).write_text(text.lstrip())
+    try:
+        got = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/nodes")
+        expected = plain(fx, "-p", "no:cacheprovider", "-n", "2", "tests/nodes")
+    finally:
+        shutil.rmtree(folder)
+    line = "zw nodes [('gw0', 'for-gw0'), ('gw1', 'for-gw1')] ran 6 [None, None]"
+    assert (expected.code, expected.counts) == (0, {"passed": 6}), expected.out + expected.err
+    assert line in expected.out.splitlines(), expected.out
+    assert (got.code, got.counts) == (0, {"passed": 6}), got.out + got.err
+    assert line in got.out.splitlines(), got.out + got.err
+    assert "Traceback" not in got.err, got.err
+
+
+#: A conftest that, like pytest-benchmark, reads ``--dist`` at configure time to tell whether
+#: the tests run on workers.
+DIST_AT_CONFIGURE = {
+    "conftest.py": """
+def pytest_configure(config):
+    config.zw_dist = config.getoption("dist", "absent")
+
+
+def pytest_terminal_summary(terminalreporter):
+    terminalreporter.write_line(f"zw dist at configure: {terminalreporter.config.zw_dist}")
+""",
+    "test_dist.py": """
+def test_on_a_worker(request):
+    assert request.config.workerinput["workerid"].startswith("gw")
+""",
+}
+
+
+@XDIST_OR_NOT
+def test_plugins_configure_seeing_xdists_dist(fx: PytestProject,
+                                             disable: tuple[str, ...]) -> None:
+    """``pytest_configure`` sees ``--dist`` as in xdist's controller (``load`` for ``-n 2``),
+    so that a plugin that cannot run on workers turns itself off as under xdist; the tests
+    still run on zeus's workers (xdist's own session does not start: no "created" line)."""
+    folder = fx.root / "tests" / "distmode"
+    folder.mkdir()
+    for name, text in DIST_AT_CONFIGURE.items():
+        (folder / name).write_text(text.lstrip())
+    try:
+        got = zeus(fx, "-p", "no:cacheprovider", *disable, "-n", "2", "tests/distmode")
+        serial = zeus(fx, "-p", "no:cacheprovider", *disable, "tests/distmode")
+    finally:
+        shutil.rmtree(folder)
+    assert (got.code, got.counts) == (0, {"passed": 1}), got.out + got.err
+    assert "zw dist at configure: load" in got.out.splitlines(), got.out
+    assert "created:" not in got.out, got.out
+    assert (serial.code, serial.counts) == (1, {"failed": 1}), serial.out + serial.err
+    assert "zw dist at configure: no" in serial.out.splitlines(), serial.out
+
+
+def installed(distribution: str) -> None:
+    """Skip unless ``distribution`` is installed (a folder left behind by an uninstall would
+    import)."""
+    try:
+        importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pytest.skip(f"{distribution} is not installed")
+
+
+BENCHMARKS = """
+def test_timed(benchmark):
+    benchmark(sum, range(10))
+
+
+def test_other():
+    pass
+"""
+
+
+def test_benchmarks_off_as_under_xdist(fx: PytestProject) -> None:
+    """pytest-benchmark turns itself off under ``-n 2``, with its warning, as under xdist
+    (benchmarks timed two at a time are not measurements): not silently timed on the
+    workers with no table; and ``--benchmark-only`` is refused as under xdist."""
+    installed("pytest-benchmark")
+    path = fx.root / "tests" / "test_timed.py"
+    path.write_text(BENCHMARKS.lstrip())
+    env = fx.env()
+    # This test's own xdist worker's: pytest-benchmark would take the serial run for a worker.
+    env.pop("PYTEST_XDIST_WORKER", None)
+    try:
+        args = ("-p", "no:cacheprovider", "tests/test_timed.py")
+        serial = zeus(fx, *args, env=env)
+        got = zeus(fx, *args, "-n", "2", env=env)
+        only = zeus(fx, *args, "-n", "2", "--benchmark-only", env=env)
+    finally:
+        path.unlink()
+    assert (serial.code, serial.counts) == (0, {"passed": 2}), serial.out + serial.err
+    assert "benchmark: 1 tests" in serial.out, serial.out
+    assert (got.code, got.counts) == (0, {"passed": 2}), got.out + got.err
+    assert "Benchmarks are automatically disabled" in got.out + got.err, got.out + got.err
+    assert "benchmark: 1 tests" not in got.out, got.out
+    assert only.code == 4 and "--benchmark-only" in only.err, only.out + only.err
+
+
+RERUNS = """
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(6))
+def test_fails(n):
+    assert 0
+
+
+def test_crashes_once():
+    with open(os.environ["ZW_LOG"], "a+") as f:
+        f.seek(0)
+        runs = f.read().count("run")
+        f.write("run\\n")
+    if not runs:
+        os._exit(3)
+"""
+
+
+@XDIST_OR_NOT
+def test_rerun_counts_are_the_runs(fx: PytestProject, log: Path,
+                                   disable: tuple[str, ...]) -> None:
+    """pytest-rerunfailures counts reruns for the whole run, not per worker:
+    ``--max-suite-reruns 2`` reruns two tests in all, as serially and under xdist."""
+    installed("pytest-rerunfailures")
+    path = fx.root / "tests" / "test_reruns.py"
+    path.write_text(RERUNS.lstrip())
+    try:
+        args = ("-p", "no:cacheprovider", *disable, "--reruns", "3", "--max-suite-reruns", "2",
+                "tests/test_reruns.py::test_fails")
+        serial = zeus(fx, *args)
+        got = zeus(fx, *args, "-n", "2")
+    finally:
+        path.unlink()
+    for run in (serial, got):
+        assert run.code == 1 and re.search(r"\b6 failed, 2 rerun\b", run.out), run.out + run.err
+
+
+def test_crashed_test_rerun_as_under_xdist(fx: PytestProject, log: Path) -> None:
+    """xdist's ``pytest_handlecrashitem``: pytest-rerunfailures runs a test that killed its
+    worker again, on the worker that takes its place, as under xdist (``pytest -n 2``)."""
+    installed("pytest-rerunfailures")
+    path = fx.root / "tests" / "test_reruns.py"
+    path.write_text(RERUNS.lstrip())
+    try:
+        args = ("-p", "no:cacheprovider", "--reruns", "1", "-rR",
+                "tests/test_reruns.py::test_crashes_once")
+        got = zeus(fx, *args, "-n", "2", env=fx.env(ZW_LOG=str(log)))
+        log.unlink()
+        expected = plain(fx, *args, "-n", "2", env=fx.env(ZW_LOG=str(log)))
+    finally:
+        path.unlink()
+    for run in (expected, got):
+        assert run.code == 0 and re.search(r"\b1 passed, 1 rerun\b", run.out), \
+            run.out + run.err
+        assert "RERUN tests/test_reruns.py::test_crashes_once" in run.out, run.out
+
+
+def test_header_ends_as_serially(fx: PytestProject) -> None:
+    """The progress dots come after the blank line that ends pytest's header serially (there,
+    the first file name's line starts with it), as under xdist; ``-q`` has none."""
+    args = ("-p", "no:cacheprovider", "tests/test_basic.py")
+    got = zeus(fx, *args, "-n", "2")
+    assert re.search(r"^collected \d+ items\n\n[.FEsx]", got.out, re.M), got.out
+    quiet = zeus(fx, *args, "-n", "2", "-q")
+    assert re.match(r"[.FEsx]", quiet.out), quiet.out
+
+
 def coverage_table(run: Run) -> str:
     """pytest-cov's report: from its header to its TOTAL line."""
     start = run.out.index("coverage: platform")
     return run.out[run.out.rindex("\n", 0, start) + 1:run.out.index("\n", run.out.index("TOTAL"))]
 
 
-def test_coverage_matches_plain_pytest(fx: PytestProject, log: Path) -> None:
+def coverage_patches_fork() -> bool:
+    """Whether this coverage has ``[run] patch = fork`` (a new ``Coverage`` in each child)."""
+    try:
+        import coverage.control
+    except ImportError:
+        return False
+    return hasattr(coverage.control, "_after_fork_in_child")
+
+
+@pytest.mark.parametrize(("patch", "contexts"), [("", ()), ("fork", ()),
+                                                 ("fork", ("--cov-context=test",))],
+                         ids=["plain", "patch-fork", "patch-fork-contexts"])
+def test_coverage_matches_plain_pytest(fx: PytestProject, log: Path, tmp_path: Path,
+                                       patch: str, contexts: tuple[str, ...]) -> None:
     """``--cov``: each worker saves what it measured, pytest-cov's combine in the command
-    reads it: the report is plain pytest's, lines run by either worker included."""
+    reads it: the report is plain pytest's, lines run by either worker included. Also with
+    coverage's ``patch = fork`` (which would stop pytest-cov's measurement in each worker,
+    and its context switches with it, for one of its own) and ``--cov-context=test``."""
     if importlib.util.find_spec("pytest_cov") is None:
         pytest.skip("pytest-cov is not installed")
+    if patch and not coverage_patches_fork():
+        pytest.skip("this coverage has no patch = fork")
+    rc = tmp_path / "coveragerc"
+    rc.write_text(f"[run]\npatch = {patch}\n" if patch else "[run]\n")
     args = ("-p", "no:cacheprovider", "--cov=zwcov", "--cov-report=term-missing",
-            "workers/test_cov.py")
+            f"--cov-config={rc}", *contexts, "workers/test_cov.py")
     env = fx.env(ZW_LOG=str(log), ZW_BARRIER="1")
+    for name in ("PYTEST_XDIST_WORKER", "PYTEST_XDIST_WORKER_COUNT"):
+        # This test's own xdist worker's: the serial run's barrier would wait for 2 workers.
+        env.pop(name, None)
     try:
         expected = plain(fx, *args, env=env)
         log.unlink()

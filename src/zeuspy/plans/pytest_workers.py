@@ -45,6 +45,7 @@ import socket
 import struct
 import sys
 import time
+import types
 import uuid
 import warnings
 from collections import deque
@@ -277,10 +278,25 @@ def pytest_cmdline_main(config: pytest.Config) -> Iterator[None]:
     return (yield)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_configure(config: pytest.Config) -> None:
+    """While the plugins configure, ``--dist`` reads as in xdist's controller when the run has
+    workers (until :func:`pytest_sessionstart`): a plugin that cannot measure on workers turns
+    itself off as under xdist, with its own warning (pytest-benchmark: else the workers would
+    time the benchmarks two at a time and its table, JSON and comparisons would silently be
+    empty). xdist's own session is not started: it also needs ``--tx``, empty here."""
     if not xdist_registered(config.pluginmanager):
         config.addinivalue_line("markers", "xdist_group: run these tests on one worker "
                                            "(--dist loadgroup)")
+    settings = config.stash.get(SETTINGS, None)
+    if settings is not None and settings.workers > 0:
+        config.option.dist = settings.mode
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """``--dist`` is "no" again (see :func:`pytest_configure`): xdist must not distribute."""
+    session.config.option.dist = "no"
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -302,11 +318,7 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     factory = getattr(config, "_tmp_path_factory", None)
     if factory is not None:
         factory.getbasetemp()  # the run's, made (and cleaned) here; workers use popen-gwN in it
-    reporter = config.pluginmanager.get_plugin("terminalreporter")
-    if reporter is not None and hasattr(reporter, "showfspath"):
-        # As xdist does: workers finish items of several files at once, so a progress line per
-        # file would break up at every switch; the dots and percentages stay.
-        reporter.showfspath = False
+    progress_without_files(config)
     try:
         Controller(session, settings).run()
     finally:
@@ -316,6 +328,18 @@ def pytest_runtestloop(session: pytest.Session) -> bool | None:
     if session.shouldstop:
         raise session.Interrupted(session.shouldstop)
     return True
+
+
+def progress_without_files(config: pytest.Config) -> None:
+    """As xdist does: workers finish items of several files at once, so a progress line per
+    file would break up at every switch; the dots and percentages stay. The blank line that
+    the first file's name would have started with stays too (the header ends as serially)."""
+    reporter = config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None or not hasattr(reporter, "showfspath"):
+        return
+    if reporter.showfspath and getattr(reporter, "verbosity", 0) == 0:
+        reporter.write_line("")
+    reporter.showfspath = False
 
 
 class WorkerInterruption:
@@ -410,7 +434,8 @@ class Queue:
 #   ("ran", events, stop)  it ran the item it started (its events), and will start the next
 #       one it was handed once it has the answer to its last ``want``: the controller holds
 #       that answer back while tests are scarce (see Controller.scarce) until this message.
-#   ("bye", events)  done (or stopped); the events of its last item.
+#   ("bye", events, workeroutput)  done (or stopped); the events of its last item, and what its
+#       conftests' pytest_sessionfinish put in ``config.workeroutput`` (xdist's recipe).
 #   ("interrupted", events, where)  ^C reached it (``where``: :func:`interruption`); it tears its
 #       fixtures down and exits.
 #   ("exit", events, (reason, status))  a test called pytest.exit().
@@ -604,23 +629,29 @@ def fresh_capture(config: pytest.Config) -> None:
         print(f"zeus: worker could not reset output capture: {exc!r}", file=sys.stderr)
 
 
-def worker_main(session: pytest.Session, sock: socket.socket, name: str, count: int,
-                run_uid: str) -> None:
-    """The worker's life: ask, run what was handed out, send its events; never returns."""
+def worker_main(session: pytest.Session, sock: socket.socket,
+                workerinput: dict[str, Any]) -> None:
+    """The worker's life: ask, run what was handed out, send its events; never returns.
+    ``workerinput`` is its :attr:`WorkerNode.workerinput` (its ``workerid`` names it)."""
     from zeuspy.shim import process
 
     global _worker_pid
     _worker_pid = os.getpid()
     code = 0
+    name = str(workerinput["workerid"])
     try:
         process.set_title(f"zeus pytest worker {name}")
         config = session.config
         os.environ["PYTEST_XDIST_WORKER"] = name
-        os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(count)
-        # What xdist's workers carry (worker_id, testrun_uid, pytest-django's per-worker database).
-        config.workerinput = {"workerid": name, "workercount": count,  # type: ignore[attr-defined]
-                              "testrunuid": run_uid, "mainargv": list(sys.argv)}
+        os.environ["PYTEST_XDIST_WORKER_COUNT"] = str(workerinput["workercount"])
+        # What xdist's workers carry (worker_id, testrun_uid, pytest-django's per-worker database,
+        # what a conftest's pytest_configure_node added), and where a conftest's
+        # pytest_sessionfinish leaves what it sends to the controller's pytest_testnodedown.
+        config.workerinput = workerinput  # type: ignore[attr-defined]
+        config.workeroutput = {}  # type: ignore[attr-defined]
         fresh_capture(config)
+        coverage_back_to_pytest_cov(config, name)
+        rerun_counts_in_controller(config, name)
         own_basetemp(config, name)
         forgotten_children()
         forwarder = Forwarder(config)
@@ -706,6 +737,66 @@ def save_coverage(config: pytest.Config, name: str) -> None:
         print(f"zeus: worker {name} could not save its coverage data: {exc!r}", file=sys.stderr)
 
 
+def coverage_back_to_pytest_cov(config: pytest.Config, name: str) -> None:
+    """Undo, in this worker, what coverage's ``patch = fork`` did at the fork: it stopped
+    pytest-cov's ``Coverage`` and started one of its own, which pytest-cov does not know (its
+    ``--cov-context=test`` switches would fail: "coverage is not started") and which would save
+    only at exit (``os._exit`` skips that). pytest-cov's measures the worker again, and
+    :func:`save_coverage` saves it, as without the patch."""
+    cov = coverage_of_run(config)
+    if cov is None:
+        return
+    current = getattr(type(cov), "current", None)
+    started = current() if callable(current) else None
+    if started is None or started is cov:
+        return
+    try:
+        started._auto_save = False  # nor at its os._exit patch's save, were it one of its own
+        started.stop()
+        cov.start()
+    except Exception as exc:
+        print(f"zeus: worker {name} could not resume pytest-cov's coverage: {exc!r}",
+              file=sys.stderr)
+
+
+def rerunfailures_class(db: object, name: str) -> Any | None:
+    """The class ``name`` of the module of pytest-rerunfailures' ``db``, or None."""
+    return getattr(sys.modules.get(type(db).__module__), name, None)
+
+
+def share_rerun_counts(config: pytest.Config) -> None:
+    """In the controller, before the fork: pytest-rerunfailures without xdist counts runs and
+    failures in a plain in-process store, of which each worker would hold a copy (so
+    ``--max-suite-reruns`` would cap each worker's reruns, not the run's). It gets the store
+    it uses with xdist: a server thread in the controller (see
+    :func:`rerun_counts_in_controller`)."""
+    db: Any = getattr(config, "failures_db", None)
+    server = rerunfailures_class(db, "ServerStatusDB")
+    if type(db).__name__ != "StatusDB" or server is None:
+        return
+    try:
+        config.failures_db = server()  # type: ignore[attr-defined]
+    except Exception as exc:
+        print(f"zeus: pytest-rerunfailures' counts stay per worker: {exc!r}", file=sys.stderr)
+
+
+def rerun_counts_in_controller(config: pytest.Config, name: str) -> None:
+    """pytest-rerunfailures keeps its counts of runs and failures in the controller (with xdist
+    installed, or after :func:`share_rerun_counts`), where a thread of its serves them to
+    xdist's workers over a socket. A worker forked here holds a copy of that server without
+    its thread, so it would count alone: it asks the controller's, with pytest-rerunfailures'
+    own client, as xdist's workers do."""
+    db: Any = getattr(config, "failures_db", None)
+    client = rerunfailures_class(db, "ClientStatusDB")
+    if type(db).__name__ != "ServerStatusDB" or client is None:
+        return
+    try:
+        config.failures_db = client(db.sock_port, db.token)  # type: ignore[attr-defined]
+    except Exception as exc:
+        print(f"zeus: worker {name} could not reach pytest-rerunfailures' counts: {exc!r}",
+              file=sys.stderr)
+
+
 def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder) -> None:
     hook = session.config.hook
     items = session.items
@@ -753,7 +844,7 @@ def run_items(session: pytest.Session, sock: socket.socket, forwarder: Forwarder
         if verb == "stop":
             session._setupstate.teardown_exact(None)
         finish_conftests(session)
-        tell(("bye",), forwarder.take())
+        tell(("bye",), forwarder.take(), sendable(getattr(session.config, "workeroutput", {})))
     except pytest.exit.Exception as exc:
         events = forwarder.take()
         with contextlib.suppress(Exception):
@@ -776,21 +867,42 @@ def finish_conftests(session: pytest.Session) -> None:
     plugins' would report (terminal, junitxml), which the controller alone does. What they
     print is dropped, as an xdist worker's output is: the controller prints its own."""
     config = session.config
-    manager = config.pluginmanager
-    others = [plugin for plugin in manager.get_plugins()
-              if os.path.basename(str(getattr(plugin, "__file__", ""))) != "conftest.py"]
     status = pytest.ExitCode.TESTS_FAILED if session.testsfailed else pytest.ExitCode.OK
     for name, kwargs in (("pytest_sessionfinish", {"session": session, "exitstatus": status}),
                          ("pytest_unconfigure", {"config": config})):
         try:
             with contextlib.redirect_stdout(io.StringIO()):
-                manager.subset_hook_caller(name, remove_plugins=others)(**kwargs)
+                conftest_hook(config, name)(**kwargs)
         except pytest.exit.Exception:
             raise
         except Exception:
             import traceback
 
             traceback.print_exc()
+
+
+def conftest_hook(config: pytest.Config, name: str) -> Any:
+    """The hook ``name`` of the conftest files only (not of plugins): what an xdist worker or
+    controller runs of a conftest that plugins configured for one process must not run here."""
+    manager = config.pluginmanager
+    others = [plugin for plugin in manager.get_plugins()
+              if os.path.basename(str(getattr(plugin, "__file__", ""))) != "conftest.py"]
+    return manager.subset_hook_caller(name, remove_plugins=others)
+
+
+def sendable(output: dict[str, Any]) -> dict[str, Any]:
+    """``output`` (a worker's ``workeroutput``) without the values that do not pickle, each
+    named on stderr: xdist's wire carries plain data only, so a conftest sends no other."""
+    kept = {}
+    for key, value in output.items():
+        try:
+            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception as exc:
+            print(f"zeus: workeroutput[{key!r}] is not sent to the controller: {exc!r}",
+                  file=sys.stderr)
+            continue
+        kept[key] = value
+    return kept
 
 
 def interruption() -> bytes | None:
@@ -806,6 +918,24 @@ def interruption() -> bytes | None:
 
 
 # -- controller -----------------------------------------------------------------------------------
+class WorkerNode:
+    """A worker as xdist's controller hooks see it (its ``WorkerController``), for the
+    conftests' ``pytest_configure_node(node)`` (before the fork: what it adds to
+    :attr:`workerinput` the worker reads as ``config.workerinput``) and
+    ``pytest_testnodedown(node, error)`` (after the worker's end: :attr:`workeroutput`, set
+    then, holds what its conftests' ``pytest_sessionfinish`` put in ``config.workeroutput``)."""
+
+    workeroutput: dict[str, Any]
+
+    def __init__(self, config: pytest.Config, workerinput: dict[str, Any]) -> None:
+        self.config = config
+        self.workerinput = workerinput
+        self.gateway = types.SimpleNamespace(id=workerinput["workerid"])
+
+    def __repr__(self) -> str:
+        return f"<WorkerNode {self.gateway.id}>"
+
+
 @dataclasses.dataclass(eq=False)
 class Worker:
     """The controller's handle on one worker process."""
@@ -813,6 +943,7 @@ class Worker:
     name: str
     pid: int
     sock: socket.socket
+    node: WorkerNode
     buffer: bytearray = dataclasses.field(default_factory=bytearray)
     #: The index it said it started, and those handed out that it has not started.
     running: int | None = None
@@ -847,6 +978,7 @@ class Controller:
         #: The items that ran to their end, and those with a failed report (in any phase).
         self.ran: set[int] = set()
         self.failed: set[int] = set()
+        self.mode = settings.mode
         self.queue = Queue(self.items, settings.mode)
         self.count = min(settings.workers, len(self.queue.groups))
         self.max_restarts = self.restarts_left = settings.max_restarts
@@ -874,6 +1006,7 @@ class Controller:
             # The controller may run no test, and find no data of its own to save: not worth
             # coverage's "No data was collected" (pytest-cov says the same of xdist's controller).
             cov._warn_no_data = False
+        share_rerun_counts(self.config)
         try:
             for _ in range(self.count):
                 self.fork()
@@ -931,6 +1064,7 @@ class Controller:
     def fork(self) -> None:
         name = f"gw{self.started}"
         self.started += 1
+        node = self.configure_node(name)
         ours, theirs = socket.socketpair()
         for stream in (sys.stdout, sys.stderr):
             stream.flush()  # else the child flushes what the controller had buffered, again
@@ -946,11 +1080,27 @@ class Controller:
                 for worker in self.workers.values():
                     worker.sock.close()
             finally:
-                worker_main(self.session, theirs, name, self.count, self.run_uid)
+                worker_main(self.session, theirs, node.workerinput)
         theirs.close()
-        worker = Worker(name, pid, ours)
+        worker = Worker(name, pid, ours, node)
         self.workers[pid] = worker
         self.selector.register(ours, selectors.EVENT_READ, worker)
+
+    def configure_node(self, name: str) -> WorkerNode:
+        """The node of the worker ``name`` about to be forked, with what xdist's workers carry
+        in ``workerinput`` and what the conftests' ``pytest_configure_node`` add."""
+        node = WorkerNode(self.config, {"workerid": name, "workercount": self.count,
+                                        "testrunuid": self.run_uid, "mainargv": list(sys.argv)})
+        if hasattr(self.config.hook, "pytest_configure_node"):
+            conftest_hook(self.config, "pytest_configure_node")(node=node)
+        return node
+
+    def node_down(self, worker: Worker, output: dict[str, Any]) -> None:
+        """``worker`` ended its session: the conftests' ``pytest_testnodedown`` get its output,
+        as xdist's controller calls them when a worker finished."""
+        worker.node.workeroutput = output
+        if hasattr(self.config.hook, "pytest_testnodedown"):
+            conftest_hook(self.config, "pytest_testnodedown")(node=worker.node, error=None)
 
     def step(self, timeout: float) -> None:
         self.reap_finished()
@@ -1006,6 +1156,8 @@ class Controller:
             self.replay(message[1])
             if verb != "interrupted":
                 self.let_go(worker)
+            if verb == "bye":
+                self.node_down(worker, message[2])
             if verb == "interrupted":
                 self.interrupted = self.stopping = True  # one ^C ends the run, as serially
                 self.interruption = self.interruption or message[2]
@@ -1248,17 +1400,46 @@ class Controller:
             "warning_message": record, "when": data["when"], "nodeid": data["nodeid"],
             "location": data["location"]})
 
+    def handle_crash(self, index: int, report: pytest.TestReport) -> None:
+        """xdist's ``pytest_handlecrashitem``: a plugin may put the crashed test back in the
+        queue and turn its report into a rerun (pytest-rerunfailures' ``--reruns``)."""
+        hook = getattr(self.config.hook, "pytest_handlecrashitem", None)
+        if hook is not None:
+            hook(crashitem=report.nodeid, report=report,
+                 sched=Rescheduler(self.config, self.queue, self.mode, index))
+
     def report_crash(self, item: pytest.Item, message: str) -> None:
         from _pytest.reports import TestReport
 
         report = TestReport(item.nodeid, item.location, dict.fromkeys(item.keywords, 1),
                             "failed", message, "call")
-        self.ran.add(self.index_of[item.nodeid])
-        self.failed.add(self.index_of[item.nodeid])
+        index = self.index_of[item.nodeid]
+        self.handle_crash(index, report)
+        if str(report.outcome) != "rerun":  # (a plugin's outcome, beyond pytest's three)
+            self.ran.add(index)
+            self.failed.add(index)
         hook = item.ihook
         hook.pytest_runtest_logstart(nodeid=item.nodeid, location=item.location)
         hook.pytest_runtest_logreport(report=report)
         hook.pytest_runtest_logfinish(nodeid=item.nodeid, location=item.location)
+
+
+class Rescheduler:
+    """What xdist's ``pytest_handlecrashitem(crashitem, report, sched)`` gets as ``sched``:
+    the run's ``config``, and :meth:`mark_test_pending`."""
+
+    def __init__(self, config: pytest.Config, queue: Queue, mode: Mode, index: int) -> None:
+        self.config = config
+        self.queue = queue
+        self.mode = mode
+        self.index = index
+
+    def mark_test_pending(self, item: str) -> None:
+        """Run the crashed test ``item`` again, first. Not with groups (``loadfile``,
+        ``loadscope``, ``loadgroup``), as xdist's schedulers of groups cannot either."""
+        if self.mode != "load":
+            raise NotImplementedError(f"--dist {self.mode} does not run a test again")
+        self.queue.groups.appendleft(deque([self.index]))
 
 
 def warning_category(module: str, qualname: str) -> type[Warning]:
