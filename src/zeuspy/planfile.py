@@ -28,6 +28,9 @@ from zeuspy.plan import Plan, method_name, reserved_method
 if TYPE_CHECKING:
     from zeuspy.config import Config
 
+#: The name a plan file is imported under (commands do not list it: hygiene.hide_plan_module).
+PLAN_MODULE = "zeus_plan"
+
 
 def _base_name(node: ast.expr) -> str:
     if isinstance(node, ast.Name):
@@ -194,11 +197,11 @@ def load_plan(source: str) -> Plan:
             raise PlanLoadError(f"{source}: not a subclass of zeuspy.Plan")
         return cls()
     path = Path(source)
-    spec = importlib.util.spec_from_file_location("zeus_plan", path)
+    spec = importlib.util.spec_from_file_location(PLAN_MODULE, path)
     if spec is None or spec.loader is None:
         raise PlanLoadError(f"{path}: cannot be imported as a Python module")
     module = importlib.util.module_from_spec(spec)
-    sys.modules["zeus_plan"] = module
+    sys.modules[PLAN_MODULE] = module
     spec.loader.exec_module(module)
     plans = [
         value

@@ -500,6 +500,31 @@ def test_pytest_missing_is_one_clear_message(tmp_path: Path) -> None:
     assert b"Traceback" not in result.stderr, result
 
 
+LOCAL_MODULES = """\
+import os, sys
+root = os.getcwd() + os.sep
+print(sorted(name for name, module in list(sys.modules.items())
+             if str(getattr(module, "__file__", None) or "").startswith(root)))
+"""
+
+
+def test_the_plan_files_module_is_not_listed(tmp_path: Path) -> None:
+    """A program sees in ``sys.modules`` the project's modules python would list, not the plan
+    file's (hypothesis, for one, draws examples from the constants of every module whose file
+    is in the project)."""
+    tree = json.dumps({"plan": PythonPlan.TREE})
+    plan = "from zeuspy.plans import PythonPlan\n\nclass Plan(PythonPlan):\n    VALUE = 12345\n"
+    with python_project(tmp_path / "planned", {
+        "pyproject.toml": "[project]\nname = 'planned'\nversion = '0'\n",
+        "zeus.json": tree, "zeus_plan.py": plan, "local_modules.py": LOCAL_MODULES,
+    }) as project, master_for(project, "boot", "app"):
+        ran = project.zeus("run", "local_modules.py")
+        plain = project.python("local_modules.py")
+    assert (ran.returncode, ran.stdout, ran.stderr) == (
+        plain.returncode, plain.stdout, plain.stderr), (ran, plain)
+    assert plain.stdout == b"['__main__']\n", plain
+
+
 def test_relative_script_is_resolved_from_the_clients_cwd(project: PyProject) -> None:
     here = project.zeus("run", "here.py", cwd="sub")
     assert (here.returncode, here.stdout) == (0, b"sub here\n"), here

@@ -125,7 +125,8 @@ def _foreground(fd: int) -> None:
 def prepare_command_process() -> None:
     """What a command does first, whatever the request: a process group of its own (a spare
     command leads a session, and so a group, already), the phase's signal handlers and mask
-    gone, caches and generators renewed, the phase's exit handlers dropped."""
+    gone, caches and generators renewed, the phase's exit handlers dropped, the plan file's
+    module unlisted."""
     if os.getsid(0) == os.getpid():
         hygiene.own_group_calls_as_noops()
     else:
@@ -133,6 +134,7 @@ def prepare_command_process() -> None:
     process.reset_signals()
     hygiene.renew_after_fork()
     hygiene.drop_phase_exit_handlers()
+    hygiene.hide_plan_module()
     learned.remember_inherited()
 
 

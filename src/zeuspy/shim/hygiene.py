@@ -12,6 +12,8 @@ import sys
 import threading
 from typing import Any
 
+from zeuspy.planfile import PLAN_MODULE
+
 #: The phase this process is (or, in a command, was forked from); set by the shim.
 current_phase = "boot"
 
@@ -48,6 +50,15 @@ def renew_after_fork() -> None:
             numpy_random.seed()
         except Exception:
             pass
+
+
+def hide_plan_module() -> None:
+    """In a command: the plan file's module leaves ``sys.modules``, which a program run by
+    python would not list (its plan object keeps it alive). A file of the project there is
+    "local code" to tools that scan ``sys.modules`` by file: hypothesis draws examples from
+    such modules' constants (and saves them in ``.hypothesis/constants``), so a ``zeus
+    pytest`` would test with other examples than pytest."""
+    sys.modules.pop(PLAN_MODULE, None)
 
 
 def drop_phase_exit_handlers() -> None:
