@@ -76,10 +76,13 @@ class Project:
         # setproctitle would reuse the environment's memory for long titles, and the leak check
         # reads the mark from /proc/PID/environ.
         env["SPT_NOENV"] = "1"
-        # The test runner's, not the test's: a socket override, colours, and the terminal size
+        # The test runner's, not the test's: a socket override, colours, the terminal size
         # (pytest-xdist starts its workers with COLUMNS and LINES, which rich in a master would
-        # take over the size of the PTY a test gives it).
-        for name in ("ZEUSSOCK", "NO_COLOR", "COLUMNS", "LINES"):
+        # take over the size of the PTY a test gives it), and the xdist worker's identity (a
+        # pytest run inside a test is no worker: pytest-cov and pytest-rerunfailures would act
+        # as in one).
+        for name in ("ZEUSSOCK", "NO_COLOR", "COLUMNS", "LINES", "PYTEST_XDIST_WORKER",
+                     "PYTEST_XDIST_WORKER_COUNT", "PYTEST_XDIST_TESTRUNUID"):
             env.pop(name, None)
         env.update(extra)
         return env
