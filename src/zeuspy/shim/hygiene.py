@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import atexit
 import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
 import os
 import sys
 import threading
+from types import ModuleType
 from typing import Any
 
 from zeuspy.planfile import PLAN_MODULE
@@ -54,11 +58,34 @@ def renew_after_fork() -> None:
 
 def hide_plan_module() -> None:
     """In a command: the plan file's module leaves ``sys.modules``, which a program run by
-    python would not list (its plan object keeps it alive). A file of the project there is
-    "local code" to tools that scan ``sys.modules`` by file: hypothesis draws examples from
-    such modules' constants (and saves them in ``.hypothesis/constants``), so a ``zeus
-    pytest`` would test with other examples than pytest."""
-    sys.modules.pop(PLAN_MODULE, None)
+    python would not list. A file of the project there is "local code" to tools that scan
+    ``sys.modules`` by file: hypothesis draws examples from such modules' constants (and saves
+    them in ``.hypothesis/constants``), so a ``zeus pytest`` would test with other examples
+    than pytest. ``import zeus_plan`` still gives the phases' module (its state included), not
+    a second run of the file: :class:`_HeldPlanModule` answers it."""
+    module = sys.modules.pop(PLAN_MODULE, None)
+    if module is not None:
+        sys.meta_path.insert(0, _HeldPlanModule(module))
+
+
+class _HeldPlanModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """Finds the plan file's module, and loads it as it is."""
+
+    def __init__(self, module: ModuleType) -> None:
+        self.module = module
+
+    def find_spec(self, name: str, path: object = None,
+                  target: object = None) -> importlib.machinery.ModuleSpec | None:
+        if name != PLAN_MODULE:
+            return None
+        return importlib.util.spec_from_loader(name, self,
+                                               origin=getattr(self.module, "__file__", None))
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
+        return self.module
+
+    def exec_module(self, module: ModuleType) -> None:
+        pass  # run once already, in a phase
 
 
 def drop_phase_exit_handlers() -> None:
