@@ -82,8 +82,17 @@ def test_a_piped_command_from_the_spare_has_no_terminal(project: Project) -> Non
 def test_the_guard_keeps_the_spare_a_job_and_goes_with_it(project: Project) -> None:
     with client_master(project):
         spare = warm_spare(project)
-        guard = wait_for(lambda: len(titled(project, f"zeus guard: {spare}")) == 2 and
-                         titled(project, f"zeus guard: {spare}"), timeout=5, what="the guard")
+        def settled() -> list[int] | None:
+            # The member shows the keeper's title from its spawn on (its memory is the keeper's
+            # until it execs), before it joins the spare's group: wait for the join.
+            found = titled(project, f"zeus guard: {spare}")
+            try:
+                joined = [pid for pid in found if int(stat_fields(pid)[2]) == spare]
+            except OSError:  # gone meanwhile
+                return None
+            return found if len(found) == 2 and len(joined) == 1 else None
+
+        guard = wait_for(settled, timeout=5, what="the guard")
         # fields after the name: state, ppid, pgrp, session
         keeper = next(pid for pid in guard if int(stat_fields(pid)[2]) == pid)
         member = next(pid for pid in guard if pid != keeper)
