@@ -788,6 +788,40 @@ def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     assert sorted(written) == sorted([f"test_some_fail[{n}]" for n in range(4)] * 2), written
 
 
+EXIT_HANDLERS = """
+import atexit
+import os
+
+import pytest
+
+
+@pytest.mark.parametrize("n", range(4))
+def test_registers(n):
+    atexit.register(lambda: open(os.environ["ZW_LOG"], "a").write(f"exit {n}\\n"))
+"""
+
+
+def test_exit_handlers_a_test_registers_run(fx: PytestProject, log: Path) -> None:
+    """An ``atexit`` handler a test registers runs when its process exits: serially in pytest's
+    process, under ``-n`` in the worker that ran the test (as in an xdist worker's interpreter
+    exit), never lost to the worker's ``os._exit``."""
+    folder = fx.root / "tests" / "exits"
+    folder.mkdir()
+    (folder / "test_exits.py").write_text(EXIT_HANDLERS.lstrip())
+    try:
+        serial = plain(fx, "-p", "no:cacheprovider", "tests/exits", env=fx.env(ZW_LOG=str(log)))
+        expected = sorted(log.read_text().splitlines())
+        log.write_text("")
+        got = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/exits",
+                   env=fx.env(ZW_LOG=str(log)))
+    finally:
+        shutil.rmtree(folder)
+    assert (serial.code, serial.counts) == (0, {"passed": 4}), serial.out + serial.err
+    assert (got.code, got.counts) == (0, {"passed": 4}), got.out + got.err
+    assert expected == [f"exit {n}" for n in range(4)], expected
+    assert sorted(log.read_text().splitlines()) == expected, got.out + got.err
+
+
 def test_exitfirst_stops_every_worker(fx: PytestProject, tmp_path: Path) -> None:
     """``-x``: the failure (the first test) stops every worker after at most the tests they
     had been handed (the others wait until the failure is reported: 3 at most), and the report

@@ -674,6 +674,12 @@ def worker_main(session: pytest.Session, sock: socket.socket,
             save_coverage(session.config, name)
         with contextlib.suppress(BaseException):
             end_daemonic_children()
+        # As an xdist worker's interpreter exit would: the handlers its tests (and the command,
+        # before the fork, for every process) registered run here, once per worker.
+        with contextlib.suppress(BaseException):
+            from zeuspy.shim.command import exit_as_python
+
+            exit_as_python()
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()

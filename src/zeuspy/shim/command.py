@@ -226,11 +226,9 @@ def _tell(fd: int, text: str) -> None:
         pass
 
 
-def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: bool) -> None:
-    """Do what interpreter exit does that users can see (wait for non-daemon threads, run atexit
-    handlers, flush stdio), release the client's streams, report (with the signal when
-    ``signals``: the master reads it), and leave without the teardown of the inherited heap (as
-    multiprocessing's forked children do)."""
+def exit_as_python() -> None:
+    """What interpreter exit does that users can see, for a process about to leave by
+    ``os._exit``: wait for non-daemon threads, run the atexit handlers, flush stdio."""
     try:
         threading = sys.modules.get("threading")
         if threading is not None:
@@ -243,6 +241,13 @@ def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: boo
             stream.flush()
         except BaseException:
             pass
+
+
+def finish(status: ExitStatus, local: socket.socket, status_w: int, signals: bool) -> None:
+    """Do what interpreter exit does that users can see (:func:`exit_as_python`), release the
+    client's streams, report (with the signal when ``signals``: the master reads it), and leave
+    without the teardown of the inherited heap (as multiprocessing's forked children do)."""
+    exit_as_python()
     try:
         null = os.open(os.devnull, os.O_RDWR)
         for fd in (0, 1, 2):
