@@ -779,11 +779,15 @@ def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     assert (run.code, run.counts) == (1, {"failed": 2, "passed": 2}), run.out + run.err
     assert again.counts == run.counts, again.out + again.err
     lines = [line.split() for line in log.read_text().splitlines()]
-    assert len(lines) == 4, lines
-    assert sum(int(failed) for failed, _, _ in lines) == 2 * 2, lines
-    assert sorted(name for _, name, _ in lines) == ["popen-gw0", "popen-gw0", "popen-gw1",
-                                                    "popen-gw1"], lines
-    assert len({parent for _, _, parent in lines}) == 2, lines  # one folder per run
+    runs: dict[str, list[tuple[int, str]]] = {}
+    for failed, name, parent in lines:
+        runs.setdefault(parent, []).append((int(failed), name))
+    assert len(runs) == 2, lines  # one folder per run
+    for workers in runs.values():
+        # One line per worker that ran a test (a worker slow to start may run none).
+        assert sum(failed for failed, _ in workers) == 2, lines
+        names = [name for _, name in workers]
+        assert len(set(names)) == len(names) and set(names) <= {"popen-gw0", "popen-gw1"}, lines
     written = Path(f"{log}.written").read_text().split()
     assert sorted(written) == sorted([f"test_some_fail[{n}]" for n in range(4)] * 2), written
 

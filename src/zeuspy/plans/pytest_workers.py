@@ -745,20 +745,22 @@ def save_coverage(config: pytest.Config, name: str) -> None:
 
 def coverage_back_to_pytest_cov(config: pytest.Config, name: str) -> None:
     """Undo, in this worker, what coverage's ``patch = fork`` did at the fork: it stopped
-    pytest-cov's ``Coverage`` and started one of its own, which pytest-cov does not know (its
-    ``--cov-context=test`` switches would fail: "coverage is not started") and which would save
-    only at exit (``os._exit`` skips that). pytest-cov's measures the worker again, and
-    :func:`save_coverage` saves it, as without the patch."""
+    pytest-cov's ``Coverage`` and started one of its own (or none, where the environment names
+    no configuration for it: coverage 7.16 with pytest-cov 7), which pytest-cov does not know
+    (its ``--cov-context=test`` switches would fail: "coverage is not started") and which would
+    save only at exit. pytest-cov's measures the worker again, and :func:`save_coverage` saves
+    it, as without the patch."""
     cov = coverage_of_run(config)
     if cov is None:
         return
     current = getattr(type(cov), "current", None)
     started = current() if callable(current) else None
-    if started is None or started is cov:
-        return
+    if started is cov or (started is None and getattr(cov, "_started", True)):
+        return  # measuring, or not ours to start
     try:
-        started._auto_save = False  # nor at its os._exit patch's save, were it one of its own
-        started.stop()
+        if started is not None:
+            started._auto_save = False  # nor at its exit handler, now run in workers
+            started.stop()
         cov.start()
     except Exception as exc:
         print(f"zeus: worker {name} could not resume pytest-cov's coverage: {exc!r}",
