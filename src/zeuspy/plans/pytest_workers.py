@@ -745,8 +745,8 @@ def save_coverage(config: pytest.Config, name: str) -> None:
 
 def coverage_back_to_pytest_cov(config: pytest.Config, name: str) -> None:
     """Undo, in this worker, what coverage's ``patch = fork`` did at the fork: it stopped
-    pytest-cov's ``Coverage`` and started one of its own (or none, where the environment names
-    no configuration for it: coverage 7.16 with pytest-cov 7), which pytest-cov does not know
+    pytest-cov's ``Coverage`` and started one of its own (or none: seen with Python 3.10 and
+    coverage 7.16), which pytest-cov does not know
     (its ``--cov-context=test`` switches would fail: "coverage is not started") and which would
     save only at exit. pytest-cov's measures the worker again, and :func:`save_coverage` saves
     it, as without the patch."""
