@@ -792,26 +792,51 @@ def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     assert sorted(written) == sorted([f"test_some_fail[{n}]" for n in range(4)] * 2), written
 
 
-EXIT_HANDLERS = """
+EXIT_HANDLERS = {
+    "conftest.py": """
 import atexit
 import os
+import tempfile
+
+import pytest
+
+# Made (with its cleanup at exit) once, in the process that imports the conftest: under -n the
+# command, before the workers are forked; the workers use it until the run ends.
+SHARED = tempfile.TemporaryDirectory(prefix="zw-shared-")
+atexit.register(lambda: open(os.environ["ZW_LOG"], "a").write("conftest exit\\n"))
+
+
+@pytest.fixture
+def shared():
+    return SHARED.name
+""",
+    "test_exits.py": """
+import atexit
+import os
+import time
 
 import pytest
 
 
 @pytest.mark.parametrize("n", range(4))
-def test_registers(n):
+def test_registers(n, shared):
+    time.sleep(0.1 + 0.3 * n)  # the workers finish at different times
+    assert os.path.isdir(shared)
     atexit.register(lambda: open(os.environ["ZW_LOG"], "a").write(f"exit {n}\\n"))
-"""
+""",
+}
 
 
-def test_exit_handlers_a_test_registers_run(fx: PytestProject, log: Path) -> None:
+def test_exit_handlers_run_where_they_were_registered(fx: PytestProject, log: Path) -> None:
     """An ``atexit`` handler a test registers runs when its process exits: serially in pytest's
-    process, under ``-n`` in the worker that ran the test (as in an xdist worker's interpreter
-    exit), never lost to the worker's ``os._exit``."""
+    process, under ``-n`` in the worker that ran the test (as at an xdist worker's exit), never
+    lost to the worker's ``os._exit``. One the command registered before the fork (a conftest's
+    temporary folder and its cleanup) runs in the command only, once, after every worker is
+    done with it: a worker that finishes first must not remove what the others use."""
     folder = fx.root / "tests" / "exits"
     folder.mkdir()
-    (folder / "test_exits.py").write_text(EXIT_HANDLERS.lstrip())
+    for name, text in EXIT_HANDLERS.items():
+        (folder / name).write_text(text.lstrip())
     try:
         serial = plain(fx, "-p", "no:cacheprovider", "tests/exits", env=fx.env(ZW_LOG=str(log)))
         expected = sorted(log.read_text().splitlines())
@@ -822,7 +847,7 @@ def test_exit_handlers_a_test_registers_run(fx: PytestProject, log: Path) -> Non
         shutil.rmtree(folder)
     assert (serial.code, serial.counts) == (0, {"passed": 4}), serial.out + serial.err
     assert (got.code, got.counts) == (0, {"passed": 4}), got.out + got.err
-    assert expected == [f"exit {n}" for n in range(4)], expected
+    assert expected == ["conftest exit", *[f"exit {n}" for n in range(4)]], expected
     assert sorted(log.read_text().splitlines()) == expected, got.out + got.err
 
 

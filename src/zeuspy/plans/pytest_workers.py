@@ -633,7 +633,7 @@ def worker_main(session: pytest.Session, sock: socket.socket,
                 workerinput: dict[str, Any]) -> None:
     """The worker's life: ask, run what was handed out, send its events; never returns.
     ``workerinput`` is its :attr:`WorkerNode.workerinput` (its ``workerid`` names it)."""
-    from zeuspy.shim import process
+    from zeuspy.shim import hygiene, process
 
     global _worker_pid
     _worker_pid = os.getpid()
@@ -649,6 +649,7 @@ def worker_main(session: pytest.Session, sock: socket.socket,
         # pytest_sessionfinish leaves what it sends to the controller's pytest_testnodedown.
         config.workerinput = workerinput  # type: ignore[attr-defined]
         config.workeroutput = {}  # type: ignore[attr-defined]
+        hygiene.drop_inherited_exit_handlers()  # the command's: they act on its objects
         fresh_capture(config)
         coverage_back_to_pytest_cov(config, name)
         rerun_counts_in_controller(config, name)
@@ -674,12 +675,14 @@ def worker_main(session: pytest.Session, sock: socket.socket,
             save_coverage(session.config, name)
         with contextlib.suppress(BaseException):
             end_daemonic_children()
-        # As an xdist worker's interpreter exit would: the handlers its tests (and the command,
-        # before the fork, for every process) registered run here, once per worker.
+        # The exit handlers its tests registered run here, as at an xdist worker's exit (the
+        # command's own were dropped at the fork: they run in the command). Not the wait for
+        # non-daemon threads: the run is over, and one a test left would hold the whole run
+        # up to FINISH_TIMEOUT.
         with contextlib.suppress(BaseException):
             from zeuspy.shim.command import exit_as_python
 
-            exit_as_python()
+            exit_as_python(wait_for_threads=False)
         for stream in (sys.stdout, sys.stderr):
             with contextlib.suppress(Exception):
                 stream.flush()
@@ -953,6 +956,8 @@ class Worker:
     sock: socket.socket
     node: WorkerNode
     buffer: bytearray = dataclasses.field(default_factory=bytearray)
+    #: Past its deadline to exit, and said so.
+    overdue: bool = False
     #: The index it said it started, and those handed out that it has not started.
     running: int | None = None
     assigned: list[int] = dataclasses.field(default_factory=list)
@@ -1219,6 +1224,11 @@ class Controller:
         say goodbye is :meth:`gone`. SIGKILL those let go and past their deadline."""
         for worker in list(self.workers.values()):
             if worker.deadline is not None and time.monotonic() >= worker.deadline:
+                if not worker.overdue:
+                    worker.overdue = True
+                    print(f"zeus: worker {worker.name} did not exit {FINISH_TIMEOUT:.0f} s after "
+                          "its last test (an atexit handler that blocks?): killed",
+                          file=sys.stderr)
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(worker.pid, signal.SIGKILL)
             try:

@@ -133,7 +133,7 @@ def prepare_command_process() -> None:
         os.setpgid(0, 0)
     process.reset_signals()
     hygiene.renew_after_fork()
-    hygiene.drop_phase_exit_handlers()
+    hygiene.drop_inherited_exit_handlers()
     hygiene.hide_plan_module()
     learned.remember_inherited()
 
@@ -226,12 +226,13 @@ def _tell(fd: int, text: str) -> None:
         pass
 
 
-def exit_as_python() -> None:
+def exit_as_python(wait_for_threads: bool = True) -> None:
     """What interpreter exit does that users can see, for a process about to leave by
-    ``os._exit``: wait for non-daemon threads, run the atexit handlers, flush stdio."""
+    ``os._exit``: wait for non-daemon threads (unless not ``wait_for_threads``), run the atexit
+    handlers, flush stdio."""
     try:
         threading = sys.modules.get("threading")
-        if threading is not None:
+        if threading is not None and wait_for_threads:
             threading._shutdown()
     except BaseException:
         pass

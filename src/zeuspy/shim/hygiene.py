@@ -78,20 +78,26 @@ class _HeldPlanModule(importlib.abc.MetaPathFinder, importlib.abc.Loader):
                   target: object = None) -> importlib.machinery.ModuleSpec | None:
         if name != PLAN_MODULE:
             return None
-        return importlib.util.spec_from_loader(name, self,
-                                               origin=getattr(self.module, "__file__", None))
+        location = getattr(self.module, "__file__", None)
+        if location is None:
+            return importlib.util.spec_from_loader(name, self)
+        # With its file as its location, as the phase's import had it: tools that watch or
+        # read modules' files (Django's autoreloader, inspect) see it as before.
+        return importlib.util.spec_from_file_location(name, location, loader=self)
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType:
         return self.module
 
     def exec_module(self, module: ModuleType) -> None:
-        pass  # run once already, in a phase
+        pass  # run once already, in a phase (importlib.reload does not run it again either)
 
 
-def drop_phase_exit_handlers() -> None:
-    """In a command: exit handlers registered in the phases clean up after the phases (a temporary
-    folder, a pool of workers), so a command must not run them when it exits. Only the standard
-    library's own flushers come back, acting on what the command itself creates."""
+def drop_inherited_exit_handlers() -> None:
+    """In a command (and in a ``zeus pytest -n`` worker, forked from one): exit handlers
+    registered in the process it was forked from clean up after that process (a temporary
+    folder, a pool of workers, a server), which goes on using them, so this one must not run
+    them when it exits. Only the standard library's own flushers come back, acting on what this
+    process itself creates."""
     atexit._clear()
     logging: Any = sys.modules.get("logging")
     if logging is not None:
