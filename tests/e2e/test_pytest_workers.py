@@ -18,6 +18,7 @@ import re
 import shutil
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pexpect
@@ -296,6 +297,20 @@ def log_lines(log: Path) -> list[tuple[str, str, int]]:
 
 #: The sections that come after the progress lines, in pytest's order.
 SECTIONS = ("= ERRORS =", "= FAILURES =", "warnings summary", "short test summary info")
+
+
+@contextmanager
+def suite_folder(fx: PytestProject, name: str, files: dict[str, str]) -> Iterator[None]:
+    """``tests/NAME`` in the project, holding ``files`` (their text left-stripped) while the
+    block runs; removed on the way out."""
+    folder = fx.root / "tests" / name
+    folder.mkdir()
+    for file, text in files.items():
+        (folder / file).write_text(text.lstrip())
+    try:
+        yield
+    finally:
+        shutil.rmtree(folder)
 
 
 def report_tail(run: Run, final_line: bool = True) -> str:
@@ -700,14 +715,8 @@ def test_children_of_tests_neither_hang_nor_outlive_the_run(fx: PytestProject) -
     multiprocessing child a test left is terminated when its worker ends (as python's exit
     does) and does not hold the run open. Bounded by the run's timeout; the fixture checks
     that no worker-titled process (the children carry the title) is left."""
-    folder = fx.root / "tests" / "children"
-    folder.mkdir()
-    for name, text in CHILDREN.items():
-        (folder / name).write_text(text.lstrip())
-    try:
+    with suite_folder(fx, "children", CHILDREN):
         run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/children")
-    finally:
-        shutil.rmtree(folder)
     assert (run.code, run.counts) == (0, {"passed": 5}), run.out + run.err
     assert "a process forked by a test went on past the end of its test" in run.err, run.err
 
@@ -765,17 +774,11 @@ def test_worker_session_state_is_xdists(fx: PytestProject, log: Path) -> None:
     (xdist's recipe for a fixture run once per run keys a file there), reports whose
     unpicklable attributes are dropped, not fatal to the worker, and a conftest's
     ``pytest_unconfigure`` at its end (it closes, so flushes, a file its tests wrote)."""
-    folder = fx.root / "tests" / "state"
-    folder.mkdir()
-    for name, text in SESSION_STATE.items():
-        (folder / name).write_text(text.lstrip())
-    try:
+    with suite_folder(fx, "state", SESSION_STATE):
         run = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/state",
                    env=fx.env(ZW_LOG=str(log)))
         again = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/state",
                      env=fx.env(ZW_LOG=str(log)))
-    finally:
-        shutil.rmtree(folder)
     assert (run.code, run.counts) == (1, {"failed": 2, "passed": 2}), run.out + run.err
     assert again.counts == run.counts, again.out + again.err
     lines = [line.split() for line in log.read_text().splitlines()]
@@ -833,18 +836,12 @@ def test_exit_handlers_run_where_they_were_registered(fx: PytestProject, log: Pa
     lost to the worker's ``os._exit``. One the command registered before the fork (a conftest's
     temporary folder and its cleanup) runs in the command only, once, after every worker is
     done with it: a worker that finishes first must not remove what the others use."""
-    folder = fx.root / "tests" / "exits"
-    folder.mkdir()
-    for name, text in EXIT_HANDLERS.items():
-        (folder / name).write_text(text.lstrip())
-    try:
+    with suite_folder(fx, "exits", EXIT_HANDLERS):
         serial = plain(fx, "-p", "no:cacheprovider", "tests/exits", env=fx.env(ZW_LOG=str(log)))
         expected = sorted(log.read_text().splitlines())
         log.write_text("")
         got = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/exits",
                    env=fx.env(ZW_LOG=str(log)))
-    finally:
-        shutil.rmtree(folder)
     assert (serial.code, serial.counts) == (0, {"passed": 4}), serial.out + serial.err
     assert (got.code, got.counts) == (0, {"passed": 4}), got.out + got.err
     assert expected == ["conftest exit", *[f"exit {n}" for n in range(4)]], expected
@@ -971,15 +968,9 @@ def test_conftest_node_hooks_as_under_xdist(fx: PytestProject) -> None:
     xdist: what a conftest's ``pytest_configure_node`` adds to ``node.workerinput`` a worker
     reads in ``config.workerinput``, and what its ``pytest_sessionfinish`` puts in
     ``config.workeroutput`` reaches ``pytest_testnodedown`` in the command, once per worker."""
-    folder = fx.root / "tests" / "nodes"
-    folder.mkdir()
-    for name, text in NODE_HOOKS.items():
-        (folder / name).write_text(text.lstrip())
-    try:
+    with suite_folder(fx, "nodes", NODE_HOOKS):
         got = zeus(fx, "-p", "no:cacheprovider", "-n", "2", "tests/nodes")
         expected = plain(fx, "-p", "no:cacheprovider", "-n", "2", "tests/nodes")
-    finally:
-        shutil.rmtree(folder)
     line = "zw nodes [('gw0', 'for-gw0'), ('gw1', 'for-gw1')] ran 6 [None, None]"
     assert (expected.code, expected.counts) == (0, {"passed": 6}), expected.out + expected.err
     assert line in expected.out.splitlines(), expected.out
@@ -1012,15 +1003,9 @@ def test_plugins_configure_seeing_xdists_dist(fx: PytestProject,
     """``pytest_configure`` sees ``--dist`` as in xdist's controller (``load`` for ``-n 2``),
     so that a plugin that cannot run on workers turns itself off as under xdist; the tests
     still run on zeus's workers (xdist's own session does not start: no "created" line)."""
-    folder = fx.root / "tests" / "distmode"
-    folder.mkdir()
-    for name, text in DIST_AT_CONFIGURE.items():
-        (folder / name).write_text(text.lstrip())
-    try:
+    with suite_folder(fx, "distmode", DIST_AT_CONFIGURE):
         got = zeus(fx, "-p", "no:cacheprovider", *disable, "-n", "2", "tests/distmode")
         serial = zeus(fx, "-p", "no:cacheprovider", *disable, "tests/distmode")
-    finally:
-        shutil.rmtree(folder)
     assert (got.code, got.counts) == (0, {"passed": 1}), got.out + got.err
     assert "zw dist at configure: load" in got.out.splitlines(), got.out
     assert "created:" not in got.out, got.out
