@@ -181,14 +181,15 @@ def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> N
 
 
 @contextmanager
-def held_request(project: Project) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``zeus hello x`` on pipes, handed by its phase to a spare held stopped (SIGSTOP stands for
-    a spare the scheduler has not run yet, or one still preparing: forked 15 ms after the
-    previous request, it may get the next one before it reads): the client and the spare's pid.
-    The spare is continued on the way out, if it still can."""
+def held_request(project: Project, *command: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus COMMAND`` (``hello x`` by default) on pipes, handed by its phase to a spare held
+    stopped (SIGSTOP stands for a spare the scheduler has not run yet, or one still preparing:
+    forked 15 ms after the previous request, it may get the next one before it reads): the
+    client and the spare's pid. The spare is continued on the way out, if it still can."""
     spare = warm_spare(project)
     os.kill(spare, signal.SIGSTOP)
-    proc = subprocess.Popen([ZEUS, "hello", "x"], cwd=project.root, env=project.env(),
+    proc = subprocess.Popen([ZEUS, *(command or ("hello", "x"))], cwd=project.root,
+                            env=project.env(),
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE)
     try:
@@ -258,6 +259,24 @@ def test_a_request_whose_phase_ends_before_the_command_starts_runs_once(
         wait_for(lambda: is_dead(spare), timeout=5, what="the old spare to end")
         master.wait_ready("boot", "app")
     assert got == (0, b"hello x\n", b""), got
+
+
+def test_a_command_that_registers_while_the_master_stops_is_hung_up(project: Project) -> None:
+    """The master begins to stop while a request's command has not registered yet (a busy
+    master reads it late; here its spare is held stopped): once it registers, it is hung up as
+    the commands running at the stop were (one line, SIGHUP, the client dies of SIGHUP), not
+    SIGKILLed when their grace ends."""
+    with client_master(project) as master:
+        with held_request(project, "sleep", "30") as (proc, spare):
+            master.proc.send_signal(signal.SIGTERM)
+            time.sleep(0.3)  # the master is stopping, within its commands' grace
+            os.kill(spare, signal.SIGCONT)
+            assert master.stop() == 0
+        got = outcome(proc)
+        wait_for(lambda: is_dead(spare), timeout=5, what="the command to end")
+    assert got[0] == -signal.SIGHUP, got
+    assert got[2].decode().splitlines() == [
+        "zeus: the master is stopping; ending the command (SIGHUP)"], got
 
 
 #: A plan whose app phase makes each child it forks itself (a runner, a spare; not theirs, such as

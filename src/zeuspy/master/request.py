@@ -400,6 +400,10 @@ class Request:
             if self.uses_stdio:
                 flags += STDIO_FLAG
             send_quietly(channel, CommandStarted(registration.pid, flags).format())
+            if self.server.closing:
+                # It registered after the master began to stop (a busy master reads late): it
+                # is hung up as those running then were, not killed when their grace ends.
+                self.server.hang_up(self)
             status = await self._await_status(request, runner, registration.pid)
             if outputs:
                 await _drained(outputs, LEGACY_DRAIN_TIMEOUT)

@@ -192,9 +192,8 @@ class ClientServer:
             self.unlink()
         for request in list(self.requests):
             if request.command_pid:
-                if request.extended:
-                    send_quietly(request.channel, Note(STOPPING_NOTE).format())
-                signal_group_or_pid(request.command_pid, signal.SIGHUP)
+                self.hang_up(request)
+            # else: one whose command registers meanwhile is hung up then (Request).
         if self.requests:
             waits = [asyncio.ensure_future(r.done.wait()) for r in self.requests]
             _, pending = await asyncio.wait(waits, timeout=SHUTDOWN_COMMAND_GRACE)
@@ -204,6 +203,13 @@ class ClientServer:
             if pending:
                 await asyncio.wait(pending, timeout=SHUTDOWN_COMMAND_GRACE)
         await self._tasks.close()
+
+    def hang_up(self, request: Request) -> None:
+        """The master is stopping: tell ``request``'s client (one line, if it takes notes) and
+        send its running command SIGHUP, as a closed terminal would."""
+        if request.extended:
+            send_quietly(request.channel, Note(STOPPING_NOTE).format())
+        signal_group_or_pid(request.command_pid, signal.SIGHUP)
 
     def unlink(self) -> None:
         """Remove the socket file if it is still ours (a new master may have replaced it)."""
