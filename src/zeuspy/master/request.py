@@ -581,12 +581,16 @@ class _NotStarted(Exception):
         self.expected = expected
 
 
+#: Why a placement ended when its phase did and nothing registered after it.
+_PHASE_ENDED = f"its phase ended and nothing registered within {STATUS_GRACE:.0f} s"
+
+
 class _PhaseEnded(Exception):
     """The phase asked for the command ended, and no registration came after it (where a late
     one cannot be refused for sure: :data:`REFUSAL_IS_FINAL`)."""
 
     def __str__(self) -> str:
-        return f"its phase ended and nothing registered within {STATUS_GRACE:.0f} s"
+        return _PHASE_ENDED
 
 
 def _killed_unregistered(first: str | None) -> bool:
@@ -629,7 +633,7 @@ async def _first_message(runner: Channel, process: PhaseProcess) -> str:
             return await runner.message()
         # Only a zeuspy shim's command is known to run nothing when its registration fails.
         if REFUSAL_IS_FINAL and process.extensions:
-            raise _NotStarted(str(_PhaseEnded()), expected=process.doomed)
+            raise _NotStarted(_PHASE_ENDED, expected=process.doomed)
         raise _PhaseEnded
     finally:
         dead.cancel()

@@ -496,16 +496,20 @@ def picklable(events: list[Event]) -> list[Event]:
     kept: list[Event] = []
     for kind, payload in events:
         if kind == "report":
-            data = {}
-            for key, value in payload[0].items():
-                try:
-                    pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-                except Exception:
-                    value = repr(value)
-                data[key] = value
+            data = {key: value if pickling_error(value) is None else repr(value)
+                    for key, value in payload[0].items()}
             payload = (data, *payload[1:])
         kept.append((kind, payload))
     return kept
+
+
+def pickling_error(value: object) -> Exception | None:
+    """Why ``value`` does not pickle (what crosses a worker's socket must), or None."""
+    try:
+        pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    except Exception as exc:
+        return exc
+    return None
 
 
 class ProtocolError(Exception):
@@ -906,10 +910,9 @@ def sendable(output: dict[str, Any]) -> dict[str, Any]:
     named on stderr: xdist's wire carries plain data only, so a conftest sends no other."""
     kept = {}
     for key, value in output.items():
-        try:
-            pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-        except Exception as exc:
-            print(f"zeus: workeroutput[{key!r}] is not sent to the controller: {exc!r}",
+        error = pickling_error(value)
+        if error is not None:
+            print(f"zeus: workeroutput[{key!r}] is not sent to the controller: {error!r}",
                   file=sys.stderr)
             continue
         kept[key] = value
