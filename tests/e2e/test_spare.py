@@ -13,7 +13,6 @@ import signal
 import subprocess
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 
 import pexpect
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from tests.harness.clients import (
     client_master,
     client_pid_under,
+    held_request,
     sleeping_client,
     suspend_and_resume,
     warm_spare,
@@ -178,31 +178,6 @@ def test_master_killed_while_a_spare_command_runs_ends_it(project: Project) -> N
             proc.send_signal(signal.SIGSTOP)
             master.proc.kill()
             wait_for(lambda: is_dead(pid), timeout=5, what="the keeper to end the command")
-
-
-@contextmanager
-def held_request(project: Project, *command: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """``zeus COMMAND`` (``hello x`` by default) on pipes, handed by its phase to a spare held
-    stopped (SIGSTOP stands for a spare the scheduler has not run yet, or one still preparing:
-    forked 15 ms after the previous request, it may get the next one before it reads): the
-    client and the spare's pid. The spare is continued on the way out, if it still can."""
-    spare = warm_spare(project)
-    os.kill(spare, signal.SIGSTOP)
-    proc = subprocess.Popen([ZEUS, *(command or ("hello", "x"))], cwd=project.root,
-                            env=project.env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE)
-    try:
-        # The phase handed the request over: it forks the next spare 15 ms later.
-        wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
-                 what="the phase to hand the request over")
-        yield proc, spare
-    except BaseException:
-        proc.kill()
-        proc.communicate(timeout=5)
-        raise
-    finally:
-        kill_quietly(spare, signal.SIGCONT)
 
 
 def outcome(proc: subprocess.Popen[bytes]) -> tuple[int, bytes, bytes]:

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.harness.clients import job_client, sleeping_client, warm_spare
+from tests.harness.clients import held_request, sleeping_client, warm_spare
 from tests.harness.master import Master, running_master
 from tests.harness.plans import CLIENT_TREE, plan_source
 from tests.harness.processes import (
@@ -23,7 +23,6 @@ from tests.harness.processes import (
     is_dead,
     kill_quietly,
     proc_state,
-    titled,
 )
 from tests.harness.project import Project
 from tests.harness.waits import read_until, wait_for
@@ -106,13 +105,9 @@ def test_sigtstp_before_the_pid_stops_the_command_once_the_pid_comes(
     registers, prints and execs; the client, sent SIGTSTP, stops the command once the pid
     comes."""
     with review_master(project) as master:
-        spare = warm_spare(project)
-        os.kill(spare, signal.SIGSTOP)
         stopped_master = False
         try:
-            with job_client(project, "exec_sleep", "30") as proc:
-                wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
-                         what="the phase to hand the request over")
+            with held_request(project, "exec_sleep", "30") as (proc, spare):
                 os.kill(master.proc.pid, signal.SIGSTOP)
                 stopped_master = True
                 os.kill(spare, signal.SIGCONT)
@@ -129,10 +124,11 @@ def test_sigtstp_before_the_pid_stops_the_command_once_the_pid_comes(
                          what="the client to stop")
                 kill_quietly(pid)
                 kill_quietly(pid, signal.SIGCONT)
+            proc.kill()  # stopped, as a job after ^Z
+            proc.communicate(timeout=5)
         finally:
             if stopped_master:
                 os.kill(master.proc.pid, signal.SIGCONT)
-            kill_quietly(spare, signal.SIGCONT)
 
 
 def test_master_death_ends_a_spare_command_that_execd(project: Project) -> None:

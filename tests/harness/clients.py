@@ -1,10 +1,12 @@
 """Clients of the client plan (tests.harness.plans.CLIENT_PLAN): its master, a client whose
-command sleeps, the client under a shell, job control in an interactive shell, and the spare a
-first command leaves behind. Used by the client and spare tests."""
+command sleeps, the client under a shell, job control in an interactive shell, the spare a
+first command leaves behind and a request held by that spare. Used by the client and spare
+tests."""
 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +16,14 @@ import pexpect
 
 from tests.harness.master import Master, running_master
 from tests.harness.plans import CLIENT_TREE, plan_source
-from tests.harness.processes import alive, children_of, cmdline, proc_state, titled
+from tests.harness.processes import (
+    alive,
+    children_of,
+    cmdline,
+    kill_quietly,
+    proc_state,
+    titled,
+)
 from tests.harness.project import ZEUS, Project
 from tests.harness.waits import read_until, wait_for
 
@@ -38,19 +47,47 @@ def client_pid_under(shell_pid: int, timeout: float = 5) -> int:
     return int(wait_for(find, timeout, what="the zeus client under the shell"))
 
 
+def start_job(project: Project, *args: str) -> subprocess.Popen[bytes]:
+    """``zeus ARGS`` on pipes, as a job of its own (the caller reaps it)."""
+    # A process group of its own, as a shell gives each job: in the test runner's group, which
+    # may be orphaned, the kernel would discard the client's SIGTSTP (as it would python's).
+    return subprocess.Popen([ZEUS, *args], cwd=project.root, env=project.env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, preexec_fn=os.setpgrp)
+
+
 @contextmanager
 def job_client(project: Project, *args: str) -> Iterator[subprocess.Popen[bytes]]:
     """``zeus ARGS`` on pipes, as a job of its own; killed and reaped on the way out."""
-    # A process group of its own, as a shell gives each job: in the test runner's group, which
-    # may be orphaned, the kernel would discard the client's SIGTSTP (as it would python's).
-    proc = subprocess.Popen([ZEUS, *args], cwd=project.root, env=project.env(),
-                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, preexec_fn=os.setpgrp)
+    proc = start_job(project, *args)
     try:
         yield proc
     finally:
         proc.kill()
         proc.communicate(timeout=5)
+
+
+@contextmanager
+def held_request(project: Project, *command: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``zeus COMMAND`` (``hello x`` by default) as a job, handed by its phase to a spare held
+    stopped (SIGSTOP stands for a spare the scheduler has not run yet, or one still preparing:
+    forked 15 ms after the previous request, it may get the next one before it reads): the
+    client and the spare's pid. The spare is continued on the way out, if it still can; the
+    client is killed and reaped only if the block fails (else the caller reaps it)."""
+    spare = warm_spare(project)
+    os.kill(spare, signal.SIGSTOP)
+    proc = start_job(project, *(command or ("hello", "x")))
+    try:
+        # The phase handed the request over: it forks the next spare 15 ms later.
+        wait_for(lambda: len(titled(project, "zeus command: (ready)")) >= 2, timeout=5,
+                 what="the phase to hand the request over")
+        yield proc, spare
+    except BaseException:
+        proc.kill()
+        proc.communicate(timeout=5)
+        raise
+    finally:
+        kill_quietly(spare, signal.SIGCONT)
 
 
 @contextmanager
