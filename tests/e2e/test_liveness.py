@@ -57,9 +57,11 @@ class TestPlan(zeuspy.Plan):
         if daemon == 0:
             time.sleep(600)
             os._exit(0)
-        with open("helpers.json", "w") as f:
+        # Written whole, then renamed: the test reads the file as soon as it exists.
+        with open("helpers.json.part", "w") as f:
             json.dump({"phase": os.getpid(), "daemon": daemon, "raw": raw,
                        "pool": [p.pid for p in self.pool._pool]}, f)
+        os.replace("helpers.json.part", "helpers.json")
 
     def hello(self, argv):
         print("hello", *argv)
@@ -212,11 +214,66 @@ def test_crash_with_a_helper_keeps_its_traceback_and_ends_the_helper(project: Pr
     project.write(SMALL_TREE, CRASHING_PLAN)
     with running_master(project, "boot"):
         app = wait_for(lambda: (entry := phase_entry(status_json(project)[1], "app"))["state"]
-                       == "crashed" and entry["pid"] is None and entry, timeout=5.0,
+                       == "crashed" and entry["pid"] is None and entry,
                        what="app crashed, its process gone")
         assert "kaboom-with-a-helper" in app["error"]
         helper = int(wait_for(lambda: (project.root / "helper.pid").read_text(), timeout=2.0))
         wait_for(lambda: not alive(helper), timeout=3.0, what="the helper to be ended")
+    project_leftovers(project)
+
+
+REAPED_FIRST_PLAN = """
+import ctypes, os, sys, time
+import zeuspy
+
+
+def hold_until_go():
+    # In the app phase, before it registers: wait (bounded) for the test's go.
+    deadline = time.monotonic() + 20
+    while not os.path.exists("go") and time.monotonic() < deadline:
+        time.sleep(0.01)
+    with open("app.pid.part", "w") as f:
+        f.write(str(os.getpid()))
+    os.replace("app.pid.part", "app.pid")
+
+
+class TestPlan(zeuspy.Plan):
+    def boot(self):
+        os.register_at_fork(after_in_child=hold_until_go)
+
+    def app(self):
+        raw = ctypes.CDLL(None).fork()
+        if raw == 0:
+            time.sleep(600)
+            os._exit(0)
+        with open("helper.pid", "w") as f:
+            f.write(str(raw))
+        raise RuntimeError("kaboom-reaped-first")
+
+    def hello(self, argv):
+        print("hello")
+"""
+
+
+def test_a_phase_dead_and_reaped_before_its_registration_is_read_is_seen_dead(
+        project: Project) -> None:
+    """The app phase registers, crashes and is reaped by its parent phase while the master is
+    stopped: no pidfd can be opened on it and its helper holds its socket (no EOF), yet the
+    master, once it reads the registration, sees the crash and ends the helper (it waited for
+    the helper's 600 s before)."""
+    project.write(SMALL_TREE, REAPED_FIRST_PLAN)
+    with running_master(project, "boot") as master:
+        with stopped(master):
+            (project.root / "go").touch()
+            app = int(wait_for(lambda: (project.root / "app.pid").exists()
+                               and (project.root / "app.pid").read_text(), what="the app pid"))
+            wait_for(lambda: proc_state(app) is None, what="the app phase to be reaped by boot")
+        entry = wait_for(lambda: (entry := phase_entry(status_json(project)[1], "app"))["state"]
+                         == "crashed" and entry["pid"] is None and entry,
+                         what="app crashed, its process gone")
+        assert "kaboom-reaped-first" in entry["error"]
+        helper = int((project.root / "helper.pid").read_text())
+        wait_for(lambda: not alive(helper), timeout=EXIT_TIMEOUT, what="the helper to be ended")
     project_leftovers(project)
 
 

@@ -344,8 +344,9 @@ def test_unchanged_content_save_restarts_nothing(proj: Project) -> None:
 
 
 def test_burst_of_200_writes_restarts_once(proj: Project) -> None:
-    """With the default delay (0.3 s): a burst inside it restarts app once."""
-    with running(proj) as master:
+    """A burst of writes inside the file-change delay restarts app once. (The delay is 1 s, not
+    the default 0.3 s: on a loaded machine the burst itself took longer than 0.3 s.)"""
+    with running(proj, "--file-change-delay", "1.0") as master:
         booting = state_lines(master, "app", "booting")
         before = readies(master)
         leaf = proj.root / "mypkg" / "leaf.py"
@@ -353,7 +354,7 @@ def test_burst_of_200_writes_restarts_once(proj: Project) -> None:
         for i in range(200):
             leaf.write_text(f"LEAF = 'burst{i}'\n")
         took = time.monotonic() - began
-        assert took < 0.25, f"the burst took {took:.2f} s, longer than the delay"
+        assert took < 0.8, f"the burst took {took:.2f} s, too close to the delay"
         wait_ready_again(master, "app", before["app"])
         time.sleep(1.0)
         settle_all(master)

@@ -179,7 +179,12 @@ class PhaseSupervisor:
             return
         try:
             process.pidfd = pidfd_open(process.pid)
-        except OSError:  # gone already (its EOF or reaping says so), or a kernel without it
+        except ProcessLookupError:
+            # Dead and reaped by its parent phase before the master read its registration: no
+            # pidfd will say so, and a helper it forked may keep its socket open (no EOF).
+            self._seen_dead(phase, process)
+            return
+        except OSError:  # a kernel without pidfds: its EOF or our reaping says it ended
             return
         asyncio.get_running_loop().add_reader(process.pidfd, self._seen_dead, phase, process)
 
